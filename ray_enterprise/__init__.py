@@ -1,0 +1,58 @@
+"""ray_enterprise: run a fleet of long-lived services on Ray as one supervised system.
+
+The public API is what ``__all__`` lists; every other module may change.
+"""
+
+from __future__ import annotations
+
+from ray_enterprise.errors import (
+    DependencyCycleError,
+    DependencyError,
+    NotConnectedError,
+    RayEnterpriseError,
+    ServiceNotFoundError,
+    SpecError,
+    UnknownDependencyError,
+)
+from ray_enterprise.registry.client import EnterpriseServiceRegistry
+from ray_enterprise.registry.graph import DependencyGraph
+from ray_enterprise.registry.supervision import ServiceState
+from ray_enterprise.runtime import System, connect, shutdown_system
+from ray_enterprise.service import Health, Service
+from ray_enterprise.spec import (
+    AppSpec,
+    Criticality,
+    RestartPolicy,
+    ServiceSpec,
+    Strategy,
+    load_app_spec,
+    parse_app_spec,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AppSpec",
+    "Criticality",
+    "DependencyCycleError",
+    "DependencyError",
+    "DependencyGraph",
+    "EnterpriseServiceRegistry",
+    "Health",
+    "NotConnectedError",
+    "RayEnterpriseError",
+    "RestartPolicy",
+    "Service",
+    "ServiceNotFoundError",
+    "ServiceSpec",
+    "ServiceState",
+    "SpecError",
+    "Strategy",
+    "System",
+    "UnknownDependencyError",
+    "__version__",
+    "connect",
+    "load_app_spec",
+    "parse_app_spec",
+    "shutdown_system",
+]

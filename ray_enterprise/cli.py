@@ -1,0 +1,187 @@
+"""`ray-enterprise`: run an application spec, look at it, take it down."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+import click
+
+from ray_enterprise.errors import NotConnectedError, RayEnterpriseError, SpecError
+
+_STATE_COLOURS = {
+    "healthy": "green",
+    "degraded": "yellow",
+    "unhealthy": "yellow",
+    "starting": "cyan",
+    "restarting": "magenta",
+    "pending": "white",
+    "failed": "red",
+    "stopping": "white",
+    "stopped": "white",
+}
+
+
+def render_table(status: dict[str, Any], *, title: str = "", colour: bool = False) -> str:
+    """The status document as a fixed-width table: a view over plain data."""
+    rows = [("SERVICE", "STATE", "CRITICALITY", "RESTARTS", "NODE", "LAST ERROR")]
+    for svc in status.get("services", []):
+        rows.append(
+            (
+                svc["name"],
+                svc["state"],
+                svc["criticality"],
+                str(svc["restarts"]),
+                (svc.get("node_id") or "-")[:12],
+                (svc.get("last_error") or "")[:60],
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    head = f"{title}  " if title else ""
+    lines.append(
+        f"{head}status: {status.get('status', '?')}  score: {status.get('score', 0):g}/100"
+    )
+    for index, row in enumerate(rows):
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
+        if colour and index:
+            cells[1] = click.style(cells[1], fg=_STATE_COLOURS.get(row[1], "white"))
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _connect_existing(address: str | None) -> Any:
+    from ray_enterprise.runtime import init_ray, registry_actor
+
+    try:
+        init_ray(address or os.environ.get("RAY_ADDRESS") or "auto")
+    except ConnectionError as exc:
+        _fail(f"cannot reach a Ray cluster ({exc}); pass --address or start one", 1)
+    try:
+        return registry_actor()
+    except NotConnectedError as exc:
+        _fail(str(exc), 1)
+
+
+@click.group()
+@click.version_option(package_name="ray_enterprise")
+def main() -> None:
+    """Run a fleet of long-lived services on Ray as one supervised system."""
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option(
+    "--address", default=None, help="Ray address; default RAY_ADDRESS or a new local Ray."
+)
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--num-cpus", type=int, default=None, help="CPUs of a local Ray started here.")
+@click.option("--refresh", type=float, default=1.0, show_default=True, help="Table refresh (s).")
+@click.option("--start-timeout", type=float, default=300.0, show_default=True)
+def up(
+    spec: str,
+    address: str | None,
+    duration: float | None,
+    num_cpus: int | None,
+    refresh: float,
+    start_timeout: float,
+) -> None:
+    """Start every service of SPEC in dependency order and supervise it until Ctrl-C."""
+    import ray
+
+    from ray_enterprise.runtime import connect
+    from ray_enterprise.spec import load_app_spec
+
+    try:
+        app = load_app_spec(spec)
+        for service in app.services:  # fail before touching Ray if a class is missing
+            service.load_class()
+    except SpecError as exc:
+        _fail(f"{exc}\nnothing was started")
+    stop_requested: list[str] = []
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        stop_requested.append(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    system = connect(address, num_cpus=num_cpus)
+    registry = system.registry
+    registry.register_app_sync(app)
+    colour = sys.stdout.isatty()
+    pending = registry.actor.start_all.remote(start_timeout)
+    began = time.monotonic()
+    last = ""
+    try:
+        while not stop_requested:
+            ready, _ = ray.wait([pending], timeout=0)
+            status = registry.get_system_status_sync()
+            table = render_table(status, title=f"[{app.name}]", colour=colour)
+            plain = render_table(status, title=f"[{app.name}]")
+            if colour:
+                click.echo("\x1b[2J\x1b[H" + table, nl=True)
+            elif plain != last:
+                click.echo(table + "\n", nl=True)
+            last = plain
+            if duration is not None and time.monotonic() - began >= duration:
+                break
+            time.sleep(refresh if ready else min(refresh, 0.25))
+    finally:
+        reason = stop_requested[0] if stop_requested else "duration elapsed"
+        click.echo(f"stopping ({reason}): services stop in reverse dependency order")
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        final = registry.stop_all_sync()
+        click.echo(render_table(final, title=f"[{app.name}]"))
+        ray.get(registry.actor.forget.remote())
+        ray.kill(registry.actor, no_restart=True)
+        ray.shutdown()
+    click.echo("all services stopped")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable document.")
+@click.option("--address", default=None, help="Ray address; default RAY_ADDRESS or 'auto'.")
+def status(as_json: bool, address: str | None) -> None:
+    """Show every service's state, health, restarts, node and last error."""
+    import ray
+
+    handle = _connect_existing(address)
+    doc = ray.get(handle.get_system_status.remote())
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        click.echo(render_table(doc, colour=sys.stdout.isatty()))
+
+
+@main.command()
+@click.option("--address", default=None, help="Ray address; default RAY_ADDRESS or 'auto'.")
+def down(address: str | None) -> None:
+    """Stop every service in reverse order and remove the system actors."""
+    import ray
+
+    handle = _connect_existing(address)
+    ray.get(handle.forget.remote())
+    ray.kill(handle, no_restart=True)
+    click.echo("all services stopped; registry removed")
+
+
+def run() -> None:
+    """Entry point that turns our errors into one clear line instead of a traceback."""
+    try:
+        main(standalone_mode=True)
+    except RayEnterpriseError as exc:
+        _fail(str(exc))
+
+
+if __name__ == "__main__":
+    run()

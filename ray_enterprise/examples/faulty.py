@@ -1,0 +1,60 @@
+"""A service whose faults are controlled from outside: for tests, demos and chaos drills."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from typing import Any
+
+from ray_enterprise.service import Health, Service
+
+
+class FaultyService(Service):
+    """Config: ``start_delay_s``, ``fail_start`` (raise in start), ``healthy`` (initial).
+
+    Calls: ``set_healthy(bool)``, ``crash()`` (SIGKILL of its own process), ``pid()``,
+    ``events()`` (the hooks it saw, with times) and ``echo(x)``.
+    """
+
+    async def start(self) -> None:
+        self._events: list[tuple[str, Any, float]] = [("start", self.generation, time.time())]
+        delay = float(self.config.get("start_delay_s", 0.0))
+        if delay:
+            await asyncio.sleep(delay)
+        if self.config.get("fail_start"):
+            raise RuntimeError("configured to fail in start()")
+        self._healthy = bool(self.config.get("healthy", True))
+        self._events.append(("started", self.generation, time.time()))
+
+    async def stop(self) -> None:
+        self._events.append(("stop", self.generation, time.time()))
+        marker = self.config.get("stop_marker")
+        if marker:
+            with open(marker, "a", encoding="utf-8") as fh:
+                fh.write(f"{self.name} {time.time()}\n")
+
+    async def check_health(self) -> Health:
+        return Health(self._healthy, "" if self._healthy else "told to be unhealthy")
+
+    async def on_dependency_change(self, name: str, state: str) -> None:
+        self._events.append(("dependency", (name, state), time.time()))
+
+    async def set_healthy(self, healthy: bool) -> None:
+        self._healthy = healthy
+
+    async def crash(self) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def events(self) -> list[tuple[str, Any, float]]:
+        return list(self._events)
+
+    async def echo(self, value: Any) -> Any:
+        return value
+
+    async def stats(self) -> dict[str, Any]:
+        return {"healthy": self._healthy, "events": len(self._events)}

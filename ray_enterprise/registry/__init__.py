@@ -1,0 +1,1 @@
+"""The service registry: dependency graph, supervision and the RegistryActor."""

@@ -1,0 +1,367 @@
+"""The supervisor: desired state against actual state, one step per tick, no Ray.
+
+The registry actor feeds it what it observed (an actor started, a health check passed or failed,
+an actor died) and executes the actions it returns (start, kill, notify). Everything about
+*when* to restart, *what* to restart with it and *which* state a service is in lives here, so
+that it can be tested with a fake clock in milliseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ray_enterprise.errors import ServiceNotFoundError
+from ray_enterprise.registry.graph import DependencyGraph
+from ray_enterprise.registry.restarts import RestartTracker
+from ray_enterprise.spec import RestartPolicy, ServiceSpec, Strategy
+
+
+class ServiceState(str, Enum):
+    PENDING = "pending"  # registered, waiting for start_all or for its dependencies
+    STARTING = "starting"  # actor exists, waiting for its first healthy check
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"  # answers its health checks, but a dependency does not
+    UNHEALTHY = "unhealthy"  # failing health checks, not yet past the threshold
+    RESTARTING = "restarting"  # gone; will be started again after backoff
+    FAILED = "failed"  # past the restart intensity, or a temporary service that died
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+#: States in which a service answers calls and may be depended on.
+UP_STATES = frozenset({ServiceState.HEALTHY, ServiceState.DEGRADED})
+#: States in which an actor of the current generation is (believed) alive.
+LIVE_STATES = frozenset(
+    {ServiceState.STARTING, ServiceState.HEALTHY, ServiceState.DEGRADED, ServiceState.UNHEALTHY}
+)
+
+
+@dataclass(frozen=True)
+class StartService:
+    name: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class KillService:
+    name: str
+    generation: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class NotifyDependency:
+    """Tell ``target`` that its dependency ``dependency`` is now in ``state``."""
+
+    target: str
+    generation: int
+    dependency: str
+    state: ServiceState
+
+
+Action = StartService | KillService | NotifyDependency
+
+
+@dataclass
+class ServiceRecord:
+    """What the supervisor knows about one service; the actor persists the durable part."""
+
+    spec: ServiceSpec
+    tracker: RestartTracker
+    state: ServiceState = ServiceState.PENDING
+    generation: int = 0
+    restarts: int = 0
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    state_since: float = 0.0
+    started_at: float | None = None
+    healthy_since: float | None = None
+    restart_at: float = 0.0
+    seen_dependencies: dict[str, bool] = field(default_factory=dict)
+
+
+class Supervisor:
+    """Reconciles a set of services toward 'running' or 'stopped'."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._records: dict[str, ServiceRecord] = {}
+        self._graph = DependencyGraph({})
+        self.running = False  # desired state: start_all sets it, stop_all clears it
+
+    # -- registration ---------------------------------------------------------------------
+
+    def register(self, spec: ServiceSpec) -> None:
+        """Add or replace a service spec; the graph must stay valid with it."""
+        deps = {name: rec.spec.depends_on for name, rec in self._records.items()}
+        deps[spec.name] = spec.depends_on
+        self._validate(deps)
+        old = self._records.get(spec.name)
+        if old is not None:
+            old.spec = spec
+            old.tracker.spec = spec.restart
+        else:
+            self._records[spec.name] = ServiceRecord(
+                spec=spec, tracker=RestartTracker(spec.restart), state_since=self._clock()
+            )
+
+    def register_all(self, specs: Iterable[ServiceSpec]) -> None:
+        """Register several services at once, so they may depend on each other in any order."""
+        specs = list(specs)
+        deps = {name: rec.spec.depends_on for name, rec in self._records.items()}
+        deps.update({spec.name: spec.depends_on for spec in specs})
+        self._validate(deps)
+        for spec in specs:
+            self.register(spec)
+
+    def _validate(self, deps: dict[str, tuple[str, ...]]) -> None:
+        self._graph = DependencyGraph(deps)
+
+    def unregister(self, name: str) -> None:
+        self.record(name)
+        deps = {n: r.spec.depends_on for n, r in self._records.items() if n != name}
+        self._validate(deps)
+        del self._records[name]
+
+    @property
+    def graph(self) -> DependencyGraph:
+        return self._graph
+
+    def record(self, name: str) -> ServiceRecord:
+        try:
+            return self._records[name]
+        except KeyError:
+            raise ServiceNotFoundError(name, list(self._records)) from None
+
+    def records(self) -> list[ServiceRecord]:
+        """All records in start order."""
+        return [self._records[n] for level in self._graph.levels() for n in level]
+
+    # -- observations ---------------------------------------------------------------------
+
+    def _set_state(self, rec: ServiceRecord, state: ServiceState) -> None:
+        if rec.state is not state:
+            rec.state = state
+            rec.state_since = self._clock()
+
+    def _current(self, name: str, generation: int) -> ServiceRecord | None:
+        """The record if the observation is about its current generation, else None."""
+        rec = self._records.get(name)
+        if rec is None or rec.generation != generation or rec.state not in LIVE_STATES:
+            return None
+        return rec
+
+    def adopt(self, name: str, generation: int) -> None:
+        """A registry that restarted found this generation's actor alive: supervise it again."""
+        rec = self.record(name)
+        rec.generation = generation
+        rec.started_at = self._clock()
+        rec.consecutive_failures = 0
+        self._set_state(rec, ServiceState.STARTING)
+
+    def restore(self, name: str, generation: int, *, failed: bool, restarts: int) -> None:
+        """Reload the durable part of a record after a registry restart (actor not found)."""
+        rec = self.record(name)
+        rec.generation = generation
+        rec.restarts = restarts
+        if failed:
+            self._set_state(rec, ServiceState.FAILED)
+        elif generation > 0:
+            rec.restart_at = self._clock()
+            self._set_state(rec, ServiceState.RESTARTING)
+
+    def health_passed(self, name: str, generation: int) -> None:
+        rec = self._current(name, generation)
+        if rec is None:
+            return
+        rec.consecutive_failures = 0
+        if rec.healthy_since is None:
+            rec.healthy_since = self._clock()
+        if rec.state in (ServiceState.STARTING, ServiceState.UNHEALTHY):
+            self._set_state(rec, ServiceState.HEALTHY)
+            rec.seen_dependencies = {}  # re-announce dependency states to a fresh start
+
+    def health_failed(self, name: str, generation: int, detail: str) -> list[Action]:
+        rec = self._current(name, generation)
+        if rec is None:
+            return []
+        rec.last_error = detail
+        if rec.state is ServiceState.STARTING:
+            return []  # the startup grace period; tick() enforces startup_timeout_s
+        rec.healthy_since = None
+        rec.consecutive_failures += 1
+        if rec.consecutive_failures >= rec.spec.health.failure_threshold:
+            return self._fail(
+                rec, f"health check failed {rec.consecutive_failures} times in a row: {detail}"
+            )
+        self._set_state(rec, ServiceState.UNHEALTHY)
+        return []
+
+    def died(self, name: str, generation: int, reason: str) -> list[Action]:
+        """The actor of this generation is gone (crash, kill, node loss, failed start)."""
+        rec = self._current(name, generation)
+        if rec is None:
+            return []
+        return self._fail(rec, reason, alive=False)
+
+    def completed(self, name: str, generation: int) -> list[Action]:
+        """The service ended itself cleanly: only a permanent service comes back."""
+        rec = self._current(name, generation)
+        if rec is None:
+            return []
+        if rec.spec.restart.policy is RestartPolicy.PERMANENT:
+            return self._fail(rec, "exited on its own; permanent services are restarted")
+        rec.last_error = None
+        self._set_state(rec, ServiceState.STOPPED)
+        return [KillService(name, generation, "completed")]
+
+    # -- decisions ------------------------------------------------------------------------
+
+    def _fail(self, rec: ServiceRecord, reason: str, *, alive: bool = True) -> list[Action]:
+        now = self._clock()
+        rec.last_error = reason
+        rec.healthy_since = None
+        rec.consecutive_failures = 0
+        actions: list[Action] = []
+        if alive:
+            actions.append(KillService(rec.spec.name, rec.generation, reason))
+        if rec.spec.restart.policy is RestartPolicy.TEMPORARY:
+            self._set_state(rec, ServiceState.FAILED)
+            rec.last_error = f"{reason} (temporary service: not restarted)"
+            return actions
+        rec.tracker.record(now)
+        if rec.tracker.exceeded(now):
+            self._set_state(rec, ServiceState.FAILED)
+            rec.last_error = (
+                f"{reason} (more than {rec.spec.restart.max_restarts} restarts within "
+                f"{rec.spec.restart.window_s:g} s: given up)"
+            )
+            return actions
+        rec.restart_at = now + rec.tracker.next_delay()
+        self._set_state(rec, ServiceState.RESTARTING)
+        if rec.spec.strategy is Strategy.REST_FOR_ONE:
+            actions.extend(self._restart_dependents(rec.spec.name, reason))
+        return actions
+
+    def _restart_dependents(self, name: str, reason: str) -> list[Action]:
+        actions: list[Action] = []
+        for dep_name in self._graph.dependents(name):
+            dep = self._records[dep_name]
+            if dep.state in LIVE_STATES:
+                actions.append(KillService(dep_name, dep.generation, f"rest_for_one: {name}"))
+                dep.last_error = f"restarted with {name} (rest_for_one): {reason}"
+                dep.healthy_since = None
+                dep.restart_at = self._clock()
+                self._set_state(dep, ServiceState.RESTARTING)
+        return actions
+
+    def restart(self, name: str) -> list[Action]:
+        """An operator's restart: now, without backoff, and a FAILED service gets a fresh count."""
+        rec = self.record(name)
+        actions: list[Action] = []
+        if rec.state in LIVE_STATES:
+            actions.append(KillService(name, rec.generation, "restart requested"))
+        rec.tracker.reset()
+        rec.restart_at = self._clock()
+        rec.healthy_since = None
+        rec.last_error = None
+        self._set_state(rec, ServiceState.RESTARTING)
+        if rec.spec.strategy is Strategy.REST_FOR_ONE:
+            actions.extend(self._restart_dependents(name, "restart requested"))
+        return actions
+
+    def started(self, name: str, generation: int) -> None:
+        """The actor of ``generation`` was created and its start() hook returned."""
+        rec = self._records.get(name)
+        if rec is not None and rec.generation == generation and rec.state is ServiceState.STARTING:
+            rec.started_at = self._clock()
+
+    def _ready(self, name: str) -> bool:
+        return all(self._records[d].state in UP_STATES for d in self._graph.dependencies(name))
+
+    def tick(self) -> list[Action]:
+        """One reconcile step over every service, in start order."""
+        if not self.running:
+            return []
+        now = self._clock()
+        actions: list[Action] = []
+        for rec in self.records():
+            name = rec.spec.name
+            state = rec.state
+            if state is ServiceState.PENDING or (
+                state is ServiceState.RESTARTING and now >= rec.restart_at
+            ):
+                if self._ready(name):
+                    rec.generation += 1
+                    if state is ServiceState.RESTARTING:
+                        rec.restarts += 1
+                    rec.started_at = now
+                    rec.consecutive_failures = 0
+                    self._set_state(rec, ServiceState.STARTING)
+                    actions.append(StartService(name, rec.generation))
+                continue
+            if (
+                state is ServiceState.STARTING
+                and rec.started_at is not None
+                and now - rec.started_at > rec.spec.health.startup_timeout_s
+            ):
+                detail = rec.last_error or "no healthy check"
+                actions.extend(
+                    self._fail(
+                        rec,
+                        f"not healthy within startup_timeout_s="
+                        f"{rec.spec.health.startup_timeout_s:g}: {detail}",
+                    )
+                )
+                continue
+            if state in UP_STATES:
+                actions.extend(self._reconcile_dependencies(rec))
+                if rec.healthy_since is not None:
+                    rec.tracker.note_healthy(rec.healthy_since, now)
+        return actions
+
+    def _reconcile_dependencies(self, rec: ServiceRecord) -> list[Action]:
+        actions: list[Action] = []
+        all_up = True
+        for dep in self._graph.dependencies(rec.spec.name):
+            dep_state = self._records[dep].state
+            up = dep_state in UP_STATES
+            all_up = all_up and up
+            if rec.seen_dependencies.get(dep, True) != up:
+                actions.append(NotifyDependency(rec.spec.name, rec.generation, dep, dep_state))
+            rec.seen_dependencies[dep] = up
+        self._set_state(rec, ServiceState.HEALTHY if all_up else ServiceState.DEGRADED)
+        return actions
+
+    def settled(self) -> bool:
+        """Every service is up, or given up on, or waiting behind one that was given up on."""
+        failed = {n for n, r in self._records.items() if r.state is ServiceState.FAILED}
+        blocked = set(failed)
+        for name in failed:
+            blocked.update(self._graph.dependents(name))
+        return all(
+            rec.state in UP_STATES or name in blocked for name, rec in self._records.items()
+        )
+
+    def begin_stop(self, name: str) -> int | None:
+        """Mark a service as stopping; returns the generation to stop, or None if none runs."""
+        rec = self.record(name)
+        live = rec.state in LIVE_STATES
+        self._set_state(rec, ServiceState.STOPPING if live else ServiceState.STOPPED)
+        return rec.generation if live else None
+
+    def stopped(self, name: str) -> None:
+        rec = self.record(name)
+        rec.healthy_since = None
+        self._set_state(rec, ServiceState.STOPPED)
+
+    def reset_for_start(self) -> None:
+        """After a full stop, let start_all start everything again from PENDING."""
+        for rec in self._records.values():
+            if rec.state in (ServiceState.STOPPED, ServiceState.FAILED):
+                rec.tracker.reset()
+                rec.last_error = None if rec.state is ServiceState.STOPPED else rec.last_error
+                self._set_state(rec, ServiceState.PENDING)

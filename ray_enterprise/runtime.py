@@ -1,0 +1,92 @@
+"""Connecting to Ray and to the system actors, from a driver, a job, a Serve replica or an actor.
+
+``connect()`` is safe to call anywhere: inside Ray it reuses the worker's connection; outside it
+joins the cluster named by ``address`` (or ``RAY_ADDRESS``, which ``ray job submit`` sets) or
+starts a local one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from ray_enterprise import _kv
+from ray_enterprise.errors import NotConnectedError
+
+NAMESPACE = _kv.NAMESPACE
+
+# Ray's defaults that a laptop or CI user would not want: usage reports off.
+_RAY_ENV_DEFAULTS = {"RAY_USAGE_STATS_ENABLED": "0"}
+# With this unset, a local Ray binds its ports on every interface; set, on loopback only.
+_LOCAL_ENV_DEFAULTS = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+@dataclass(frozen=True)
+class System:
+    """Handles to the running system; more subsystems join as they are built."""
+
+    registry: Any  # EnterpriseServiceRegistry (imported lazily to keep this module light)
+
+
+def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
+    """Join or start Ray in the ray_enterprise namespace, once per process.
+
+    ``address=None`` uses ``RAY_ADDRESS`` when set, else starts a fresh local instance
+    (``address="local"``), which ignores a stale ``ray_current_cluster`` file left by an
+    earlier ``ray stop --force``. ``"auto"`` joins the cluster this machine already runs.
+    """
+    if ray.is_initialized():
+        return
+    for key, value in _RAY_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    if address is None:
+        address = os.environ.get("RAY_ADDRESS") or "local"
+    kwargs: dict[str, Any] = {
+        "address": address,
+        "namespace": NAMESPACE,
+        "log_to_driver": True,
+        "configure_logging": False,
+    }
+    if address == "local":
+        for key, value in _LOCAL_ENV_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        kwargs["num_cpus"] = num_cpus if num_cpus is not None else os.cpu_count()
+        kwargs["include_dashboard"] = False
+        kwargs["_node_ip_address"] = "127.0.0.1"  # a local instance stays on loopback
+    ray.init(**kwargs)
+
+
+def registry_actor(*, create: bool = False) -> Any:
+    """The RegistryActor handle (raises :class:`NotConnectedError` when it does not run)."""
+    from ray_enterprise.registry.actor import get_registry_handle
+
+    try:
+        return get_registry_handle(create=create)
+    except ValueError as exc:
+        raise NotConnectedError(
+            "no ray_enterprise registry runs on this Ray cluster; start one with "
+            "`ray-enterprise up SPEC` or ray_enterprise.connect()"
+        ) from exc
+
+
+def connect(
+    address: str | None = None, *, boot: bool = True, num_cpus: int | None = None
+) -> System:
+    """Reach (and with ``boot``, start when missing) the system actors."""
+    from ray_enterprise.registry.client import EnterpriseServiceRegistry
+
+    init_ray(address, num_cpus=num_cpus)
+    return System(registry=EnterpriseServiceRegistry(registry_actor(create=boot)))
+
+
+def shutdown_system() -> None:
+    """Stop every service, erase the control state and kill the system actors."""
+    try:
+        handle = registry_actor()
+    except NotConnectedError:
+        return
+    ray.get(handle.forget.remote())
+    ray.kill(handle, no_restart=True)

@@ -1,0 +1,237 @@
+"""Service and application specs: the desired state the registry reconciles toward.
+
+Specs are pydantic models because they arrive from the edge (YAML files, Python callers, the
+GCS key-value store after a registry restart) and must be rejected there, with the file, the
+service and the field named, before anything is started.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ray_enterprise.errors import SpecError
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,62}$")
+
+
+class Criticality(str, Enum):
+    """How much a service's health weighs in the system status."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class RestartPolicy(str, Enum):
+    """OTP's restart types: when a stopped service is started again."""
+
+    PERMANENT = "permanent"  # always restarted
+    TRANSIENT = "transient"  # restarted after a crash or failed health, not after a clean exit
+    TEMPORARY = "temporary"  # never restarted
+
+
+class Strategy(str, Enum):
+    """Which services restart together (OTP supervisor strategies over the dependency graph)."""
+
+    ONE_FOR_ONE = "one_for_one"
+    REST_FOR_ONE = "rest_for_one"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RestartSpec(_Strict):
+    """Restart policy, intensity (``max_restarts`` within ``window_s``) and backoff."""
+
+    policy: RestartPolicy = RestartPolicy.PERMANENT
+    max_restarts: int = Field(5, ge=0)
+    window_s: float = Field(60.0, gt=0)
+    backoff_initial_s: float = Field(0.1, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
+    # Backoff forgets past restarts after this long healthy (Kubernetes resets after 10 min).
+    backoff_reset_s: float = Field(120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _cap_not_below_initial(self) -> RestartSpec:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+        return self
+
+
+class HealthSpec(_Strict):
+    """How the registry probes a service, and how patient it is with a slow starter."""
+
+    period_s: float = Field(1.0, gt=0)
+    timeout_s: float = Field(2.0, gt=0)
+    failure_threshold: int = Field(3, ge=1)
+    startup_timeout_s: float = Field(30.0, gt=0)
+
+
+class ActorOptions(_Strict):
+    """The Ray actor options a service may set; everything else is the registry's to decide."""
+
+    num_cpus: float = Field(0.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+    memory: int | None = Field(None, ge=0)
+    resources: dict[str, float] = Field(default_factory=dict)
+    node_id: str | None = None  # node affinity (hex node id)
+    node_soft: bool = True  # fall back to another node when the pinned one is gone
+    max_concurrency: int = Field(1000, ge=1)
+    runtime_env: dict[str, Any] | None = None
+
+
+class ServiceSpec(_Strict):
+    """Everything the registry needs to start, supervise and stop one service."""
+
+    name: str
+    class_path: str = Field(alias="class")
+    depends_on: tuple[str, ...] = ()
+    criticality: Criticality = Criticality.MEDIUM
+    restart: RestartSpec = RestartSpec()
+    strategy: Strategy = Strategy.ONE_FOR_ONE
+    health: HealthSpec = HealthSpec()
+    shutdown_timeout_s: float = Field(10.0, gt=0)
+    actor: ActorOptions = ActorOptions()
+    replicas: int = Field(1, ge=1)
+    config: dict[str, Any] = Field(default_factory=dict)
+    config_section: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError(
+                "must start with a lowercase letter and hold only lowercase letters, digits, "
+                "'_' or '-' (at most 63 characters)"
+            )
+        return value
+
+    @field_validator("class_path")
+    @classmethod
+    def _valid_class_path(cls, value: str) -> str:
+        module, sep, qualname = value.partition(":")
+        if not sep or not module or not qualname:
+            raise ValueError("must be 'package.module:ClassName'")
+        return value
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _deps_as_tuple(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return (value,)
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> ServiceSpec:
+        if self.name in self.depends_on:
+            raise ValueError(f"service {self.name!r} cannot depend on itself")
+        if len(set(self.depends_on)) != len(self.depends_on):
+            raise ValueError("depends_on lists a service twice")
+        if self.replicas != 1:
+            # Replicas behind one handle arrive with rolling upgrades; refuse rather than
+            # silently start one.
+            raise ValueError("replicas > 1 is not supported yet; use one service per replica")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec as plain JSON data, as stored in the key-value store."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def load_class(self) -> type:
+        """Import the service class this spec names."""
+        module_name, _, qualname = self.class_path.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise SpecError(
+                f"cannot import {self.class_path!r}: {exc}", service=self.name, field="class"
+            ) from exc
+        if not isinstance(obj, type):
+            raise SpecError(f"{self.class_path!r} is not a class", service=self.name, field="class")
+        return obj
+
+
+class AppSpec(_Strict):
+    """An application: a named set of services (a spec file)."""
+
+    name: str = "default"
+    services: tuple[ServiceSpec, ...]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AppSpec:
+        seen: set[str] = set()
+        for service in self.services:
+            if service.name in seen:
+                raise ValueError(f"service {service.name!r} is defined twice")
+            seen.add(service.name)
+        return self
+
+
+def _location(loc: tuple[int | str, ...], raw_services: list[Any]) -> tuple[str | None, str]:
+    """Turn a pydantic error location into (service name, dotted field)."""
+    parts = list(loc)
+    service: str | None = None
+    if len(parts) >= 2 and parts[0] == "services" and isinstance(parts[1], int):
+        index = parts[1]
+        raw = raw_services[index] if index < len(raw_services) else None
+        service = str(raw.get("name")) if isinstance(raw, dict) and raw.get("name") else f"#{index}"
+        parts = parts[2:]
+    field = ".".join(str(p) for p in parts) or "services"
+    return service, field
+
+
+def parse_app_spec(data: Any, *, file: str | None = None) -> AppSpec:
+    """Validate raw spec data, raising :class:`SpecError` that names file, service and field.
+
+    Accepts ``services`` as a list of service mappings or as a mapping from name to service.
+    """
+    if not isinstance(data, dict):
+        raise SpecError("the spec must be a mapping with a 'services' key", file=file)
+    data = dict(data)
+    services = data.get("services")
+    if isinstance(services, dict):
+        services = [
+            {"name": name, **(body or {})} if isinstance(body, dict) or body is None else body
+            for name, body in services.items()
+        ]
+        data["services"] = services
+    if not isinstance(services, list) or not services:
+        raise SpecError("'services' must be a non-empty list or mapping", file=file)
+    try:
+        return AppSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        service, field = _location(tuple(first["loc"]), services)
+        raise SpecError(first["msg"], file=file, service=service, field=field) from exc
+
+
+def load_app_spec(path: str | Path) -> AppSpec:
+    """Read and validate a YAML (or JSON) spec file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read the spec: {exc.strerror}", file=str(path)) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"not valid YAML{where}: {exc}", file=str(path)) from exc
+    app = parse_app_spec(data, file=str(path))
+    if app.name == "default":
+        app = app.model_copy(update={"name": path.stem})
+    return app
