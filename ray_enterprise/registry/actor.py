@@ -61,6 +61,13 @@ def _parse_actor_name(name: str) -> tuple[str, int] | None:
     return (service, int(gen)) if gen.isdigit() else None
 
 
+def _error_text(exc: BaseException) -> str:
+    """The user's exception, not Ray's wrapper with its remote traceback."""
+    cause = getattr(exc, "cause", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[-1] if lines else ''}"[:500]
+
+
 def _death_reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"actor died: {text[0] if text else type(exc).__name__}"[:300]
@@ -242,7 +249,7 @@ class RegistryActor:
             self._execute(self._sup.died(name, generation, _death_reason(exc)))
             return
         except Exception as exc:
-            self._execute(self._sup.died(name, generation, f"start() raised: {exc}"[:500]))
+            self._execute(self._sup.died(name, generation, f"start() raised {_error_text(exc)}"))
             self._kill(name, generation)
             return
         self._nodes[name] = node
@@ -270,7 +277,7 @@ class RegistryActor:
             except ActorUnavailableError:
                 ok, detail = False, "actor unreachable"
             except Exception as exc:
-                ok, detail = False, f"check_health raised: {exc}"[:500]
+                ok, detail = False, f"check_health raised {_error_text(exc)}"
             if ok:
                 before = rec.state
                 self._sup.health_passed(name, generation)
@@ -427,7 +434,7 @@ class RegistryActor:
             except asyncio.TimeoutError:
                 detail = f"health check timed out after {rec.spec.health.timeout_s:g} s"
             except Exception as exc:
-                detail = f"health check failed: {exc}"[:500]
+                detail = f"health check failed: {_error_text(exc)}"
         status = self._status_of(name).to_json()
         status.update(
             {
@@ -459,9 +466,22 @@ class RegistryActor:
         return status
 
     async def forget(self) -> None:
-        """Stop everything and erase the control state: used by ``down``."""
+        """Stop everything and erase the control state: used by ``down`` and between tests."""
         await self.stop_all()
+        await self._wait_names_released()
         _kv.delete_prefix("registry/")
+        self._sup = Supervisor()
+        self._handles.clear()
+        self._nodes.clear()
+        self._persisted.clear()
+
+    async def _wait_names_released(self, timeout_s: float = 10.0) -> None:
+        """ray.kill is asynchronous: wait until no service actor name is still taken."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not any(_parse_actor_name(n) for n in ray.util.list_named_actors()):
+                return
+            await asyncio.sleep(0.05)
 
 
 def registry_options() -> dict[str, Any]:

@@ -40,10 +40,14 @@ class RestartTracker:
         return self.in_window(now) > self.spec.max_restarts
 
     def next_delay(self) -> float:
-        """Seconds to wait before the next start: 0 for the first restart, then doubling."""
+        """Seconds to wait before the next start: 0 for the first restart, then doubling.
+
+        The first restart is immediate (OTP's choice): a one-off crash should cost only the
+        time to start a new actor. Only a repeat offender waits.
+        """
         if self.consecutive <= 1:
-            return 0.0 if self.consecutive == 0 else self.spec.backoff_initial_s
-        delay = self.spec.backoff_initial_s * (2 ** (self.consecutive - 1))
+            return 0.0
+        delay = self.spec.backoff_initial_s * (2 ** (self.consecutive - 2))
         return float(min(self.spec.backoff_max_s, delay))
 
     def note_healthy(self, healthy_since: float, now: float) -> None:

@@ -96,26 +96,27 @@ class Supervisor:
 
     def register(self, spec: ServiceSpec) -> None:
         """Add or replace a service spec; the graph must stay valid with it."""
-        deps = {name: rec.spec.depends_on for name, rec in self._records.items()}
-        deps[spec.name] = spec.depends_on
-        self._validate(deps)
-        old = self._records.get(spec.name)
-        if old is not None:
-            old.spec = spec
-            old.tracker.spec = spec.restart
-        else:
-            self._records[spec.name] = ServiceRecord(
-                spec=spec, tracker=RestartTracker(spec.restart), state_since=self._clock()
-            )
+        self.register_all([spec])
 
     def register_all(self, specs: Iterable[ServiceSpec]) -> None:
-        """Register several services at once, so they may depend on each other in any order."""
+        """Register several services at once, so they may depend on each other in any order.
+
+        The graph is validated with all of them before any is added: a bad batch changes
+        nothing.
+        """
         specs = list(specs)
         deps = {name: rec.spec.depends_on for name, rec in self._records.items()}
         deps.update({spec.name: spec.depends_on for spec in specs})
         self._validate(deps)
         for spec in specs:
-            self.register(spec)
+            old = self._records.get(spec.name)
+            if old is not None:
+                old.spec = spec
+                old.tracker.spec = spec.restart
+            else:
+                self._records[spec.name] = ServiceRecord(
+                    spec=spec, tracker=RestartTracker(spec.restart), state_since=self._clock()
+                )
 
     def _validate(self, deps: dict[str, tuple[str, ...]]) -> None:
         self._graph = DependencyGraph(deps)
@@ -342,9 +343,7 @@ class Supervisor:
         blocked = set(failed)
         for name in failed:
             blocked.update(self._graph.dependents(name))
-        return all(
-            rec.state in UP_STATES or name in blocked for name, rec in self._records.items()
-        )
+        return all(rec.state in UP_STATES or name in blocked for name, rec in self._records.items())
 
     def begin_stop(self, name: str) -> int | None:
         """Mark a service as stopping; returns the generation to stop, or None if none runs."""

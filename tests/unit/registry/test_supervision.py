@@ -1,0 +1,252 @@
+"""The service state machine, driven by a fake clock: no Ray, no sleeping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ray_enterprise.errors import DependencyCycleError, ServiceNotFoundError
+from ray_enterprise.registry.supervision import (
+    KillService,
+    NotifyDependency,
+    ServiceState,
+    StartService,
+    Supervisor,
+)
+from ray_enterprise.spec import ServiceSpec
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def spec(name: str, *deps: str, **fields: Any) -> ServiceSpec:
+    return ServiceSpec.model_validate(
+        {"name": name, "class": "pkg.mod:Cls", "depends_on": list(deps), **fields}
+    )
+
+
+def make(*specs: ServiceSpec) -> tuple[Supervisor, Clock]:
+    clock = Clock()
+    sup = Supervisor(clock=clock)
+    sup.register_all(specs)
+    sup.running = True
+    return sup, clock
+
+
+def starts(actions: list[Any]) -> list[str]:
+    return [a.name for a in actions if isinstance(a, StartService)]
+
+
+def bring_up(sup: Supervisor, *names: str) -> None:
+    for name in names:
+        sup.health_passed(name, sup.record(name).generation)
+    sup.tick()
+
+
+def test_dependents_start_only_after_their_dependencies_are_healthy() -> None:
+    sup, _ = make(spec("db"), spec("cache", "db"), spec("api", "cache"))
+    assert starts(sup.tick()) == ["db"]
+    assert starts(sup.tick()) == []  # db is STARTING, not yet healthy
+    sup.health_passed("db", 1)
+    assert starts(sup.tick()) == ["cache"]
+    sup.health_passed("cache", 1)
+    assert starts(sup.tick()) == ["api"]
+
+
+def test_services_of_one_level_start_in_the_same_tick() -> None:
+    sup, _ = make(spec("a"), spec("b"), spec("c", "a", "b"))
+    assert starts(sup.tick()) == ["a", "b"]
+
+
+def test_nothing_starts_while_not_running() -> None:
+    sup, _ = make(spec("a"))
+    sup.running = False
+    assert sup.tick() == []
+
+
+def test_crash_restarts_with_a_new_generation() -> None:
+    sup, _ = make(spec("a"))
+    sup.tick()
+    bring_up(sup, "a")
+    assert sup.died("a", 1, "boom") == []
+    assert sup.record("a").state is ServiceState.RESTARTING
+    assert sup.tick() == [StartService("a", 2)]
+    assert sup.record("a").restarts == 1
+
+
+def test_observations_about_an_old_generation_are_ignored() -> None:
+    sup, _ = make(spec("a"))
+    sup.tick()
+    bring_up(sup, "a")
+    sup.died("a", 1, "boom")
+    sup.tick()
+    assert sup.died("a", 1, "late news") == []
+    assert sup.health_failed("a", 1, "late") == []
+    assert sup.record("a").state is ServiceState.STARTING
+
+
+def test_failing_health_checks_restart_after_the_threshold() -> None:
+    sup, _ = make(spec("a", health={"failure_threshold": 3}))
+    sup.tick()
+    bring_up(sup, "a")
+    assert sup.health_failed("a", 1, "x") == []
+    assert sup.record("a").state is ServiceState.UNHEALTHY
+    assert sup.health_failed("a", 1, "x") == []
+    actions = sup.health_failed("a", 1, "x")
+    assert actions == [KillService("a", 1, "health check failed 3 times in a row: x")]
+    assert sup.record("a").state is ServiceState.RESTARTING
+
+
+def test_a_passing_check_resets_the_failure_count() -> None:
+    sup, _ = make(spec("a", health={"failure_threshold": 2}))
+    sup.tick()
+    bring_up(sup, "a")
+    sup.health_failed("a", 1, "x")
+    sup.health_passed("a", 1)
+    assert sup.record("a").state is ServiceState.HEALTHY
+    assert sup.health_failed("a", 1, "x") == []
+
+
+def test_health_failures_during_startup_grace_do_not_count() -> None:
+    sup, clock = make(spec("a", health={"failure_threshold": 1, "startup_timeout_s": 10}))
+    sup.tick()
+    for _ in range(5):
+        assert sup.health_failed("a", 1, "warming up") == []
+    clock.now += 11
+    actions = sup.tick()
+    assert isinstance(actions[0], KillService)
+    assert "startup_timeout_s=10" in (sup.record("a").last_error or "")
+
+
+def test_backoff_delays_consecutive_restarts() -> None:
+    sup, clock = make(spec("a", restart={"backoff_initial_s": 1.0, "max_restarts": 10}))
+    sup.tick()
+    sup.died("a", 1, "x")
+    assert starts(sup.tick()) == ["a"]  # the first restart is immediate
+    sup.died("a", 2, "x")
+    assert starts(sup.tick()) == []  # the second waits backoff_initial_s
+    clock.now += 1.0
+    assert starts(sup.tick()) == ["a"]
+    sup.died("a", 3, "x")
+    clock.now += 1.0
+    assert starts(sup.tick()) == []  # the third waits twice as long
+    clock.now += 1.0
+    assert starts(sup.tick()) == ["a"]
+
+
+def test_past_the_intensity_the_service_is_failed_and_dependents_degraded() -> None:
+    sup, _ = make(
+        spec("db", restart={"max_restarts": 1, "backoff_initial_s": 0}),
+        spec("api", "db"),
+    )
+    sup.tick()
+    bring_up(sup, "db")
+    sup.tick()
+    bring_up(sup, "api")
+    sup.died("db", 1, "x")
+    actions = sup.tick()
+    assert NotifyDependency("api", 1, "db", ServiceState.STARTING) in actions
+    assert sup.record("api").state is ServiceState.DEGRADED
+    sup.died("db", 2, "again")
+    assert sup.record("db").state is ServiceState.FAILED
+    assert "given up" in (sup.record("db").last_error or "")
+    sup.tick()
+    assert sup.record("api").state is ServiceState.DEGRADED
+    assert starts(sup.tick()) == []
+
+
+def test_dependents_recover_and_are_told_when_the_dependency_recovers() -> None:
+    sup, _ = make(spec("db", restart={"backoff_initial_s": 0}), spec("api", "db"))
+    sup.tick()
+    bring_up(sup, "db")
+    sup.tick()
+    bring_up(sup, "api")
+    sup.died("db", 1, "x")
+    sup.tick()
+    sup.health_passed("db", 2)
+    actions = sup.tick()
+    assert NotifyDependency("api", 1, "db", ServiceState.HEALTHY) in actions
+    assert sup.record("api").state is ServiceState.HEALTHY
+
+
+def test_rest_for_one_restarts_the_dependents_too() -> None:
+    sup, _ = make(
+        spec("db", strategy="rest_for_one", restart={"backoff_initial_s": 0}),
+        spec("cache", "db"),
+        spec("api", "cache"),
+        spec("other"),
+    )
+    for _ in range(3):
+        sup.tick()
+        bring_up(sup, *[r.spec.name for r in sup.records() if r.generation])
+    actions = sup.died("db", 1, "x")
+    killed = {a.name for a in actions if isinstance(a, KillService)}
+    assert killed == {"cache", "api"}
+    assert sup.record("other").state is ServiceState.HEALTHY
+    assert starts(sup.tick()) == ["db"]  # dependents wait for db to be healthy again
+    sup.health_passed("db", 2)
+    assert starts(sup.tick()) == ["cache"]
+
+
+def test_temporary_services_are_never_restarted() -> None:
+    sup, _ = make(spec("job", restart={"policy": "temporary"}))
+    sup.tick()
+    bring_up(sup, "job")
+    sup.died("job", 1, "x")
+    assert sup.record("job").state is ServiceState.FAILED
+    assert sup.tick() == []
+
+
+def test_a_transient_service_that_completes_stays_stopped() -> None:
+    sup, _ = make(spec("job", restart={"policy": "transient"}), spec("perm"))
+    sup.tick()
+    bring_up(sup, "job", "perm")
+    assert sup.completed("job", 1) == [KillService("job", 1, "completed")]
+    assert sup.record("job").state is ServiceState.STOPPED
+    sup.completed("perm", 1)
+    assert sup.record("perm").state is ServiceState.RESTARTING
+
+
+def test_manual_restart_revives_a_failed_service_with_a_fresh_count() -> None:
+    sup, _ = make(spec("a", restart={"max_restarts": 0}))
+    sup.tick()
+    sup.died("a", 1, "x")
+    assert sup.record("a").state is ServiceState.FAILED
+    sup.restart("a")
+    assert starts(sup.tick()) == ["a"]
+
+
+def test_adopted_actor_needs_a_healthy_check_and_is_not_started_again() -> None:
+    sup, _ = make(spec("a"))
+    sup.adopt("a", 7)
+    assert sup.tick() == []
+    sup.health_passed("a", 7)
+    assert sup.record("a").state is ServiceState.HEALTHY
+    assert sup.record("a").generation == 7
+
+
+def test_settled_counts_services_blocked_behind_a_failed_one() -> None:
+    sup, _ = make(spec("a", restart={"max_restarts": 0}), spec("b", "a"))
+    sup.tick()
+    assert not sup.settled()
+    sup.died("a", 1, "x")
+    assert sup.settled()
+
+
+def test_registering_a_cycle_is_refused_and_keeps_the_old_graph() -> None:
+    sup, _ = make(spec("a"), spec("b", "a"))
+    with pytest.raises(DependencyCycleError):
+        sup.register(spec("a", "b"))
+    assert sup.graph.levels() == (("a",), ("b",))
+
+
+def test_unknown_service_error_lists_the_known_ones() -> None:
+    sup, _ = make(spec("a"))
+    with pytest.raises(ServiceNotFoundError, match="registered: a"):
+        sup.record("zzz")

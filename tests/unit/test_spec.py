@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ray_enterprise.errors import SpecError
+from ray_enterprise.spec import load_app_spec, parse_app_spec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_demo_spec_loads_with_six_services_and_importable_classes() -> None:
+    app = load_app_spec(REPO / "cluster" / "demo.yaml")
+    assert app.name == "demo"
+    assert len(app.services) >= 6
+    for service in app.services:
+        service.load_class()
+
+
+def test_a_wrong_field_names_file_service_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "services:\n"
+        "  - name: db\n    class: a.b:C\n"
+        "  - name: api\n    class: a.b:C\n    health: {period_s: -1}\n"
+    )
+    with pytest.raises(SpecError) as info:
+        load_app_spec(path)
+    err = info.value
+    assert err.file == str(path)
+    assert err.service == "api"
+    assert err.field == "health.period_s"
+    assert "greater than 0" in str(err)
+
+
+def test_an_unknown_key_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("services:\n  - name: db\n    class: a.b:C\n    retsart: {}\n")
+    with pytest.raises(SpecError) as info:
+        load_app_spec(path)
+    assert info.value.service == "db"
+    assert info.value.field == "retsart"
+
+
+def test_bad_yaml_reports_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("services:\n  - name: db\n    class: [unclosed\n")
+    with pytest.raises(SpecError, match=r"line \d+"):
+        load_app_spec(path)
+
+
+def test_a_missing_file_is_a_spec_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="cannot read"):
+        load_app_spec(tmp_path / "nope.yaml")
+
+
+def test_services_may_be_a_mapping_by_name() -> None:
+    app = parse_app_spec({"services": {"db": {"class": "a.b:C"}, "api": {"class": "a.b:C"}}})
+    assert [s.name for s in app.services] == ["db", "api"]
+
+
+def test_duplicate_and_self_dependencies_are_refused() -> None:
+    with pytest.raises(SpecError, match="defined twice"):
+        parse_app_spec({"services": [{"name": "a", "class": "m:C"}] * 2})
+    with pytest.raises(SpecError, match="itself"):
+        parse_app_spec({"services": [{"name": "a", "class": "m:C", "depends_on": ["a"]}]})
+
+
+def test_bad_class_path_and_name_are_refused() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_app_spec({"services": [{"name": "a", "class": "no_colon"}]})
+    assert info.value.field == "class"
+    with pytest.raises(SpecError) as info:
+        parse_app_spec({"services": [{"name": "Bad Name", "class": "m:C"}]})
+    assert info.value.field == "name"
+
+
+def test_an_unimportable_class_is_a_spec_error() -> None:
+    app = parse_app_spec({"services": [{"name": "a", "class": "nowhere.mod:Cls"}]})
+    with pytest.raises(SpecError, match="cannot import"):
+        app.services[0].load_class()
