@@ -117,6 +117,7 @@ def up(
     signal.signal(signal.SIGTERM, request_stop)
     system = connect(address, num_cpus=num_cpus)
     registry = system.registry
+    click.echo(f"ray address: {ray.get_runtime_context().gcs_address}  (namespace ray_enterprise)")
     registry.register_app_sync(app)
     colour = sys.stdout.isatty()
     pending = registry.actor.start_all.remote(start_timeout)
@@ -180,7 +181,8 @@ def run() -> None:
     try:
         main(standalone_mode=True)
     except RayEnterpriseError as exc:
-        _fail(str(exc))
+        # An error raised inside an actor arrives wrapped with its remote traceback.
+        _fail(str(getattr(exc, "cause", None) or exc))
 
 
 if __name__ == "__main__":

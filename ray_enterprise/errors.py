@@ -7,6 +7,7 @@ so that a caller can both show it to a person and act on it in code.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 
@@ -47,15 +48,25 @@ class SpecError(RayEnterpriseError):
         self.service = service
         self.field = field
         self.reason = message
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
         where = []
-        if file:
-            where.append(f"file {file}")
-        if service:
-            where.append(f"service {service!r}")
-        if field:
-            where.append(f"field {field!r}")
+        if self.file:
+            where.append(f"file {self.file}")
+        if self.service:
+            where.append(f"service {self.service!r}")
+        if self.field:
+            where.append(f"field {self.field!r}")
         prefix = ", ".join(where)
-        super().__init__(f"{prefix}: {message}" if prefix else message)
+        return f"{prefix}: {self.reason}" if prefix else self.reason
+
+    def in_file(self, file: str) -> SpecError:
+        """The same error, located in ``file`` (raised by code that did not know the file)."""
+        located = copy.copy(self)
+        located.file = file
+        located.args = (located._describe(),)
+        return located
 
 
 class DependencyError(SpecError):

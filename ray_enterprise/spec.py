@@ -211,11 +211,18 @@ def parse_app_spec(data: Any, *, file: str | None = None) -> AppSpec:
     if not isinstance(services, list) or not services:
         raise SpecError("'services' must be a non-empty list or mapping", file=file)
     try:
-        return AppSpec.model_validate(data)
+        app = AppSpec.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         service, field = _location(tuple(first["loc"]), services)
         raise SpecError(first["msg"], file=file, service=service, field=field) from exc
+    from ray_enterprise.registry.graph import DependencyGraph
+
+    try:
+        DependencyGraph({s.name: s.depends_on for s in app.services})
+    except SpecError as exc:
+        raise (exc.in_file(file) if file else exc) from None
+    return app
 
 
 def load_app_spec(path: str | Path) -> AppSpec:

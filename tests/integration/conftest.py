@@ -30,7 +30,7 @@ def registry(ray_session: None) -> Iterator[ray_enterprise.EnterpriseServiceRegi
     """A registry with no services; everything a test registered is stopped and erased after."""
     system = ray_enterprise.connect()
     yield system.registry
-    handle: Any = registry_actor()
+    handle: Any = registry_actor(create=True)  # a test may have taken it down
     ray.get(handle.forget.remote(), timeout=120)
     leftovers = service_actor_names()
     assert leftovers == [], f"service actors left behind: {leftovers}"

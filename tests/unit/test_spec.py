@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ray_enterprise.errors import SpecError
+from ray_enterprise.errors import DependencyCycleError, SpecError, UnknownDependencyError
 from ray_enterprise.spec import load_app_spec, parse_app_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,3 +80,26 @@ def test_an_unimportable_class_is_a_spec_error() -> None:
     app = parse_app_spec({"services": [{"name": "a", "class": "nowhere.mod:Cls"}]})
     with pytest.raises(SpecError, match="cannot import"):
         app.services[0].load_class()
+
+
+def test_a_cycle_in_a_spec_file_names_the_file_and_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "cycle.yaml"
+    path.write_text(
+        "services:\n"
+        "  - {name: a, class: 'm:C', depends_on: [b]}\n"
+        "  - {name: b, class: 'm:C', depends_on: [a]}\n"
+    )
+    with pytest.raises(DependencyCycleError) as info:
+        load_app_spec(path)
+    assert info.value.file == str(path)
+    assert info.value.path == ("a", "b", "a")
+    assert str(info.value).startswith(f"file {path}, service 'a'")
+
+
+def test_spec_errors_survive_pickling_unchanged() -> None:
+    import pickle
+
+    err = UnknownDependencyError("api", "db", ["api"])
+    again = pickle.loads(pickle.dumps(err))
+    assert str(again) == str(err)
+    assert again.dependency == "db"
