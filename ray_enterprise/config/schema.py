@@ -1,0 +1,342 @@
+"""The validated shape of the whole configuration.
+
+Every model forbids unknown keys: a misspelt key in a file or an environment variable would
+otherwise be silently ignored and the default used, which is the hardest config bug to find.
+Defaults run on a laptop (memory cache, in-process search, SQLite); compliance rules, not the
+schema, decide what production needs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+from collections.abc import Mapping
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ray_enterprise.config.errors import ConfigValidationError
+from ray_enterprise.config.merge import MergedConfig, is_secret_key, reveal
+
+Environment = Literal["development", "staging", "production"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, hide_input_in_errors=True)
+
+
+class CacheTierConfig(_Section):
+    """One tier of the cache; lower ``level`` is consulted first."""
+
+    level: int = Field(default=1, ge=1)
+    backend: Literal["memory", "disk", "redis"] = "memory"
+    max_items: int = Field(default=10_000, ge=1)
+    max_size_mb: int = Field(default=256, ge=1)
+    ttl_seconds: float = Field(default=300.0, gt=0)
+    eviction: Literal["lru", "lfu", "fifo", "ttl"] = "lru"
+    url: str | None = None
+    password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> CacheTierConfig:
+        if self.backend == "redis" and not self.url:
+            raise ValueError("a redis tier needs a url (e.g. redis://localhost:6379/0)")
+        return self
+
+
+def _default_tiers() -> dict[str, CacheTierConfig]:
+    return {
+        "l1": CacheTierConfig(level=1, backend="memory", max_items=10_000, max_size_mb=128),
+        "l2": CacheTierConfig(
+            level=2, backend="disk", max_items=100_000, max_size_mb=1024, ttl_seconds=3600.0
+        ),
+    }
+
+
+class EnterpriseCacheConfig(_Section):
+    """A multi-tier cache; tiers are keyed by name so one tier's field can be overridden alone."""
+
+    enabled: bool = True
+    tiers: dict[str, CacheTierConfig] = Field(default_factory=_default_tiers)
+    default_ttl_seconds: float = Field(default=300.0, gt=0)
+    write_policy: Literal["write_through", "write_back"] = "write_through"
+    key_prefix: str = "ray_enterprise"
+    stampede_protection: bool = True
+
+    @model_validator(mode="after")
+    def _levels_unique(self) -> EnterpriseCacheConfig:
+        if self.enabled and not self.tiers:
+            raise ValueError("an enabled cache needs at least one tier")
+        levels = [t.level for t in self.tiers.values()]
+        if len(levels) != len(set(levels)):
+            raise ValueError(f"tier levels must be unique, got {sorted(levels)}")
+        return self
+
+
+class EnterpriseSearchConfig(_Section):
+    """Search backend and ranking; ``memory`` needs no server."""
+
+    enabled: bool = True
+    backend: Literal["memory", "qdrant", "elasticsearch", "opensearch"] = "memory"
+    url: str | None = None
+    api_key: SecretStr | None = None
+    index_name: str = "documents"
+    default_limit: int = Field(default=10, ge=1)
+    max_limit: int = Field(default=100, ge=1)
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    hybrid: bool = True
+    dense_weight: float = Field(default=0.7, ge=0.0, le=1.0)
+    reranking_enabled: bool = False
+    query_cache_ttl_seconds: float = Field(default=60.0, ge=0)
+
+    @model_validator(mode="after")
+    def _limits_ordered(self) -> EnterpriseSearchConfig:
+        if self.default_limit > self.max_limit:
+            raise ValueError(
+                f"default_limit {self.default_limit} exceeds max_limit {self.max_limit}"
+            )
+        if self.backend != "memory" and not self.url:
+            raise ValueError(f"search backend {self.backend!r} needs a url")
+        return self
+
+
+class RateLimitConfig(_Section):
+    enabled: bool = True
+    requests_per_minute: int = Field(default=600, ge=1)
+    burst: int = Field(default=100, ge=1)
+    key_by: Literal["api_key", "client_ip", "service"] = "api_key"
+
+
+class SecurityFrameworkConfig(_Section):
+    """Zero-trust settings: who may call, from where, how often, and what is kept."""
+
+    api_keys_enabled: bool = False
+    api_key_header: str = "X-API-Key"
+    api_key_ttl_days: int = Field(default=90, ge=1)
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost:8265", "http://127.0.0.1:8265"]
+    )
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    audit_enabled: bool = True
+    audit_retention_days: int = Field(default=30, ge=1)
+    mtls_required: bool = False
+    session_timeout_minutes: int = Field(default=60, ge=1)
+    jwt_secret: SecretStr | None = None
+    encryption_key: SecretStr | None = None
+
+
+class RollbackThresholds(_Section):
+    """Past any of these during the bake period, a deployment rolls back."""
+
+    auto_rollback: bool = True
+    max_error_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    max_latency_p99_ms: float = Field(default=1000.0, gt=0)
+    min_health_score: float = Field(default=70.0, ge=0.0, le=100.0)
+
+
+class DeploymentFrameworkConfig(_Section):
+    strategy: Literal["blue_green", "rolling", "recreate"] = "blue_green"
+    bake_period_seconds: float = Field(default=60.0, ge=0)
+    traffic_steps: list[int] = Field(default_factory=lambda: [10, 50, 100])
+    drain_timeout_seconds: float = Field(default=30.0, ge=0)
+    rollback: RollbackThresholds = Field(default_factory=RollbackThresholds)
+
+    @field_validator("traffic_steps")
+    @classmethod
+    def _steps_rise_to_100(cls, steps: list[int]) -> list[int]:
+        if not steps or steps[-1] != 100 or any(b <= a for a, b in itertools.pairwise(steps)):
+            raise ValueError("traffic_steps must rise strictly and end at 100, e.g. [10, 50, 100]")
+        if steps[0] <= 0:
+            raise ValueError("traffic_steps must be positive percentages")
+        return steps
+
+
+class DetectorConfig(_Section):
+    """An anomaly detector by name: a river estimator path or a built-in numpy detector."""
+
+    kind: str = "zscore"
+    params: dict[str, Any] = Field(default_factory=dict)
+    warmup_points: int = Field(default=30, ge=1)
+    threshold: float = Field(default=0.95, gt=0)
+
+
+class AlertingConfig(_Section):
+    enabled: bool = True
+    dedup_window_seconds: float = Field(default=300.0, ge=0)
+    escalation_after_seconds: float = Field(default=900.0, gt=0)
+    resolve_notifications: bool = True
+    webhook_url: SecretStr | None = None
+
+
+class ObservabilityFrameworkConfig(_Section):
+    enabled: bool = True
+    flush_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    cardinality_limit: int = Field(default=10_000, ge=1)
+    series_capacity: int = Field(default=1_000, ge=1)
+    trace_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    otlp_endpoint: str | None = None
+    prometheus_enabled: bool = True
+    mirror_to_ray_metrics: bool = False
+    detectors: dict[str, DetectorConfig] = Field(
+        default_factory=lambda: {"default": DetectorConfig()}
+    )
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+
+
+class ServiceConfigRegistry:
+    """Per-service pydantic models, consulted when ``services.<name>`` is validated.
+
+    A registry object rather than a global so that the actor that validates owns the set of
+    models it knows; sections of services without a model pass through as plain dicts.
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[str, type[BaseModel]] = {}
+
+    def register(self, service: str, model: type[BaseModel]) -> None:
+        self._models[service] = model
+
+    def unregister(self, service: str) -> None:
+        self._models.pop(service, None)
+
+    def model_for(self, service: str) -> type[BaseModel] | None:
+        return self._models.get(service)
+
+    def __contains__(self, service: object) -> bool:
+        return service in self._models
+
+    def parse(self, service: str, value: Mapping[str, Any]) -> BaseModel | dict[str, Any]:
+        """The section as the service's model when it declared one, else as a dict."""
+        model = self._models.get(service)
+        return model.model_validate(dict(value)) if model else dict(value)
+
+
+class EnterpriseConfig(_Section):
+    """The whole configuration; validate through :func:`validate_config` to get clear errors."""
+
+    environment: Environment = "development"
+    cache: EnterpriseCacheConfig = Field(default_factory=EnterpriseCacheConfig)
+    search: EnterpriseSearchConfig = Field(default_factory=EnterpriseSearchConfig)
+    security: SecurityFrameworkConfig = Field(default_factory=SecurityFrameworkConfig)
+    deployment: DeploymentFrameworkConfig = Field(default_factory=DeploymentFrameworkConfig)
+    observability: ObservabilityFrameworkConfig = Field(
+        default_factory=ObservabilityFrameworkConfig
+    )
+    services: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("services")
+    @classmethod
+    def _wrap_service_secrets(
+        cls, services: dict[str, dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        # Untyped service sections have no SecretStr fields, so a secret-looking key is wrapped
+        # here; otherwise printing the config would print the secret.
+        return {name: _wrap_secrets(section) for name, section in services.items()}
+
+    def section(self, name: str) -> Any:
+        """A section by subscriber name: ``cache`` or ``services.<name>``."""
+        if name.startswith("services."):
+            return self.services.get(name.split(".", 1)[1], {})
+        if name not in type(self).model_fields:
+            raise KeyError(name)
+        return getattr(self, name)
+
+
+def _wrap_secrets(section: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in section.items():
+        if isinstance(value, dict):
+            out[key] = _wrap_secrets(value)
+        elif isinstance(value, str) and is_secret_key(str(key)):
+            out[key] = SecretStr(value)
+        else:
+            out[key] = value
+    return out
+
+
+def default_document() -> dict[str, Any]:
+    """The defaults layer: every field at its default, secrets still wrapped."""
+    return EnterpriseConfig().model_dump()
+
+
+def validate_config(
+    document: Mapping[str, Any],
+    *,
+    merged: MergedConfig | None = None,
+    services: ServiceConfigRegistry | None = None,
+) -> EnterpriseConfig:
+    """Validate a merged document, naming field and source of each problem on failure.
+
+    ``merged`` supplies provenance; without it, errors name the field only.
+    """
+    problems: list[tuple[str, str | None, str]] = []
+    try:
+        config = EnterpriseConfig.model_validate(dict(document))
+    except ValidationError as exc:
+        problems = [_describe(err, (), document, merged) for err in exc.errors()]
+        raise ConfigValidationError(problems) from None
+    if services is None:
+        return config
+    # Service models are validated here rather than in a pydantic validator so that their
+    # errors keep their own location (services.<name>.<field>) instead of one opaque message.
+    checked: dict[str, dict[str, Any]] = {}
+    for name, section in config.services.items():
+        model = services.model_for(name)
+        if model is None:
+            checked[name] = section
+            continue
+        try:
+            # Python mode keeps SecretStr wrapped, so secrets stay masked inside the dict.
+            # Unwrapped first: the model decides which of its fields are SecretStr.
+            checked[name] = model.model_validate(reveal(section)).model_dump()
+        except ValidationError as exc:
+            prefix = ("services", name)
+            problems.extend(_describe(err, prefix, document, merged) for err in exc.errors())
+    if problems:
+        raise ConfigValidationError(problems)
+    return config.model_copy(update={"services": checked})
+
+
+def _describe(
+    err: Any, prefix: tuple[str, ...], document: Mapping[str, Any], merged: MergedConfig | None
+) -> tuple[str, str | None, str]:
+    loc = [*prefix, *(str(p) for p in err.get("loc", ()))]
+    path = ".".join(loc)
+    reason = str(err.get("msg", "invalid value"))
+    if err.get("type") == "extra_forbidden":
+        reason = "unknown key" + _suggestion(loc, document)
+    elif err.get("type") == "missing":
+        reason = "required key is missing"
+    source = merged.source_of(path) if merged else None
+    return path, source, reason
+
+
+def _suggestion(loc: list[str], document: Mapping[str, Any]) -> str:
+    """A did-you-mean hint from the model that owns the misspelt key."""
+    model: Any = EnterpriseConfig
+    parts = list(loc[:-1])
+    while parts and model is not None:
+        part = parts.pop(0)
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return ""
+        annotation = fields[part].annotation
+        if get_origin(annotation) is dict:
+            # dict[str, Model]: the next location part is the key, not a field.
+            if parts:
+                parts.pop(0)
+            annotation = get_args(annotation)[1]
+        model = annotation if isinstance(annotation, type) else None
+    fields = getattr(model, "model_fields", None)
+    if not fields or not loc:
+        return ""
+    close = difflib.get_close_matches(loc[-1], list(fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f"; allowed: {', '.join(fields)}"
