@@ -1,0 +1,1 @@
+"""Metrics, tracing, anomaly detection, alerts and the health score."""
