@@ -257,7 +257,10 @@ class RegistryActor:
         await self._probe(name, generation, handle)
 
     def _is_current(self, name: str, generation: int) -> bool:
-        rec = self._sup.record(name)
+        try:
+            rec = self._sup.record(name)
+        except ServiceNotFoundError:  # forgotten while this monitor was between steps
+            return False
         return rec.generation == generation and rec.state in LIVE_STATES
 
     async def _probe(self, name: str, generation: int, handle: Any) -> None:
@@ -470,6 +473,8 @@ class RegistryActor:
         await self.stop_all()
         await self._wait_names_released()
         _kv.delete_prefix("registry/")
+        for name in list(self._monitors):
+            self._cancel_monitors(name)
         self._sup = Supervisor()
         self._handles.clear()
         self._nodes.clear()

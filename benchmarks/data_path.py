@@ -1,0 +1,72 @@
+"""Data path: calls through the handle from get_service() vs a bare actor handle.
+
+Both sides call ``echo`` on the same kind of actor, in interleaved blocks so that noise on a
+shared machine falls on both. Target ratio 1.00 +/- 0.05: the registry is not on the path.
+
+    python benchmarks/data_path.py --calls 2000 --blocks 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import ray
+
+from benchmarks._common import median, start_ray, write_result
+from ray_enterprise.examples.faulty import FaultyService
+from ray_enterprise.service import CONCURRENCY_GROUPS
+from ray_enterprise.spec import ServiceSpec
+
+
+def block(handle: object, calls: int, batch: int) -> float:
+    began = time.perf_counter()
+    for _ in range(calls // batch):
+        ray.get([handle.echo.remote(1) for _ in range(batch)])  # type: ignore[attr-defined]
+    return (time.perf_counter() - began) / calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--blocks", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=1, help="calls in flight at once")
+    parser.add_argument("--num-cpus", type=int, default=2)
+    args = parser.parse_args()
+    start_ray(args.num_cpus)
+    import ray_enterprise
+
+    registry = ray_enterprise.connect().registry
+    registry.register_app_sync(
+        [
+            ServiceSpec.model_validate(
+                {"name": "echo", "class": "ray_enterprise.examples.faulty:FaultyService"}
+            )
+        ]
+    )
+    registry.start_all_sync(timeout_s=120)
+    ours = registry.get_service_sync("echo")
+    bare_cls = ray.remote(concurrency_groups=CONCURRENCY_GROUPS)(FaultyService)
+    bare = bare_cls.options(num_cpus=0).remote()
+    ray.get(bare._re_start.remote("bare", {}, 1))
+    block(ours, 200, args.batch)  # warm both up
+    block(bare, 200, args.batch)
+    ours_t, bare_t = [], []
+    for _ in range(args.blocks):
+        ours_t.append(block(ours, args.calls, args.batch))
+        bare_t.append(block(bare, args.calls, args.batch))
+    ratio = median(ours_t) / median(bare_t)
+    print(
+        f"per call (batch {args.batch}): via get_service {median(ours_t) * 1e6:.1f} us, "
+        f"bare actor {median(bare_t) * 1e6:.1f} us, ratio = {ratio:.3f} (target 1.00 +/- 0.05)"
+    )
+    write_result(
+        "data_path", {"ours_s": ours_t, "bare_s": bare_t, "batch": args.batch, "ratio": ratio}
+    )
+    ray.kill(bare)
+    ray_enterprise.shutdown_system()
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
