@@ -1,0 +1,345 @@
+"""Vectorised detectors: one call scores and learns one point of every series of a shard.
+
+State lives in arrays of shape ``(n_series,)`` so a step over 10,000 series is a handful of numpy
+operations rather than 10,000 Python calls. A ``NaN`` in the input means "no point for this series
+in this step": its score is 0 and its state is untouched (bad points are refused upstream, by
+:class:`~ray_enterprise.observability.point_gate.PointGate`, before they reach a detector).
+
+Every detector here follows one vocabulary: ``score_and_learn(values, ts)`` scores each point
+against what was learnt before it, then learns it, and returns ``(scores, confidences)`` in 0..1;
+``to_state()`` returns plain data (dicts, floats, numpy arrays) that ``from_state`` rebuilds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "EwmZScore",
+    "RangeNovelty",
+    "VectorCombined",
+    "VectorDetector",
+    "WindowMad",
+]
+
+FloatArray = npt.NDArray[np.float64]
+_EPS = 1e-12
+
+
+class VectorDetector(Protocol):
+    """What a shard needs from a detector that scores all its series at once."""
+
+    kind: ClassVar[str]
+    n_series: int
+
+    def score_and_learn(
+        self, values: FloatArray, ts: float | FloatArray
+    ) -> tuple[FloatArray, FloatArray]: ...
+
+    def to_state(self) -> dict[str, Any]: ...
+
+
+def _squash(z: FloatArray, half: float) -> FloatArray:
+    """Map a non-negative deviation to 0..1, reaching 0.5 at ``half``.
+
+    A rational squash rather than a Gaussian tail: the tail rounds to exactly 1.0 past ~8 sigma,
+    which would make every large deviation tie and leave no threshold between them.
+    """
+    z = np.maximum(z, 0.0)
+    return z / (z + half)
+
+
+def _confidence(seen: FloatArray, warmup: int) -> FloatArray:
+    return np.minimum(1.0, seen / max(warmup, 1))
+
+
+class _SurpriseHistory(Protocol):
+    short: FloatArray
+    long_mean: FloatArray
+    long_var: FloatArray
+
+
+def relative_surprise(
+    state: _SurpriseHistory,
+    raw: FloatArray,
+    ok: npt.NDArray[np.bool_],
+    smoothing: float,
+    long_alpha: float,
+) -> FloatArray:
+    """How unusual the recent average of ``raw`` is against its own long-run distribution.
+
+    Updates ``state`` (``short``, ``long_mean``, ``long_var``) where ``ok``; returns z-units.
+    """
+    state.short = np.where(ok, state.short + smoothing * (raw - state.short), state.short)
+    lag = state.short - state.long_mean
+    b = long_alpha
+    state.long_mean = np.where(ok, state.long_mean + b * lag, state.long_mean)
+    state.long_var = np.where(ok, (1.0 - b) * (state.long_var + b * lag * lag), state.long_var)
+    return np.asarray(lag / np.sqrt(state.long_var + _EPS), dtype=np.float64)
+
+
+class EwmZScore:
+    """Distance of each point from an exponentially weighted mean, in weighted std units.
+
+    With ``smoothing`` > 0 the z-score is averaged over recent points and compared with its own
+    long-run distribution (``long_alpha``): a series that is always noisy stops alarming, while a
+    lasting change in how surprising the points are stands out. This is the idea behind Numenta's
+    anomaly likelihood, without its fixed windows.
+    """
+
+    kind: ClassVar[str] = "ewm_zscore"
+
+    def __init__(
+        self,
+        n_series: int,
+        *,
+        alpha: float = 0.01,
+        smoothing: float = 0.0,
+        long_alpha: float = 0.001,
+        half: float = 3.0,
+        warmup: int = 30,
+    ) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        if not 0.0 <= smoothing <= 1.0 or not 0.0 < long_alpha <= 1.0:
+            raise ValueError("smoothing must be in [0, 1] and long_alpha in (0, 1]")
+        if half <= 0 or warmup < 0:
+            raise ValueError("half must be > 0 and warmup >= 0")
+        self.n_series = n_series
+        self.params = {
+            "alpha": alpha,
+            "smoothing": smoothing,
+            "long_alpha": long_alpha,
+            "half": half,
+            "warmup": warmup,
+        }
+        self.alpha, self.smoothing, self.long_alpha = alpha, smoothing, long_alpha
+        self.half, self.warmup = half, warmup
+        self.mean = np.zeros(n_series)
+        self.var = np.zeros(n_series)
+        self.seen = np.zeros(n_series)
+        self.short = np.zeros(n_series)
+        self.long_mean = np.zeros(n_series)
+        self.long_var = np.zeros(n_series)
+
+    def score_and_learn(
+        self, values: FloatArray, ts: float | FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        x = np.asarray(values, dtype=np.float64)
+        ok = np.isfinite(x)
+        first = ok & (self.seen == 0)
+        self.mean = np.where(first, x, self.mean)
+        diff = np.where(ok, x - self.mean, 0.0)
+        # A relative floor keeps a flat series from dividing by zero yet still notices a change.
+        scale = np.hypot(np.sqrt(self.var), 1e-6 * np.abs(self.mean)) + _EPS
+        z = np.minimum(np.abs(diff) / scale, 1e6)
+        z = np.where(self.seen >= 2, z, 0.0)
+        a = self.alpha
+        self.mean = np.where(ok, self.mean + a * diff, self.mean)
+        self.var = np.where(ok, (1.0 - a) * (self.var + a * diff * diff), self.var)
+        if self.smoothing > 0.0:
+            z = relative_surprise(self, z, ok, self.smoothing, self.long_alpha)
+        self.seen = self.seen + ok
+        warm = ok & (self.seen > self.warmup)
+        return np.where(warm, _squash(z, self.half), 0.0), _confidence(self.seen, self.warmup)
+
+    def to_state(self) -> dict[str, Any]:
+        arrays = ("mean", "var", "seen", "short", "long_mean", "long_var")
+        return {
+            "kind": self.kind,
+            "n_series": self.n_series,
+            "params": dict(self.params),
+            "arrays": {name: getattr(self, name).copy() for name in arrays},
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> EwmZScore:
+        detector = cls(int(state["n_series"]), **state["params"])
+        for name, array in state["arrays"].items():
+            setattr(detector, name, np.array(array, dtype=np.float64))
+        return detector
+
+
+class RangeNovelty:
+    """How far a point falls outside the range its series has ever had, relative to that range.
+
+    Failures often first show as a value never seen before (a temperature past its old peak, a
+    latency above any earlier one); seasonal swings stay inside the range and never alarm.
+    """
+
+    kind: ClassVar[str] = "range_novelty"
+
+    def __init__(self, n_series: int, *, tolerance: float = 0.05, warmup: int = 150) -> None:
+        if tolerance <= 0 or warmup < 0:
+            raise ValueError("tolerance must be > 0 and warmup >= 0")
+        self.n_series = n_series
+        self.params = {"tolerance": tolerance, "warmup": warmup}
+        self.tolerance, self.warmup = tolerance, warmup
+        self.low = np.full(n_series, np.inf)
+        self.high = np.full(n_series, -np.inf)
+        self.seen = np.zeros(n_series)
+
+    def score_and_learn(
+        self, values: FloatArray, ts: float | FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        x = np.asarray(values, dtype=np.float64)
+        ok = np.isfinite(x)
+        warm = ok & (self.seen > self.warmup)
+        span = np.where(warm, self.high - self.low, 1.0)
+        outside = np.where(warm, np.maximum(x - self.high, self.low - x), 0.0)
+        excess = outside / (span + 1e-9 * np.abs(np.where(warm, x, 0.0)) + _EPS)
+        self.low = np.where(ok, np.fmin(self.low, x), self.low)
+        self.high = np.where(ok, np.fmax(self.high, x), self.high)
+        self.seen = self.seen + ok
+        return _squash(excess, self.tolerance), _confidence(self.seen, self.warmup)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "n_series": self.n_series,
+            "params": dict(self.params),
+            "arrays": {"low": self.low.copy(), "high": self.high.copy(), "seen": self.seen.copy()},
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> RangeNovelty:
+        detector = cls(int(state["n_series"]), **state["params"])
+        for name, array in state["arrays"].items():
+            setattr(detector, name, np.array(array, dtype=np.float64))
+        return detector
+
+
+class WindowMad:
+    """Distance from the median of the last ``window`` points in median-absolute-deviation units.
+
+    Robust where the mean is not: a few earlier spikes in the window do not widen the scale.
+    """
+
+    kind: ClassVar[str] = "window_mad"
+
+    def __init__(self, n_series: int, *, window: int = 64, half: float = 4.0) -> None:
+        if window < 3 or half <= 0:
+            raise ValueError("window must be >= 3 and half > 0")
+        self.n_series = n_series
+        self.params: dict[str, Any] = {"window": window, "half": half}
+        self.window, self.half = window, half
+        self.buffer = np.full((n_series, window), np.nan)
+        self.seen = np.zeros(n_series)
+
+    def score_and_learn(
+        self, values: FloatArray, ts: float | FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        x = np.asarray(values, dtype=np.float64)
+        ok = np.isfinite(x)
+        warm = ok & (self.seen >= self.window)
+        scores = np.zeros(self.n_series)
+        if warm.any():
+            past = self.buffer[warm]
+            median = np.median(past, axis=1)
+            mad = np.median(np.abs(past - median[:, None]), axis=1)
+            floor = 1e-6 * np.abs(median) + _EPS
+            z = np.abs(x[warm] - median) / (1.4826 * mad + floor)
+            scores[warm] = _squash(z, self.half)
+        rows = np.flatnonzero(ok)
+        self.buffer[rows, (self.seen[rows] % self.window).astype(np.int64)] = x[rows]
+        self.seen = self.seen + ok
+        return scores, _confidence(self.seen, self.window)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "n_series": self.n_series,
+            "params": dict(self.params),
+            "arrays": {"buffer": self.buffer.copy(), "seen": self.seen.copy()},
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> WindowMad:
+        detector = cls(int(state["n_series"]), **state["params"])
+        detector.buffer = np.array(state["arrays"]["buffer"], dtype=np.float64)
+        detector.seen = np.array(state["arrays"]["seen"], dtype=np.float64)
+        return detector
+
+
+class VectorCombined:
+    """The max or mean of several vectorised detectors, with an optional refractory period.
+
+    After a series scores above ``fire``, its scores are held below ``fire`` for ``quiet`` points:
+    one anomaly is one alarm, not a burst of them while the detectors re-learn the new normal.
+    """
+
+    kind: ClassVar[str] = "vector_combined"
+
+    def __init__(
+        self,
+        parts: Sequence[VectorDetector],
+        *,
+        how: str = "max",
+        fire: float = 0.7,
+        quiet: int = 0,
+    ) -> None:
+        if not parts:
+            raise ValueError("parts must name at least one detector")
+        if how not in ("max", "mean"):
+            raise ValueError(f"how must be 'max' or 'mean', got {how!r}")
+        if len({p.n_series for p in parts}) != 1:
+            raise ValueError("all parts must score the same number of series")
+        if not 0.0 < fire <= 1.0 or quiet < 0:
+            raise ValueError("fire must be in (0, 1] and quiet >= 0")
+        self.parts = list(parts)
+        self.n_series = parts[0].n_series
+        self.how, self.fire, self.quiet = how, fire, quiet
+        self.quiet_left = np.zeros(self.n_series)
+
+    def score_and_learn(
+        self, values: FloatArray, ts: float | FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        results = [p.score_and_learn(values, ts) for p in self.parts]
+        stacked = np.stack([r[0] for r in results])
+        scores = stacked.max(axis=0) if self.how == "max" else stacked.mean(axis=0)
+        confidence = np.stack([r[1] for r in results]).min(axis=0)
+        if self.quiet:
+            ok = np.isfinite(np.asarray(values, dtype=np.float64))
+            resting = ok & (self.quiet_left > 0)
+            scores = np.where(resting, np.minimum(scores, 0.5 * self.fire), scores)
+            self.quiet_left = np.where(resting, self.quiet_left - 1, self.quiet_left)
+            fired = ok & ~resting & (scores > self.fire)
+            self.quiet_left = np.where(fired, float(self.quiet), self.quiet_left)
+        return scores, confidence
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "n_series": self.n_series,
+            "params": {"how": self.how, "fire": self.fire, "quiet": self.quiet},
+            "parts": [p.to_state() for p in self.parts],
+            "arrays": {"quiet_left": self.quiet_left.copy()},
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> VectorCombined:
+        parts = [vector_from_state(p) for p in state["parts"]]
+        detector = cls(parts, **state["params"])
+        detector.quiet_left = np.array(state["arrays"]["quiet_left"], dtype=np.float64)
+        return detector
+
+
+_KINDS: dict[str, Any] = {
+    cls.kind: cls for cls in (EwmZScore, RangeNovelty, WindowMad, VectorCombined)
+}
+
+
+def vector_from_state(state: Mapping[str, Any]) -> VectorDetector:
+    """Rebuild any vectorised detector from its ``to_state()``."""
+    from ray_enterprise.observability.context_surprise import ContextSurprise  # imports this
+
+    _KINDS.setdefault(ContextSurprise.kind, ContextSurprise)
+    kind = state.get("kind")
+    if kind not in _KINDS:
+        raise ValueError(f"unknown vector detector kind {kind!r}; known: {sorted(_KINDS)}")
+    detector: VectorDetector = _KINDS[kind].from_state(state)
+    return detector
