@@ -12,9 +12,13 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+# Before anything imports Ray: loopback only, no token auth, no usage reports.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
 
 def start_ray(num_cpus: int) -> None:
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     from ray_enterprise.runtime import init_ray
 
     init_ray("local", num_cpus=num_cpus)

@@ -85,6 +85,8 @@ class ActorOptions(_Strict):
     resources: dict[str, float] = Field(default_factory=dict)
     node_id: str | None = None  # node affinity (hex node id)
     node_soft: bool = True  # fall back to another node when the pinned one is gone
+    # Unpinned services go to the least loaded nodes, so one node's loss takes few of them.
+    spread: bool = True
     max_concurrency: int = Field(1000, ge=1)
     runtime_env: dict[str, Any] | None = None
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter, deque
 from collections.abc import Coroutine
 from typing import Any
 
@@ -42,6 +43,7 @@ _SPEC = "registry/spec/"
 _RECORD = "registry/record/"
 _DESIRED = "registry/desired"
 _WATCH_POLL_S = 30.0
+_SUSPECT_S = 30.0  # how long a node whose actors went unreachable gets no new ones
 _STARTING_PROBE_S = 0.05  # probe fast until the first healthy check: dependents wait on it
 
 
@@ -80,7 +82,13 @@ class RegistryActor:
         self._tick_s = tick_s
         self._sup = Supervisor()
         self._handles: dict[str, Any] = {}  # service -> handle of its current generation
-        self._nodes: dict[str, str] = {}
+        self._nodes: dict[str, str] = {}  # service -> node of its live actor
+        self._last_node: dict[str, str] = {}  # service -> node of its latest actor, live or not
+        self._moves: deque[dict[str, Any]] = deque(maxlen=200)
+        self._placed: dict[str, str] = {}  # service -> node chosen for its latest actor
+        self._suspects: dict[str, float] = {}  # node -> until when nothing is placed there
+        self._node_info: dict[str, dict[str, Any]] = {}
+        self._alive_at = -1e9
         self._monitors: dict[str, list[asyncio.Task[None]]] = {}
         self._persisted: dict[str, dict[str, Any]] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -217,6 +225,17 @@ class RegistryActor:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
                 node_id=opts.node_id, soft=opts.node_soft
             )
+        elif opts.spread:
+            target = None if opts.resources else self._choose_node()
+            if target is None:  # custom resources: let Ray find a node that has them
+                options["scheduling_strategy"] = "SPREAD"
+            else:
+                # Hard: Ray's soft affinity may still pick the node we are avoiding. If the
+                # target dies first, the start fails and the service is placed again.
+                options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+                    node_id=target, soft=False
+                )
+                self._placed[spec.name] = target
         return cls.options(**options).remote()
 
     async def _launch(self, name: str, generation: int, *, created: bool) -> None:
@@ -234,7 +253,7 @@ class RegistryActor:
         ]
         try:
             node = await asyncio.wait_for(
-                handle._re_start.remote(name, spec.config, generation),
+                handle._re_start.remote(name, spec.config, generation, spec.config_section),
                 timeout=spec.health.startup_timeout_s,
             )
         except asyncio.TimeoutError:
@@ -253,8 +272,82 @@ class RegistryActor:
             self._kill(name, generation)
             return
         self._nodes[name] = node
+        self._placed[name] = node
+        self._note_move(name, generation, node)
         self._sup.started(name, generation)
         await self._probe(name, generation, handle)
+
+    def _node_table(self) -> dict[str, dict[str, Any]]:
+        now = time.monotonic()
+        if now - self._alive_at > 1.0:
+            self._node_info = {n["NodeID"]: n for n in ray.nodes()}
+            self._alive_at = now
+        return self._node_info
+
+    def _alive_nodes(self) -> list[str]:
+        return sorted(n for n, info in self._node_table().items() if info.get("Alive"))
+
+    async def _node_gone(self, name: str) -> str | None:
+        """Why the node of this service is certainly gone, or None if it may still be there.
+
+        Ray declares a node dead only after its own health checks fail for ~15 s. A raylet
+        whose port refuses connections is gone for sure, so its services can be restarted
+        elsewhere now. A timeout proves nothing (a partition heals): the threshold decides.
+        """
+        node = self._nodes.get(name) or self._placed.get(name)
+        info = self._node_table().get(node or "")
+        if node is None or info is None:
+            return None
+        if not info.get("Alive"):
+            return f"node {node[:12]} is dead"
+        host, port = info["NodeManagerAddress"], int(info["NodeManagerPort"])
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=1.0)
+        except (ConnectionRefusedError, ConnectionResetError):
+            return f"node {node[:12]} lost: its raylet at {host}:{port} refuses connections"
+        except (OSError, asyncio.TimeoutError):
+            return None
+        writer.close()
+        return None
+
+    def _choose_node(self) -> str | None:
+        """The live, unsuspected node with the fewest of our services.
+
+        Ray takes ~15 s to declare a node dead; its SPREAD strategy may place a restarted
+        service back on the node we just saw go unreachable. We spread ourselves, so a service
+        that left a lost node starts elsewhere at once.
+        """
+        now = time.monotonic()
+        candidates = [n for n in self._alive_nodes() if self._suspects.get(n, 0.0) < now]
+        if not candidates:
+            return None
+        load = Counter(self._placed.values())
+        return min(candidates, key=lambda node: (load[node], node))
+
+    def _suspect(self, name: str) -> None:
+        """The service's actor is unreachable: keep new actors off its node for a while."""
+        node = self._nodes.get(name) or self._placed.get(name)
+        if node:
+            self._suspects[node] = time.monotonic() + _SUSPECT_S
+
+    def _note_move(self, name: str, generation: int, node: str) -> None:
+        """Remember a service that came back on another node, and why it left the old one."""
+        previous = self._last_node.get(name)
+        self._last_node[name] = node
+        if previous is None or previous == node:
+            return
+        alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+        self._moves.append(
+            {
+                "service": name,
+                "generation": generation,
+                "from_node": previous,
+                "to_node": node,
+                "node_lost": previous not in alive,
+                "reason": self._sup.record(name).last_error,
+                "time": time.time(),
+            }
+        )
 
     def _is_current(self, name: str, generation: int) -> bool:
         try:
@@ -274,11 +367,20 @@ class RegistryActor:
                 )
             except asyncio.TimeoutError:
                 ok, detail = False, f"health check timed out after {health.timeout_s:g} s"
+                gone = await self._node_gone(name)
+                if gone is not None:
+                    self._execute(self._sup.died(name, generation, gone))
+                    return
             except ActorDiedError as exc:
                 self._execute(self._sup.died(name, generation, _death_reason(exc)))
                 return
             except ActorUnavailableError:
                 ok, detail = False, "actor unreachable"
+                self._suspect(name)
+                gone = await self._node_gone(name)
+                if gone is not None:
+                    self._execute(self._sup.died(name, generation, gone))
+                    return
             except Exception as exc:
                 ok, detail = False, f"check_health raised {_error_text(exc)}"
             if ok:
@@ -324,6 +426,7 @@ class RegistryActor:
                 ray.kill(handle, no_restart=True)
         self._handles.pop(name, None)
         self._nodes.pop(name, None)
+        self._placed.pop(name, None)
 
     async def _notify(self, action: NotifyDependency) -> None:
         handle = self._handles.get(action.target)
@@ -466,7 +569,12 @@ class RegistryActor:
         status = overall_status(services, running=self._sup.running)
         status["services"] = [s.to_json() for s in services]
         status["levels"] = [list(level) for level in self._sup.graph.levels()]
+        status["moves"] = list(self._moves)
         return status
+
+    async def moves(self) -> list[dict[str, Any]]:
+        """Services that were restarted on another node than before, newest last."""
+        return list(self._moves)
 
     async def forget(self) -> None:
         """Stop everything and erase the control state: used by ``down`` and between tests."""
@@ -478,6 +586,10 @@ class RegistryActor:
         self._sup = Supervisor()
         self._handles.clear()
         self._nodes.clear()
+        self._last_node.clear()
+        self._moves.clear()
+        self._placed.clear()
+        self._suspects.clear()
         self._persisted.clear()
 
     async def _wait_names_released(self, timeout_s: float = 10.0) -> None:
@@ -499,6 +611,8 @@ def registry_options() -> dict[str, Any]:
         "max_task_retries": -1,
         "max_concurrency": 1000,
         "num_cpus": 0,
+        # On the head node: it goes down only with the whole cluster.
+        "resources": {"node:__internal_head__": 0.001},
         "get_if_exists": True,
     }
 
