@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError
+from ray.exceptions import ActorDiedError, ActorUnavailableError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ray_enterprise import _kv
@@ -34,6 +34,7 @@ from ray_enterprise.registry.supervision import (
 )
 from ray_enterprise.service import CONCURRENCY_GROUPS
 from ray_enterprise.spec import ServiceSpec
+from ray_enterprise.system_actors import get_system_actor
 
 logger = logging.getLogger("ray_enterprise.registry")
 
@@ -601,36 +602,9 @@ class RegistryActor:
             await asyncio.sleep(0.05)
 
 
-def registry_options() -> dict[str, Any]:
-    """How the registry actor is created: detached, restarted forever, calls retried."""
-    return {
-        "name": "registry",
-        "namespace": NAMESPACE,
-        "lifetime": "detached",
-        "max_restarts": -1,
-        "max_task_retries": -1,
-        "max_concurrency": 1000,
-        "num_cpus": 0,
-        # On the head node: it goes down only with the whole cluster.
-        "resources": {"node:__internal_head__": 0.001},
-        "get_if_exists": True,
-    }
-
-
 def get_registry_handle(*, create: bool) -> Any:
     """The registry actor handle; created when asked and missing."""
-    try:
-        return ray.get_actor("registry", namespace=NAMESPACE)
-    except ValueError:
-        if not create:
-            raise
-    actor_class: Any = ray.remote(RegistryActor)
-    handle = actor_class.options(**registry_options()).remote()
-    try:
-        ray.get(handle.ping.remote(), timeout=60)
-    except GetTimeoutError as exc:
-        raise RayEnterpriseError("the registry actor did not come up within 60 s") from exc
-    return handle
+    return get_system_actor("registry", RegistryActor, create=create)
 
 
 __all__ = ["RegistryActor", "ServiceNotFoundError", "ServiceUnavailableError", "actor_name"]

@@ -1,0 +1,69 @@
+"""How every system actor (registry, config, observability, alerts, ...) is created and found.
+
+They share one life: named in the ``ray_enterprise`` namespace, detached (owned by no driver),
+restarted by Ray forever with callers' calls retried across the restart, placed on the head
+node (which goes down only with the whole cluster), and rebuilding their state in their
+constructors. One function keeps those choices in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError
+
+from ray_enterprise import _kv
+from ray_enterprise.errors import RayEnterpriseError
+
+NAMESPACE = _kv.NAMESPACE
+HEAD_RESOURCE = {"node:__internal_head__": 0.001}
+
+
+def system_actor_options(name: str, *, on_head: bool = True, **extra: Any) -> dict[str, Any]:
+    """Ray actor options of a system actor; ``extra`` overrides or adds options."""
+    options: dict[str, Any] = {
+        "name": name,
+        "namespace": NAMESPACE,
+        "lifetime": "detached",
+        "max_restarts": -1,
+        "max_task_retries": -1,
+        "max_concurrency": 1000,
+        "num_cpus": 0,
+        "get_if_exists": True,
+    }
+    if on_head:
+        options["resources"] = dict(HEAD_RESOURCE)
+    options.update(extra)
+    return options
+
+
+def get_system_actor(
+    name: str,
+    actor_class: type | None = None,
+    *,
+    create: bool,
+    args: tuple[Any, ...] = (),
+    ready_method: str = "ping",
+    timeout_s: float = 60.0,
+    **options: Any,
+) -> Any:
+    """The named system actor's handle; created (and waited for) when ``create`` and missing.
+
+    Raises ``ValueError`` when it does not exist and ``create`` is false.
+    """
+    try:
+        return ray.get_actor(name, namespace=NAMESPACE)
+    except ValueError:
+        if not create or actor_class is None:
+            raise
+    remote: Any = ray.remote(actor_class)
+    handle = remote.options(**system_actor_options(name, **options)).remote(*args)
+    try:
+        ray.get(getattr(handle, ready_method).remote(), timeout=timeout_s)
+    except GetTimeoutError as exc:
+        raise RayEnterpriseError(
+            f"the {name} actor did not come up within {timeout_s:g} s; see its log under "
+            "the Ray session's logs directory"
+        ) from exc
+    return handle
