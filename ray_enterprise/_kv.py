@@ -42,5 +42,15 @@ def scan(prefix: str) -> dict[str, Any]:
 
 
 def delete_prefix(prefix: str) -> None:
-    for key in scan(prefix):
-        delete(key)
+    for raw_key in internal_kv._internal_kv_list(prefix.encode(), namespace=NAMESPACE):
+        internal_kv._internal_kv_del(raw_key, namespace=NAMESPACE)
+
+
+def put_blob(key: str, value: bytes) -> None:
+    """Opaque bytes (a checkpoint), stored as they are."""
+    internal_kv._internal_kv_put(key.encode(), value, overwrite=True, namespace=NAMESPACE)
+
+
+def get_blob(key: str) -> bytes | None:
+    raw = internal_kv._internal_kv_get(key.encode(), namespace=NAMESPACE)
+    return None if raw is None else bytes(raw)

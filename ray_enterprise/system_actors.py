@@ -44,6 +44,7 @@ def get_system_actor(
     *,
     create: bool,
     args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
     ready_method: str = "ping",
     timeout_s: float = 60.0,
     **options: Any,
@@ -58,7 +59,7 @@ def get_system_actor(
         if not create or actor_class is None:
             raise
     remote: Any = ray.remote(actor_class)
-    handle = remote.options(**system_actor_options(name, **options)).remote(*args)
+    handle = remote.options(**system_actor_options(name, **options)).remote(*args, **(kwargs or {}))
     try:
         ray.get(getattr(handle, ready_method).remote(), timeout=timeout_s)
     except GetTimeoutError as exc:

@@ -1,0 +1,201 @@
+"""Anomaly shards: the Ray shell around :class:`AnomalyMonitor`.
+
+Series are split over shards by a stable hash, so detection scales with nodes and one series
+always meets the same detector. A shard checkpoints its monitor to the GCS key-value store,
+so a restarted shard resumes with warm detectors instead of learning from zero, and it hands
+every event to the alert manager when one runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import re
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import ray
+
+from ray_enterprise import _kv
+from ray_enterprise.observability.anomaly_events import AnomalyEvent, AnomalyMonitor
+from ray_enterprise.observability.detectors import DEFAULT_DETECTOR
+from ray_enterprise.system_actors import NAMESPACE, get_system_actor
+
+logger = logging.getLogger("ray_enterprise.anomaly")
+
+_CHECKPOINT = "anomaly/checkpoint/"
+_SERVICE_LABEL = re.compile(r'service="([^"]*)"')
+
+Point = tuple[str, float, float]  # (series, timestamp, value)
+
+
+def shard_of(series: str, shards: int) -> int:
+    """Stable across processes and restarts (Python's hash() is salted per process)."""
+    return zlib.crc32(series.encode()) % max(1, shards)
+
+
+def shard_name(index: int) -> str:
+    return f"anomaly:{index}"
+
+
+def service_of(series: str) -> str:
+    """The service a series belongs to, from its ``service`` label when it has one."""
+    match = _SERVICE_LABEL.search(series)
+    return match.group(1) if match else "unknown"
+
+
+class AnomalyShardActor:
+    """Holds the detectors of the series that hash to it."""
+
+    def __init__(
+        self,
+        index: int,
+        detector: Mapping[str, Any] | None = None,
+        *,
+        min_samples: int = 100,
+        checkpoint_s: float = 5.0,
+        alert_actor: str = "alertmanager",
+    ) -> None:
+        self.index = index
+        self._checkpoint_s = checkpoint_s
+        self._alert_actor = alert_actor
+        self._points = 0
+        self._restored = False
+        saved = _kv.get_blob(_CHECKPOINT + str(index))
+        if saved is not None:
+            self.monitor = AnomalyMonitor.from_state(pickle.loads(saved))
+            self._restored = True
+        else:
+            self.monitor = AnomalyMonitor(
+                dict(detector or DEFAULT_DETECTOR), min_samples=min_samples
+            )
+        self._dirty = False
+        loop = asyncio.get_event_loop()
+        self._task = loop.create_task(self._checkpoint_forever())
+
+    async def ping(self) -> str:
+        return "ok"
+
+    async def ingest(self, points: Sequence[Point]) -> int:
+        """Score and learn a batch; returns how many events it raised. Bad points are counted."""
+        events: list[AnomalyEvent] = []
+        for series, ts, value in points:
+            self._points += 1
+            event = self.monitor.observe(series, value, ts)
+            if event is not None:
+                events.append(event)
+        self._dirty = True
+        if events:
+            await self._forward(events)
+        return len(events)
+
+    async def _forward(self, events: Iterable[AnomalyEvent]) -> None:
+        """Hand events to the alert manager; detection never waits on or fails with it."""
+        try:
+            alerts = ray.get_actor(self._alert_actor, namespace=NAMESPACE)
+        except ValueError:
+            return
+        from ray_enterprise.observability.alert_sources import AnomalyInput
+
+        inputs = [AnomalyInput.from_event(e, service_of(e.series)) for e in events]
+        try:
+            alerts.ingest.remote(inputs)
+        except Exception as exc:  # the alert actor may be restarting
+            logger.warning("could not forward %d anomaly events: %s", len(inputs), exc)
+
+    async def events(
+        self, series: str | None = None, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        return [
+            asdict(e)
+            for e in self.monitor.recent_events(series)
+            if since is None or e.timestamp >= since
+        ]
+
+    async def stats(self) -> dict[str, Any]:
+        gate = self.monitor.gate.to_state()
+        return {
+            "shard": self.index,
+            "series": len(self.monitor.detectors),
+            "points": self._points,
+            "events": len(self.monitor.events),
+            "refused": gate.get("refused", {}),
+            "restored_from_checkpoint": self._restored,
+            "detector": self.monitor.detector_name,
+        }
+
+    async def baseline_samples(self, series: str) -> int:
+        """How many points the series' baseline has seen (survives a restart)."""
+        baseline = self.monitor.baselines.get(series)
+        return 0 if baseline is None else baseline.seen
+
+    async def checkpoint(self) -> int:
+        """Write the monitor's state now; returns its size in bytes."""
+        blob = pickle.dumps(self.monitor.to_state(), protocol=pickle.HIGHEST_PROTOCOL)
+        _kv.put_blob(_CHECKPOINT + str(self.index), blob)
+        self._dirty = False
+        return len(blob)
+
+    async def _checkpoint_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._checkpoint_s)
+            if self._dirty:
+                try:
+                    await self.checkpoint()
+                except Exception:
+                    logger.exception("anomaly shard %d: checkpoint failed", self.index)
+
+
+def get_shard_handles(shards: int, *, create: bool, **options: Any) -> list[Any]:
+    """Handles of shards 0..shards-1, created where missing (spread over nodes)."""
+    return [
+        get_system_actor(
+            shard_name(i),
+            AnomalyShardActor,
+            create=create,
+            args=(i,),
+            kwargs=options,
+            on_head=False,
+            scheduling_strategy="SPREAD",
+        )
+        for i in range(shards)
+    ]
+
+
+class AnomalyRouter:
+    """Client side: sends each point to the shard its series hashes to, in one call per shard."""
+
+    def __init__(self, handles: Sequence[Any]) -> None:
+        self._handles = list(handles)
+
+    def route(self, points: Iterable[Point]) -> dict[int, list[Point]]:
+        batches: dict[int, list[Point]] = {}
+        for point in points:
+            batches.setdefault(shard_of(point[0], len(self._handles)), []).append(point)
+        return batches
+
+    def ingest(self, points: Iterable[Point]) -> list[Any]:
+        """Send; returns the ObjectRefs of the per-shard event counts."""
+        return [self._handles[i].ingest.remote(batch) for i, batch in self.route(points).items()]
+
+    def events(self, series: str | None = None) -> list[dict[str, Any]]:
+        refs = [h.events.remote(series) for h in self._handles]
+        return sorted((e for batch in ray.get(refs) for e in batch), key=lambda e: e["timestamp"])
+
+
+def clear_checkpoints() -> None:
+    """Forget every shard's learned state (``down`` and tests)."""
+    _kv.delete_prefix(_CHECKPOINT)
+
+
+__all__ = [
+    "AnomalyRouter",
+    "AnomalyShardActor",
+    "clear_checkpoints",
+    "get_shard_handles",
+    "service_of",
+    "shard_of",
+]
