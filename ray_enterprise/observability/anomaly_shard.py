@@ -21,7 +21,8 @@ import ray
 
 from ray_enterprise import _kv
 from ray_enterprise.observability.anomaly_events import AnomalyEvent, AnomalyMonitor
-from ray_enterprise.observability.detectors import DEFAULT_DETECTOR
+from ray_enterprise.observability.detectors import DEFAULT_DETECTOR, DetectorConfigError
+from ray_enterprise.observability.vector_monitor import VectorAnomalyMonitor
 from ray_enterprise.system_actors import NAMESPACE, get_system_actor
 
 logger = logging.getLogger("ray_enterprise.anomaly")
@@ -47,6 +48,16 @@ def service_of(series: str) -> str:
     return match.group(1) if match else "unknown"
 
 
+def build_monitor(
+    detector: Mapping[str, Any], min_samples: int, capacity: int
+) -> AnomalyMonitor | VectorAnomalyMonitor:
+    """Numpy detectors score a whole frame at once; river models need one object per series."""
+    try:
+        return VectorAnomalyMonitor(detector, capacity=capacity, min_samples=min_samples)
+    except DetectorConfigError:
+        return AnomalyMonitor(detector, min_samples=min_samples)
+
+
 class AnomalyShardActor:
     """Holds the detectors of the series that hash to it."""
 
@@ -56,6 +67,7 @@ class AnomalyShardActor:
         detector: Mapping[str, Any] | None = None,
         *,
         min_samples: int = 100,
+        capacity: int = 10_000,
         checkpoint_s: float = 5.0,
         alert_actor: str = "alertmanager",
     ) -> None:
@@ -64,14 +76,15 @@ class AnomalyShardActor:
         self._alert_actor = alert_actor
         self._points = 0
         self._restored = False
+        self.monitor = build_monitor(dict(detector or DEFAULT_DETECTOR), min_samples, capacity)
         saved = _kv.get_blob(_CHECKPOINT + str(index))
         if saved is not None:
-            self.monitor = AnomalyMonitor.from_state(pickle.loads(saved))
+            state = pickle.loads(saved)
+            if isinstance(self.monitor, VectorAnomalyMonitor):
+                self.monitor.load_state(state)
+            else:
+                self.monitor = AnomalyMonitor.from_state(state)
             self._restored = True
-        else:
-            self.monitor = AnomalyMonitor(
-                dict(detector or DEFAULT_DETECTOR), min_samples=min_samples
-            )
         self._dirty = False
         loop = asyncio.get_event_loop()
         self._task = loop.create_task(self._checkpoint_forever())
@@ -81,12 +94,13 @@ class AnomalyShardActor:
 
     async def ingest(self, points: Sequence[Point]) -> int:
         """Score and learn a batch; returns how many events it raised. Bad points are counted."""
-        events: list[AnomalyEvent] = []
-        for series, ts, value in points:
-            self._points += 1
-            event = self.monitor.observe(series, value, ts)
-            if event is not None:
-                events.append(event)
+        self._points += len(points)
+        events: list[AnomalyEvent]
+        if isinstance(self.monitor, VectorAnomalyMonitor):
+            events = self.monitor.observe_points(points)
+        else:
+            observed = (self.monitor.observe(s, v, t) for s, t, v in points)
+            events = [e for e in observed if e is not None]
         self._dirty = True
         if events:
             await self._forward(events)
@@ -111,24 +125,31 @@ class AnomalyShardActor:
     ) -> list[dict[str, Any]]:
         return [
             asdict(e)
-            for e in self.monitor.recent_events(series)
-            if since is None or e.timestamp >= since
+            for e in self.monitor.events
+            if (series is None or e.series == series) and (since is None or e.timestamp >= since)
         ]
 
     async def stats(self) -> dict[str, Any]:
-        gate = self.monitor.gate.to_state()
+        if isinstance(self.monitor, VectorAnomalyMonitor):
+            refused, series = dict(self.monitor.refused), len(self.monitor.index)
+        else:
+            refused = self.monitor.gate.to_state().get("refused", {})
+            series = len(self.monitor.detectors)
         return {
             "shard": self.index,
-            "series": len(self.monitor.detectors),
+            "vectorised": isinstance(self.monitor, VectorAnomalyMonitor),
+            "series": series,
             "points": self._points,
             "events": len(self.monitor.events),
-            "refused": gate.get("refused", {}),
+            "refused": refused,
             "restored_from_checkpoint": self._restored,
             "detector": self.monitor.detector_name,
         }
 
     async def baseline_samples(self, series: str) -> int:
         """How many points the series' baseline has seen (survives a restart)."""
+        if isinstance(self.monitor, VectorAnomalyMonitor):
+            return self.monitor.samples(series)
         baseline = self.monitor.baselines.get(series)
         return 0 if baseline is None else baseline.seen
 
