@@ -176,6 +176,18 @@ def down(address: str | None) -> None:
     click.echo("all services stopped; registry removed")
 
 
+def _add_subsystem_commands() -> None:
+    """Each subsystem owns its command group; the top level only gathers them."""
+    from ray_enterprise.security.cli import audit as audit_group
+    from ray_enterprise.security.cli import keys as keys_group
+
+    main.add_command(keys_group)
+    main.add_command(audit_group)
+
+
+_add_subsystem_commands()
+
+
 def run() -> None:
     """Entry point that turns our errors into one clear line instead of a traceback."""
     try:
