@@ -19,6 +19,14 @@ Hooks, when they run and what may happen inside them:
     When a dependency stops being up (``state`` is e.g. ``"restarting"``) or is up again
     (``"healthy"``). The registry marks this service DEGRADED meanwhile; it is never killed for
     a dependency's sake unless its strategy is ``rest_for_one``.
+``on_config(section, value, version)``
+    When the service's ``config_section`` (its spec names it, e.g. ``cache`` or
+    ``services.search``) has a new version: once right after ``start()`` with the running
+    value, then after every change, on the default event loop, one call at a time and in rising
+    ``version`` order (an old or repeated version is never passed). ``value`` is the section's
+    validated model (or a dict for ``services.<name>``), secrets as ``SecretStr``. Swap the
+    new value in; raising is logged and the version still counts as applied (the ConfigActor
+    does not retry a value the service refused).
 ``stop()``
     On an orderly shutdown, within ``shutdown_timeout_s``; the actor is killed afterwards
     either way. Not called after a crash.
@@ -27,6 +35,7 @@ Hooks, when they run and what may happen inside them:
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +45,11 @@ import ray
 #: Concurrency groups every service actor is created with. Health checks and the registry's
 #: crash watch must not queue behind a busy service's own calls.
 CONCURRENCY_GROUPS: dict[str, int] = {"re_health": 2, "re_watch": 4}
+#: How often a service renews its config subscription (it costs nothing when nothing changed),
+#: so that a ConfigActor that was replaced, not restarted, still finds it.
+CONFIG_RENEW_S = 30.0
+
+logger = logging.getLogger("ray_enterprise.service")
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,10 @@ class Service:
     def _re_dependency_states(self) -> dict[str, str]:
         return self.__dict__.setdefault("_re_dependency_state", {})
 
+    @property
+    def _re_config_versions(self) -> dict[str, int]:
+        return self.__dict__.setdefault("_re_config_version", {})
+
     # -- hooks for subclasses -------------------------------------------------------------
 
     async def start(self) -> None:
@@ -98,6 +116,9 @@ class Service:
 
     async def on_dependency_change(self, name: str, state: str) -> None:
         """React to a dependency going down or coming back; the default does nothing."""
+
+    async def on_config(self, section: str, value: Any, version: int) -> None:
+        """Take a new version of the config section; the default does nothing."""
 
     # -- helpers for subclasses -----------------------------------------------------------
 
@@ -124,6 +145,11 @@ class Service:
         """The last state the registry announced for each dependency that changed."""
         return dict(self._re_dependency_states)
 
+    @property
+    def config_version(self) -> int:
+        """The last config version applied through ``on_config`` (0: none yet)."""
+        return max(self._re_config_versions.values(), default=0)
+
     async def complete(self) -> None:
         """End this service on its own accord: a transient or temporary one is not restarted."""
         self._re_outcome = "completed"
@@ -131,7 +157,13 @@ class Service:
 
     # -- the registry's entry points (not for users) --------------------------------------
 
-    async def _re_start(self, name: str, config: dict[str, Any], generation: int) -> str:
+    async def _re_start(
+        self,
+        name: str,
+        config: dict[str, Any],
+        generation: int,
+        config_section: str | None = None,
+    ) -> str:
         """Bind identity and run ``start()`` once; idempotent so an adopted actor is safe."""
         if not self._re_started:
             self.name = name
@@ -139,12 +171,67 @@ class Service:
             self.generation = generation
             await self.start()
             self._re_started = True
+        if config_section and "_re_config_task" not in self.__dict__:
+            task = asyncio.get_running_loop().create_task(self._re_subscribe(config_section))
+            self.__dict__["_re_config_task"] = task
         return str(ray.get_runtime_context().get_node_id())
+
+    async def _re_subscribe(self, section: str) -> None:
+        """Subscribe to ``section``, saying the last version applied; renew now and then.
+
+        Without a ConfigActor (none booted yet) it keeps looking, backing off, so a service
+        started before the config system still gets its section once that comes up.
+        """
+        from ray_enterprise.config.actor import get_config_handle
+
+        context = ray.get_runtime_context()
+        actor, namespace = context.get_actor_name(), context.namespace
+        backoff = 0.5
+        while True:
+            try:
+                handle = get_config_handle(create=False)
+                applied = self._re_config_versions.get(section, 0)
+                await handle.subscribe.remote(section, actor, namespace, "_re_config", applied)
+            except ValueError:  # no ConfigActor (yet)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            except Exception as exc:
+                logger.warning(
+                    "config subscription of %s to %s failed: %s", self.name, section, exc
+                )
+                await asyncio.sleep(1.0)
+                continue
+            backoff = 0.5
+            await asyncio.sleep(CONFIG_RENEW_S)
+
+    @property
+    def _re_config_lock(self) -> asyncio.Lock:
+        lock: asyncio.Lock | None = self.__dict__.get("_re_config_lock_obj")
+        if lock is None:
+            lock = self.__dict__.setdefault("_re_config_lock_obj", asyncio.Lock())
+        return lock
+
+    async def _re_config(self, section: str, value: Any, version: int) -> int:
+        """Apply a pushed version in order: older or repeated versions are ignored."""
+        async with self._re_config_lock:
+            applied = self._re_config_versions.get(section, 0)
+            if version <= applied:
+                return applied
+            try:
+                await self.on_config(section, value, version)
+            except Exception:
+                logger.exception(
+                    "on_config(%s, version %d) of %s failed", section, version, self.name
+                )
+            self._re_config_versions[section] = version
+            return version
 
     async def _re_stop(self) -> None:
         self._re_outcome = "stopped"
         try:
-            await self.stop()
+            if self._re_started:  # stop() may rely on what start() set up
+                await self.stop()
         finally:
             self._re_done.set()
 

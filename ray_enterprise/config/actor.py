@@ -1,0 +1,345 @@
+"""ConfigActor: the thin Ray shell around the sources, :class:`ConfigApplier` and :class:`Fanout`.
+
+It runs every source's ``watch()`` loop, coalesces bursts of writes (consul-template's
+``wait``), applies the merged document through the applier under one lock, and wakes the
+subscribers of the sections that changed. Named, detached and restarted forever; versions live
+in durable history and subscriptions in the GCS key-value store, so after its own SIGKILL it
+comes back with the same version and keeps pushing to the same subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError
+
+from ray_enterprise import _kv
+from ray_enterprise.config.applier import Applied, ConfigApplier
+from ray_enterprise.config.errors import (
+    ConfigError,
+    ConfigSourceError,
+    ConfigVersionNotFoundError,
+)
+from ray_enterprise.config.events import EventLog
+from ray_enterprise.config.fanout import Fanout, Subscription
+from ray_enterprise.config.history import ConfigHistory
+from ray_enterprise.config.merge import (
+    MergedConfig,
+    deep_merge,
+    merge_layers,
+    restore_secrets,
+    unflatten,
+)
+from ray_enterprise.config.schema import default_document
+from ray_enterprise.config.settings import ConfigSettings
+from ray_enterprise.config.sources import (
+    ConfigSource,
+    DatabaseConfigSource,
+    FileConfigSource,
+    SourceUpdate,
+    describe_error,
+)
+from ray_enterprise.config.subscriptions import SUBSCRIPTION_PREFIX, ConfigSubscriptions
+from ray_enterprise.config.views import ConfigViews
+from ray_enterprise.errors import RayEnterpriseError
+from ray_enterprise.storage import make_engine
+
+logger = logging.getLogger("ray_enterprise.config")
+
+NAMESPACE = _kv.NAMESPACE
+ACTOR_NAME = "config"
+_PIN = "config/pin"
+_REJECTIONS = "config/rejections"
+
+
+class ConfigActor(ConfigSubscriptions, ConfigViews):
+    """Named ``config``, detached, restartable; one apply lock, one task per source."""
+
+    def __init__(self, settings: ConfigSettings | None = None) -> None:
+        self._settings = settings or ConfigSettings()
+        self._sources: list[ConfigSource] = self._settings.build_sources()
+        self._values: dict[str, dict[str, Any]] = {s.layer: {} for s in self._sources}
+        self._source_ok: dict[str, bool] = {}
+        self._events = EventLog(first_seq=int(time.time() * 1000))
+        self._events.restore(_kv.get(_REJECTIONS, []))
+        self._applier: ConfigApplier | None = None
+        self._history: ConfigHistory | None = None
+        self._fanout = Fanout(self._current, self._push)
+        self._fanout.on_drop = lambda sub: _kv.delete(SUBSCRIPTION_PREFIX + sub.key)
+        self._handles: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+        self._ready = asyncio.Event()
+        self._new_version = asyncio.Event()
+        self._dirty: set[str] = set()
+        self._first_dirty = 0.0
+        self._last_dirty = 0.0
+        self._apply_task: asyncio.Task[None] | None = None
+        self._pin: tuple[int, dict[str, Any]] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks.append(asyncio.get_event_loop().create_task(self._boot()))
+
+    # -- boot and watching -------------------------------------------------------------------
+
+    async def _boot(self) -> None:
+        loaded = await asyncio.gather(*(s.load() for s in self._sources))
+        for source, values in zip(self._sources, loaded, strict=True):
+            self._values[source.layer] = values
+            self._note_health(source, source.health().ok)
+        delay = 0.2
+        while True:  # history is where version numbers come from: wait for it, however long
+            try:
+                await self._resume()
+                break
+            except Exception as exc:
+                logger.warning("config history unavailable, retrying: %s", describe_error(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        for data in _kv.scan(SUBSCRIPTION_PREFIX).values():
+            self._fanout.add(Subscription(**data))
+        self._ready.set()
+        logger.info("config actor ready at version %d", self._app.version)
+        loop = asyncio.get_event_loop()
+        self._tasks += [loop.create_task(self._watch(s)) for s in self._sources]
+
+    async def _resume(self) -> None:
+        """Open history and take up the version it ends with (and a rollback still pinned)."""
+        engine = make_engine(self._settings.history, create=False)
+        self._history = await asyncio.to_thread(ConfigHistory, engine)
+        self._applier = ConfigApplier(self._history, self._events)
+        pin = _kv.get(_PIN)
+        if pin is not None:
+            try:
+                record = await asyncio.to_thread(self._history.get, int(pin))
+                self._pin = (int(pin), record.document)
+            except ConfigVersionNotFoundError:  # history was replaced: nothing to hold
+                _kv.delete(_PIN)
+        async with self._lock:
+            with contextlib.suppress(ConfigError):  # refused: the resumed version stays
+                await asyncio.to_thread(self._applier.boot, self._compose())
+            self._save_rejections()
+
+    async def _watch(self, source: ConfigSource) -> None:
+        while True:
+            try:
+                async for update in source.watch():
+                    self._on_update(source, update)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a source must never take the actor down
+                logger.exception("watch of config source %s failed; restarting it", source.name)
+                await asyncio.sleep(1.0)
+
+    def _on_update(self, source: ConfigSource, update: SourceUpdate) -> None:
+        self._note_health(source, update.health.ok)
+        if not update.values_changed:
+            return
+        self._values[source.layer] = update.values
+        self._mark_dirty(source.name)
+
+    def _note_health(self, source: ConfigSource, ok: bool) -> None:
+        before = self._source_ok.get(source.name, True)
+        self._source_ok[source.name] = ok
+        if before and not ok:
+            reason = source.health().last_error or "failing"
+            self._events.emit(
+                "source_failed",
+                f"config source {source.name} failing, last good values kept: {reason}",
+                source=source.name,
+                severity="medium",
+            )
+        elif ok and not before:
+            self._events.emit(
+                "source_recovered", f"config source {source.name} recovered", source=source.name
+            )
+
+    def _mark_dirty(self, trigger: str) -> None:
+        now = time.monotonic()
+        if not self._dirty:
+            self._first_dirty = now
+        self._last_dirty = now
+        self._dirty.add(trigger)
+        self._unpin()
+        if self._apply_task is None or self._apply_task.done():
+            self._apply_task = asyncio.get_event_loop().create_task(self._apply_loop())
+
+    def _unpin(self) -> None:
+        """A source moved: the sources are the truth again, not the rolled-back document."""
+        if self._pin is not None:
+            self._pin = None
+            _kv.delete(_PIN)
+
+    async def _apply_loop(self) -> None:
+        """Apply once writes paused ``wait_min_s`` or the oldest is ``wait_max_s`` old."""
+        while self._dirty:
+            due = min(
+                self._last_dirty + self._settings.wait_min_s,
+                self._first_dirty + self._settings.wait_max_s,
+            )
+            if time.monotonic() < due:
+                await asyncio.sleep(due - time.monotonic())
+                continue
+            if not await self._apply_pending():
+                await asyncio.sleep(1.0)  # history unreachable: the change waits for it
+
+    async def _apply_pending(self) -> bool:
+        """Apply what is dirty; False when it must be tried again (history unavailable)."""
+        async with self._lock:
+            trigger = ", ".join(sorted(self._dirty))
+            self._dirty.clear()
+            try:
+                applied = await asyncio.to_thread(self._app.apply, self._compose(), trigger)
+            except ConfigError:
+                self._save_rejections()
+                return True
+            except Exception as exc:
+                logger.warning("config version not recorded (%s); will retry", describe_error(exc))
+                self._dirty.add(trigger)
+                return False
+            self._announce(applied)
+        return True
+
+    def _compose(
+        self, override: dict[str, dict[str, Any]] | None = None, *, pinned: bool = True
+    ) -> MergedConfig:
+        """Defaults and every source's last good values, or the pinned rollback document."""
+        values = {**self._values, **(override or {})}
+        layers = [("defaults", default_document())]
+        layers += [(s.layer, values[s.layer]) for s in self._sources]
+        merged = merge_layers(layers)
+        files = next(s for s in self._sources if isinstance(s, FileConfigSource)).provenance()
+        provenance = {
+            path: f"files ({files[path]})" if layer == "files" and path in files else layer
+            for path, layer in merged.provenance.items()
+        }
+        if self._pin is not None and pinned:
+            version, document = self._pin
+            return MergedConfig(
+                restore_secrets(document, merged.document),
+                {path: f"rollback to {version}" for path in provenance},
+            )
+        return MergedConfig(merged.document, provenance)
+
+    def _announce(self, applied: Applied | None) -> None:
+        if applied is None:
+            return
+        self._fanout.changed(applied.changed_sections)
+        self._new_version.set()
+        self._new_version = asyncio.Event()
+
+    def _save_rejections(self) -> None:
+        _kv.put(_REJECTIONS, [r.to_dict() for r in self._events.rejections()[-100:]])
+
+    # -- public API ----------------------------------------------------------------------------
+
+    async def ready(self) -> int:
+        """The running version, once the first load and history resume are done."""
+        await self._ready.wait()
+        return self._app.version
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def current_version(self) -> int:
+        await self._ready.wait()
+        return self._app.version
+
+    async def get_config(self) -> Any:
+        """The running :class:`EnterpriseConfig` (secrets stay ``SecretStr``)."""
+        await self._ready.wait()
+        return self._app.config
+
+    async def get(self, section: str) -> Any:
+        await self._ready.wait()
+        return self._app.section(section)
+
+    async def rollback(self, version: int) -> int:
+        """Run version ``version``'s document again as a new version, until a source moves."""
+        await self._ready.wait()
+        async with self._lock:
+            applied = await asyncio.to_thread(self._app.rollback, version)
+            record = await asyncio.to_thread(self._log.get, version)
+            self._pin = (version, record.document)
+            _kv.put(_PIN, version)
+            self._announce(applied)
+        return self._app.version
+
+    async def set_value(self, key: str, value: Any) -> int:
+        """Write ``key`` to the database source, after checking the result would be admitted."""
+        await self._ready.wait()
+        database = next(s for s in self._sources if isinstance(s, DatabaseConfigSource))
+        trial = deep_merge(self._values[database.layer], unflatten({key: value}))
+        trigger = f"config set {key}"
+        try:
+            self._app.check(self._compose({database.layer: trial}, pinned=False), trigger)
+        except ConfigError:
+            self._save_rejections()
+            raise
+        await database.set(key, value)
+        values = await database.load()
+        if not database.health().ok:
+            raise ConfigSourceError(database.name, database.health().last_error or "unreadable")
+        self._values[database.layer] = values
+        self._unpin()
+        self._dirty.add(trigger)
+        if not await self._apply_pending():
+            raise RayEnterpriseError("written, but history is unavailable: applied once it is back")
+        return self._app.version
+
+    async def forget(self) -> None:
+        """Erase subscriptions, pin and rejections from the key-value store (``down``, tests)."""
+        await self._fanout.close()
+        _kv.delete_prefix("config/")
+
+
+def config_options(env_vars: dict[str, str] | None = None) -> dict[str, Any]:
+    """How the ConfigActor is created: detached, restarted forever, calls retried."""
+    options: dict[str, Any] = {
+        "name": ACTOR_NAME,
+        "namespace": NAMESPACE,
+        "lifetime": "detached",
+        "max_restarts": -1,
+        "max_task_retries": -1,
+        "max_concurrency": 1000,
+        "num_cpus": 0,
+        "get_if_exists": True,
+    }
+    if env_vars:
+        options["runtime_env"] = {"env_vars": dict(env_vars)}
+    return options
+
+
+def get_config_handle(
+    *,
+    create: bool,
+    settings: ConfigSettings | None = None,
+    env_vars: dict[str, str] | None = None,
+    timeout_s: float = 60.0,
+) -> Any:
+    """The ConfigActor handle; created when asked and missing, from ``settings`` (default:
+    :meth:`ConfigSettings.from_env` of this process). ``env_vars`` set the actor's environment
+    layer (its process environment) when it is created here."""
+    try:
+        return ray.get_actor(ACTOR_NAME, namespace=NAMESPACE)
+    except ValueError:
+        if not create:
+            raise
+    actor_class: Any = ray.remote(ConfigActor)
+    handle = actor_class.options(**config_options(env_vars)).remote(
+        settings or ConfigSettings.from_env()
+    )
+    try:
+        ray.get(handle.ready.remote(), timeout=timeout_s)
+    except GetTimeoutError as exc:
+        raise RayEnterpriseError(
+            f"the config actor did not come up within {timeout_s:g} s"
+        ) from exc
+    return handle
+
+
+__all__ = ["ACTOR_NAME", "ConfigActor", "config_options", "get_config_handle"]

@@ -1,0 +1,171 @@
+"""Which sources the ConfigActor reads: settings given at boot, from YAML or the environment.
+
+These are settings *about* configuration (where the files are, which database, which Vault),
+so they cannot come from the configuration itself. The defaults need nothing installed: no
+files, the SQLite file of :func:`ray_enterprise.storage.default_db_url`, no Vault, and the
+``RAY_ENTERPRISE__`` environment variables.
+
+Environment variables (all optional)::
+
+    RAY_ENTERPRISE_CONFIG_FILES        paths separated by ':' (os.pathsep), later files win
+    RAY_ENTERPRISE_DB_URL              database source and history (SQLAlchemy URL)
+    RAY_ENTERPRISE_CONFIG_HISTORY_URL  history elsewhere than the database source
+    RAY_ENTERPRISE_VAULT_ADDR          enables the Vault source
+    RAY_ENTERPRISE_VAULT_TOKEN         or RAY_ENTERPRISE_VAULT_ROLE_ID + _SECRET_ID (AppRole)
+    RAY_ENTERPRISE_VAULT_MOUNT, RAY_ENTERPRISE_VAULT_PATH_PREFIX
+    RAY_ENTERPRISE_CONFIG_ENV_PREFIX   default RAY_ENTERPRISE__
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from ray_enterprise.config.errors import ConfigParseError
+from ray_enterprise.config.sources import (
+    ENV_PREFIX,
+    ConfigSource,
+    DatabaseConfigSource,
+    EnvironmentConfigSource,
+    FileConfigSource,
+    VaultConfigSource,
+)
+from ray_enterprise.storage import DB_URL_ENV, default_db_url
+
+SETTINGS_ENV = "RAY_ENTERPRISE_CONFIG_"
+VAULT_ENV = "RAY_ENTERPRISE_VAULT_"
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VaultSettings(_Settings):
+    """A Vault (or OpenBao) KV v2 mount; a token, or AppRole ``role_id`` + ``secret_id``."""
+
+    url: str
+    token: SecretStr | None = None
+    role_id: str | None = None
+    secret_id: SecretStr | None = None
+    approle_mount: str = "approle"
+    mount: str = "secret"
+    path_prefix: str = "ray_enterprise"
+    poll_interval: float = Field(1.0, gt=0)
+    timeout: float = Field(3.0, gt=0)
+
+    @model_validator(mode="after")
+    def _has_credentials(self) -> VaultSettings:
+        if self.token is None and not self.role_id:
+            raise ValueError("vault needs a token or an AppRole role_id and secret_id")
+        return self
+
+
+class ConfigSettings(_Settings):
+    """Where the ConfigActor finds its sources; everything optional on a laptop."""
+
+    files: tuple[str, ...] = ()
+    files_missing_ok: bool = False
+    file_poll_interval: float = Field(0.1, gt=0)
+    database_url: str | None = None
+    database_poll_interval: float = Field(0.5, gt=0)
+    #: With PostgreSQL NOTIFY, the poll that catches writes made without a NOTIFY.
+    database_fallback_interval: float = Field(5.0, gt=0)
+    database_channel: str = "ray_enterprise_config"
+    history_url: str | None = None
+    vault: VaultSettings | None = None
+    env_prefix: str = ENV_PREFIX
+    env_poll_interval: float = Field(1.0, gt=0)
+    #: consul-template's ``wait``: apply once writes have paused this long ...
+    wait_min_s: float = Field(0.02, ge=0)
+    #: ... or once the first unapplied write is this old, whichever comes first.
+    wait_max_s: float = Field(0.5, ge=0)
+
+    @field_validator("files", mode="before")
+    @classmethod
+    def _absolute(cls, value: Any) -> Any:
+        # The actor runs in another working directory: resolve relative paths where given.
+        if isinstance(value, (str, os.PathLike)):
+            value = [value]
+        return tuple(str(Path(p).expanduser().absolute()) for p in value or ())
+
+    @property
+    def database(self) -> str:
+        return self.database_url or default_db_url()
+
+    @property
+    def history(self) -> str:
+        return self.history_url or self.database
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ConfigSettings:
+        """Settings from ``RAY_ENTERPRISE_CONFIG_*``/``RAY_ENTERPRISE_VAULT_*`` variables."""
+        env = os.environ if environ is None else environ
+        data: dict[str, Any] = {}
+        files = env.get(SETTINGS_ENV + "FILES")
+        if files:
+            data["files"] = [p for p in files.split(os.pathsep) if p]
+        if env.get(DB_URL_ENV):
+            data["database_url"] = env[DB_URL_ENV]
+        if env.get(SETTINGS_ENV + "HISTORY_URL"):
+            data["history_url"] = env[SETTINGS_ENV + "HISTORY_URL"]
+        if env.get(SETTINGS_ENV + "ENV_PREFIX"):
+            data["env_prefix"] = env[SETTINGS_ENV + "ENV_PREFIX"]
+        if env.get(VAULT_ENV + "ADDR"):
+            vault = {"url": env[VAULT_ENV + "ADDR"]}
+            for key in ("token", "role_id", "secret_id", "mount", "path_prefix"):
+                if env.get(VAULT_ENV + key.upper()):
+                    vault[key] = env[VAULT_ENV + key.upper()]
+            data["vault"] = vault
+        return cls.model_validate(data)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, *, section: str = "config") -> ConfigSettings:
+        """Settings from the ``section`` mapping of a YAML file; relative files from its dir."""
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigParseError(str(path), f"invalid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigParseError(str(path), "top level must be a mapping")
+        data = dict(raw.get(section) or {})
+        data["files"] = [str(path.parent / f) for f in data.get("files") or ()]
+        return cls.model_validate(data)
+
+    def build_sources(self) -> list[ConfigSource]:
+        """One source per layer, lowest priority first (files, database, vault, environment)."""
+        sources: list[ConfigSource] = [
+            FileConfigSource(
+                self.files, missing_ok=self.files_missing_ok, poll_interval=self.file_poll_interval
+            ),
+            DatabaseConfigSource(
+                self.database,
+                channel=self.database_channel,
+                poll_interval=self.database_poll_interval,
+                notify_fallback_interval=self.database_fallback_interval,
+            ),
+        ]
+        if self.vault is not None:
+            v = self.vault
+            sources.append(
+                VaultConfigSource(
+                    v.url,
+                    token=v.token.get_secret_value() if v.token else None,
+                    role_id=v.role_id,
+                    secret_id=v.secret_id.get_secret_value() if v.secret_id else None,
+                    approle_mount=v.approle_mount,
+                    mount=v.mount,
+                    path_prefix=v.path_prefix,
+                    poll_interval=v.poll_interval,
+                    timeout=v.timeout,
+                )
+            )
+        sources.append(
+            EnvironmentConfigSource(prefix=self.env_prefix, poll_interval=self.env_poll_interval)
+        )
+        return sources

@@ -1,0 +1,52 @@
+"""`ray-enterprise config ...` against a running ConfigActor, in this process's Ray session."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from actor_support import config_actor
+from click.testing import CliRunner, Result
+
+from ray_enterprise.config.cli import config as config_cli
+from ray_enterprise.config.settings import ConfigSettings
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(config_cli, list(args), catch_exceptions=False)
+
+
+def test_show_set_history_diff_rollback_and_compliance(ray_session: None, tmp_path: Path) -> None:
+    settings = ConfigSettings(database_url=f"sqlite:///{tmp_path / 's.db'}")
+    with config_actor(settings):
+        shown = run("show", "cache")
+        assert shown.exit_code == 0 and "# version 1, section cache" in shown.output
+        assert "default_ttl_seconds: 300.0" in shown.output
+
+        assert run("set", "cache.default_ttl_seconds", "42").output.endswith("now version 2\n")
+        assert (
+            json.loads(run("show", "--json").output)["value"]["cache"]["default_ttl_seconds"] == 42
+        )
+        refused = run("set", "--", "cache.default_ttl_seconds", "-3")
+        assert refused.exit_code == 1
+        assert "cache.default_ttl_seconds" in refused.output and "version stays" in refused.output
+
+        listed = run("history").output.splitlines()
+        assert listed[0].split() == ["VERSION", "TIME", "SOURCE", "CHANGED"]
+        assert listed[-1].split()[0] == "2" and "config set cache.default_ttl_seconds" in listed[-1]
+        assert "~ cache.default_ttl_seconds: 300.0 -> 42.0" in run("diff", "1", "2").output
+
+        assert "now version 3" in run("rollback", "1").output
+        assert "default_ttl_seconds: 300.0" in run("show", "cache").output
+        missing = run("rollback", "9")
+        assert missing.exit_code == 1 and "no configuration version 9" in missing.output
+
+        assert run("compliance").exit_code == 0  # development: no rule binds
+        production = run("compliance", "--json", "--environment", "production")
+        report = json.loads(production.output)
+        assert production.exit_code == 1 and report["passed"] is False
+        failed = {r["rule"] for r in report["results"] if not r["passed"]}
+        assert {"api-keys-required", "encryption-key-set"} <= failed
+
+        layers = run("sources").output
+        assert "files" in layers and "database" in layers and "environment" in layers

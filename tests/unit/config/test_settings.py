@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from ray_enterprise.config.settings import ConfigSettings
+from ray_enterprise.config.sources import (
+    DatabaseConfigSource,
+    EnvironmentConfigSource,
+    FileConfigSource,
+    VaultConfigSource,
+)
+from ray_enterprise.storage import default_db_url
+
+PLANTED = "planted-settings-token-77"
+
+
+def test_the_defaults_need_no_vault_and_no_server() -> None:
+    settings = ConfigSettings()
+    sources = settings.build_sources()
+    assert [type(s) for s in sources] == [
+        FileConfigSource,
+        DatabaseConfigSource,
+        EnvironmentConfigSource,
+    ]
+    assert settings.database == default_db_url() and settings.history == settings.database
+
+
+def test_settings_from_environment_variables(tmp_path: Path) -> None:
+    env = {
+        "RAY_ENTERPRISE_CONFIG_FILES": os.pathsep.join(["a.yaml", str(tmp_path / "b.yaml")]),
+        "RAY_ENTERPRISE_DB_URL": "postgresql://u:pw@db/ray",
+        "RAY_ENTERPRISE_VAULT_ADDR": "http://127.0.0.1:8200",
+        "RAY_ENTERPRISE_VAULT_TOKEN": PLANTED,
+    }
+    settings = ConfigSettings.from_env(env)
+    assert settings.files == (str(Path("a.yaml").absolute()), str(tmp_path / "b.yaml"))
+    assert settings.database == "postgresql://u:pw@db/ray"
+    assert settings.vault is not None and settings.vault.url == "http://127.0.0.1:8200"
+    assert PLANTED not in repr(settings) and PLANTED not in str(settings.model_dump())
+    assert [s.layer for s in settings.build_sources()] == [
+        "files",
+        "database",
+        "vault",
+        "environment",
+    ]
+    assert any(isinstance(s, VaultConfigSource) for s in settings.build_sources())
+
+
+def test_settings_from_a_yaml_section_resolve_files_beside_it(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text("config:\n  files: [app.yaml]\n  wait_min_s: 0.1\n")
+    settings = ConfigSettings.from_yaml(path)
+    assert settings.files == (str(tmp_path / "app.yaml"),) and settings.wait_min_s == 0.1
+    path.write_text("config:\n  vault: {url: 'http://x'}\n")
+    with pytest.raises(ValidationError, match="token or an AppRole"):
+        ConfigSettings.from_yaml(path)
