@@ -99,7 +99,7 @@ def up(
     """Start every service of SPEC in dependency order and supervise it until Ctrl-C."""
     import ray
 
-    from ray_enterprise.runtime import connect
+    from ray_enterprise.runtime import connect, shutdown_system
     from ray_enterprise.spec import load_app_spec
 
     try:
@@ -143,8 +143,7 @@ def up(
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         final = registry.stop_all_sync()
         click.echo(render_table(final, title=f"[{app.name}]"))
-        ray.get(registry.actor.forget.remote())
-        ray.kill(registry.actor, no_restart=True)
+        shutdown_system()
         ray.shutdown()
     click.echo("all services stopped")
 
@@ -168,19 +167,21 @@ def status(as_json: bool, address: str | None) -> None:
 @click.option("--address", default=None, help="Ray address; default RAY_ADDRESS or 'auto'.")
 def down(address: str | None) -> None:
     """Stop every service in reverse order and remove the system actors."""
-    import ray
 
-    handle = _connect_existing(address)
-    ray.get(handle.forget.remote())
-    ray.kill(handle, no_restart=True)
-    click.echo("all services stopped; registry removed")
+    from ray_enterprise.runtime import shutdown_system
+
+    _connect_existing(address)
+    shutdown_system()
+    click.echo("all services stopped; system actors removed")
 
 
 def _add_subsystem_commands() -> None:
     """Each subsystem owns its command group; the top level only gathers them."""
+    from ray_enterprise.observability.alert_cli import alerts as alerts_group
     from ray_enterprise.security.cli import audit as audit_group
     from ray_enterprise.security.cli import keys as keys_group
 
+    main.add_command(alerts_group)
     main.add_command(keys_group)
     main.add_command(audit_group)
 

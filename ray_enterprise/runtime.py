@@ -26,9 +26,10 @@ _LOCAL_ENV_DEFAULTS = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 @dataclass(frozen=True)
 class System:
-    """Handles to the running system; more subsystems join as they are built."""
+    """Handles to the running system's parts."""
 
     registry: Any  # EnterpriseServiceRegistry (imported lazily to keep this module light)
+    alerts: Any = None  # the AlertManagerActor handle
 
 
 def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
@@ -76,17 +77,30 @@ def connect(
     address: str | None = None, *, boot: bool = True, num_cpus: int | None = None
 ) -> System:
     """Reach (and with ``boot``, start when missing) the system actors."""
+    from ray_enterprise.observability.alert_actor import get_alert_handle
     from ray_enterprise.registry.client import EnterpriseServiceRegistry
 
     init_ray(address, num_cpus=num_cpus)
-    return System(registry=EnterpriseServiceRegistry(registry_actor(create=boot)))
+    registry = EnterpriseServiceRegistry(registry_actor(create=boot))
+    try:
+        alerts = get_alert_handle(create=boot)
+    except ValueError:  # joined without boot, and nobody started it
+        alerts = None
+    return System(registry=registry, alerts=alerts)
 
 
 def shutdown_system() -> None:
-    """Stop every service, erase the control state and kill the system actors."""
+    """Stop every service, erase the control state and kill the system actors.
+
+    Durable history (alerts, config versions, audit) stays in its database.
+    """
+    from ray_enterprise.observability.alert_actor import remove_alert_actor
+
     try:
         handle = registry_actor()
     except NotConnectedError:
-        return
-    ray.get(handle.forget.remote())
-    ray.kill(handle, no_restart=True)
+        handle = None
+    if handle is not None:
+        ray.get(handle.forget.remote())
+        ray.kill(handle, no_restart=True)
+    remove_alert_actor()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Durable state (SQLite history, API keys, audit) goes to a throwaway home, not the user's.
+os.environ.setdefault("RAY_ENTERPRISE_HOME", tempfile.mkdtemp(prefix="ray-enterprise-test-"))

@@ -21,6 +21,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ray_enterprise import _kv
 from ray_enterprise.errors import RayEnterpriseError, ServiceNotFoundError
+from ray_enterprise.observability.alert_health import report_health_transition
 from ray_enterprise.registry.status import overall_status, service_status
 from ray_enterprise.registry.supervision import (
     LIVE_STATES,
@@ -96,6 +97,7 @@ class RegistryActor:
         self._wake = asyncio.Event()
         self._stopping: asyncio.Task[None] | None = None
         self._remote_classes: dict[str, Any] = {}
+        self._reported: dict[str, str] = {}  # last state told to the alert manager
         adopted = self._recover()
         loop = asyncio.get_event_loop()
         for name in adopted:
@@ -158,11 +160,27 @@ class RegistryActor:
             try:
                 self._execute(self._sup.tick())
                 self._persist()
+                self._report_transitions()
             except Exception:  # the loop must outlive any one bad step
                 logger.exception("reconcile step failed")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._tick_s)
             self._wake.clear()
+
+    def _report_transitions(self) -> None:
+        """FAILED and DEGRADED raise alerts; getting healthy again resolves them.
+
+        Never waits: the alert side queues and sends on its own thread.
+        """
+        for rec in self._sup.records():
+            name, state = rec.spec.name, rec.state.value
+            told = self._reported.get(name, "healthy")  # the last state the alerts know of
+            alerting = state in ("failed", "degraded")
+            if (alerting and state != told) or (state == "healthy" and told != "healthy"):
+                self._reported[name] = state
+                report_health_transition(
+                    name, state, rec.spec.criticality.value, rec.last_error or ""
+                )
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_event_loop().create_task(coro)
@@ -591,6 +609,7 @@ class RegistryActor:
         self._moves.clear()
         self._placed.clear()
         self._suspects.clear()
+        self._reported.clear()
         self._persisted.clear()
 
     async def _wait_names_released(self, timeout_s: float = 10.0) -> None:

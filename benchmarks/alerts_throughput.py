@@ -1,0 +1,253 @@
+"""Alerts: inputs per second through the actor vs in-process, and time to the webhook.
+
+1. Throughput: the same inputs (``--distinct`` problems, repeated: a burst is mostly duplicates)
+   ingested by the AlertManagerActor, in batches, with its history on SQLite, vs the pure
+   AlertManager in this process with no history. The ratio is the price of the actor shell.
+2. Latency to a local aiohttp webhook: ``ingest()`` -> the webhook has the notification, vs a
+   bare aiohttp POST of the same kind of body to the same server (p50, p99).
+3. A metric crossing a rule's threshold -> the webhook has the alert, with the rule's hold time
+   beside it: the rule is read from a named ``observability`` actor every ``--rule-interval``.
+
+    python -m benchmarks.alerts_throughput --inputs 20000 --batch 500 --rounds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import ray
+import ray.cloudpickle
+from aiohttp import web
+
+from benchmarks._common import median, start_ray, write_result
+from ray_enterprise.observability.alert_actor import NAMESPACE, get_alert_handle
+from ray_enterprise.observability.alert_routing import policy_from_config
+from ray_enterprise.observability.alert_views import to_input
+from ray_enterprise.observability.alerts import AlertManager
+
+if __name__ != "__main__":  # classes below run in actors that cannot import this module
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+class Webhook:
+    """A loopback HTTP server in a thread that notes when each alert name arrived."""
+
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.arrived: dict[str, float] = {}
+        self.event = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        threading.Thread(target=self._serve, args=(ready,), daemon=True).start()
+        ready.wait(10)
+
+    def _serve(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/hook", self._handle)
+        runner = web.AppRunner(app)
+        self._loop.run_until_complete(runner.setup())
+        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        now = time.time()
+        for alert in body.get("alerts", []):
+            if alert.get("status") == "firing":  # keyed by host for rule alerts
+                labels = alert["labels"]
+                self.arrived.setdefault(labels.get("host", labels["alertname"]), now)
+        self.event.set()
+        return web.Response(text="ok")
+
+    def wait(self, name: str, timeout: float = 30.0) -> float:
+        deadline = time.monotonic() + timeout
+        while name not in self.arrived:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} never reached the webhook")
+            self.event.wait(0.05)
+            self.event.clear()
+        return self.arrived[name]
+
+
+class MetricSource:
+    """Stands in for the observability actor: one series whose value the benchmark sets."""
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.host = "bench"
+
+    def set(self, value: float, host: str) -> None:
+        self.value, self.host = value, host
+
+    def window_values(self, metric: str, matchers: Any, start_ms: int, end_ms: int) -> Any:
+        return {(("host", self.host),): [self.value]} if metric == "bench_latency_ms" else {}
+
+
+def inputs(count: int, distinct: int) -> list[dict[str, Any]]:
+    return [
+        {"labels": {"alertname": "Burst", "instance": str(i % distinct)}, "severity": "low"}
+        for i in range(count)
+    ]
+
+
+def in_process(items: list[dict[str, Any]], batch: int) -> float:
+    am = AlertManager(policy_from_config({"route": {"handlers": [], "group_wait": 0}}))
+    began = time.perf_counter()
+    for i in range(0, len(items), batch):
+        am.ingest_many(to_input(x) for x in items[i : i + batch])
+        am.take_changes()
+    am.tick()
+    return len(items) / (time.perf_counter() - began)
+
+
+def through_actor(actor: Any, items: list[dict[str, Any]], batch: int, in_flight: int) -> float:
+    began = time.perf_counter()
+    pending: list[Any] = []
+    for i in range(0, len(items), batch):
+        pending.append(actor.ingest.remote(items[i : i + batch]))
+        if len(pending) >= in_flight:
+            ray.get(pending.pop(0))
+    ray.get(pending)
+    return len(items) / (time.perf_counter() - began)
+
+
+def notify_latency(actor: Any, hook: Webhook, rounds: int, prefix: str) -> list[float]:
+    """Seconds from sending one new alert to its arrival at the webhook, per round."""
+    out = []
+    for i in range(rounds):
+        name = f"{prefix}{i}"
+        began = time.time()
+        ray.get(actor.ingest.remote([{"labels": {"alertname": name}, "severity": "high"}]))
+        out.append(hook.wait(name) - began)
+    return out
+
+
+def bare_posts(url: str, rounds: int) -> list[float]:
+    async def run() -> list[float]:
+        out = []
+        async with aiohttp.ClientSession() as session:
+            for i in range(rounds):
+                body = {"alerts": [{"labels": {"alertname": f"bare{i}"}, "status": "resolved"}]}
+                began = time.perf_counter()
+                async with session.post(url, json=body) as response:
+                    await response.read()
+                out.append(time.perf_counter() - began)
+        return out
+
+    return asyncio.run(run())
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) * 1000 if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--inputs", type=int, default=20_000)
+    parser.add_argument("--distinct", type=int, default=1_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--in-flight", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--hold", default="1s", help="hold time of the metric rule")
+    parser.add_argument("--rule-interval", default="100ms")
+    parser.add_argument("--num-cpus", type=int, default=2)
+    args = parser.parse_args()
+    start_ray(args.num_cpus)
+    hook = Webhook()
+    db = Path(tempfile.mkdtemp()) / "alerts.db"
+    rule = {"name": "BenchSlow", "expr": f"max(bench_latency_ms) > 100 for {args.hold}"}
+    source: Any = ray.remote(MetricSource)
+    metric = source.options(name="observability", namespace=NAMESPACE, num_cpus=0).remote()
+    actor = get_alert_handle(
+        create=True,
+        settings={
+            "db_url": f"sqlite:///{db}",
+            "route": {
+                "handlers": [],
+                "group_wait": 0,
+                "routes": [
+                    {
+                        "match": 'alertname!="Burst"',
+                        "handlers": ["hook"],
+                        "group_by": ["alertname", "host"],
+                    }
+                ],
+            },
+            "handlers": {"hook": {"type": "webhook", "url": hook.url}},
+            "rules": [rule],
+            "rule_interval": args.rule_interval,
+        },
+    )
+    quiet = notify_latency(actor, hook, args.rounds, "Quiet")  # no other alert open yet
+    items = inputs(args.inputs, args.distinct)
+    in_process(items[: args.batch * 2], args.batch)  # warm up both sides
+    through_actor(actor, items[: args.batch * 2], args.batch, args.in_flight)
+    ours, bare = [], []
+    for _ in range(3):  # interleaved, so noise on a shared machine falls on both
+        ours.append(through_actor(actor, items, args.batch, args.in_flight))
+        bare.append(in_process(items, args.batch))
+    ratio = median(ours) / median(bare)
+    print(
+        f"throughput ({args.inputs} inputs, batches of {args.batch}): actor {median(ours):,.0f}/s "
+        f"(history on SQLite), in-process {median(bare):,.0f}/s, ratio = {ratio:.2f}"
+    )
+    notify = notify_latency(actor, hook, args.rounds, "Busy")
+    posts = bare_posts(hook.url, args.rounds)
+    print(
+        f"ingest -> webhook, no other alert open: p50 {pct(quiet, 50):.1f} ms, "
+        f"p99 {pct(quiet, 99):.1f} ms; with {args.distinct} open: "
+        f"p50 {pct(notify, 50):.1f} ms, p99 {pct(notify, 99):.1f} ms; "
+        f"bare aiohttp POST: p50 {pct(posts, 50):.1f} ms, p99 {pct(posts, 99):.1f} ms; "
+        f"ratio of p50 (quiet) = {pct(quiet, 50) / pct(posts, 50):.1f}"
+    )
+    crossing = []
+    for i in range(max(3, args.rounds // 4)):
+        host = f"bench{i}"  # a new series per round: a new alert group, not a waiting one
+        ray.get(metric.set.remote(500.0, host))
+        began = time.time()
+        crossing.append(hook.wait(host) - began)
+        ray.get(metric.set.remote(0.0, host))
+        while any(a["labels"]["alertname"] == "BenchSlow" for a in ray.get(actor.alerts.remote())):
+            time.sleep(0.05)  # resolved at the next evaluation
+    print(
+        f"metric crosses rule (hold {args.hold}, evaluated every {args.rule_interval}) -> "
+        f"webhook: p50 {pct(crossing, 50):.0f} ms, p99 {pct(crossing, 99):.0f} ms"
+    )
+    write_result(
+        "alerts_throughput",
+        {
+            "inputs": args.inputs,
+            "batch": args.batch,
+            "actor_per_s": ours,
+            "in_process_per_s": bare,
+            "ratio": ratio,
+            "notify_quiet_s": quiet,
+            "notify_busy_s": notify,
+            "bare_post_s": posts,
+            "hold": args.hold,
+            "rule_interval": args.rule_interval,
+            "crossing_s": crossing,
+        },
+    )
+    ray.kill(actor, no_restart=True)
+    ray.kill(metric)
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

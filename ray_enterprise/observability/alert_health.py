@@ -1,0 +1,131 @@
+"""Service health transitions, from the registry to the alert actor, without ever hurting it.
+
+The registry's reconcile loop must not wait on, or fail because of, alerting. So
+:func:`report_health_transition` only puts the transition on a bounded in-process queue and
+returns; one daemon thread per process sends the queue in order (a quick FAILED -> HEALTHY
+must not arrive reversed) to the alert actor when it runs, and drops what it cannot deliver.
+A transition missed while the alert actor was down is caught up by the actor itself: at start it
+reads the registry's current states.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from typing import Any
+
+import ray
+
+from ray_enterprise import _kv
+from ray_enterprise.observability.alert_model import Severity
+from ray_enterprise.observability.alert_sources import HealthInput
+
+logger = logging.getLogger("ray_enterprise.alerts")
+
+_QUEUE_SIZE = 10_000
+_SEND_TIMEOUT_S = 10.0
+
+
+class _HealthReporter:
+    """One sender thread and a cached handle; the handle is looked up again when it fails."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[HealthInput] = queue.Queue(maxsize=_QUEUE_SIZE)
+        self._handle: Any = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, item: HealthInput) -> bool:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            logger.warning("health transition of %s dropped: alert queue full", item.service)
+            return False
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="ray-enterprise-health-alerts", daemon=True
+                )
+                self._thread.start()
+        return True
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                self._send(item)
+            except Exception as exc:  # alerting must never take the caller down with it
+                logger.debug("health transition of %s not delivered: %s", item.service, exc)
+            finally:
+                self._queue.task_done()
+
+    def _send(self, item: HealthInput) -> None:
+        from ray_enterprise.observability.alert_actor import ACTOR_NAME
+
+        for _attempt in range(2):  # a stale handle (actor replaced) gets one fresh lookup
+            if self._handle is None:
+                try:
+                    self._handle = ray.get_actor(ACTOR_NAME, namespace=_kv.NAMESPACE)
+                except ValueError:
+                    return  # no alert actor: nothing to tell; it syncs from the registry at boot
+            try:
+                ray.get(self._handle.ingest.remote([item]), timeout=_SEND_TIMEOUT_S)
+                return
+            except Exception:
+                self._handle = None
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything queued was sent or dropped (tests and orderly shutdown)."""
+        done = threading.Event()
+
+        def wait() -> None:
+            self._queue.join()
+            done.set()
+
+        threading.Thread(target=wait, daemon=True).start()
+        return done.wait(timeout_s)
+
+
+_reporter = _HealthReporter()
+
+
+def report_health_transition(
+    service: str, state: str, criticality: str = "high", reason: str = ""
+) -> bool:
+    """Tell the alert actor that ``service`` entered ``state``; never raises, never blocks.
+
+    ``state`` is the registry's state name: ``"failed"`` fires ServiceFailed (severity = the
+    service's ``criticality``), ``"degraded"`` fires ServiceDegraded (one level lower); any other
+    state, e.g. ``"healthy"`` on recovery, resolves both. Returns ``False`` when the input was
+    refused locally (Ray not initialised, bad criticality, queue full); delivery is best effort.
+    """
+    if not ray.is_initialized():  # outside Ray there is no alert actor to tell
+        return False
+    try:
+        item = HealthInput(service, str(state), Severity(str(criticality).lower()), reason or "")
+    except Exception:
+        logger.warning("health transition of %r ignored: bad criticality %r", service, criticality)
+        return False
+    return _reporter.submit(item)
+
+
+async def registry_health_inputs(timeout_s: float = 30.0) -> list[HealthInput]:
+    """What the registry says now, as health inputs: FAILED and DEGRADED services fire, healthy
+    ones resolve. The alert actor reads it at start, to catch up on transitions it missed."""
+    try:
+        registry = ray.get_actor("registry", namespace=_kv.NAMESPACE)
+        services = await asyncio.wait_for(registry.list_services.remote(), timeout_s)
+    except Exception:  # no registry yet, or it is restarting: nothing to catch up on
+        return []
+    return [
+        HealthInput(s["name"], s["state"], Severity(s["criticality"]), s.get("last_error") or "")
+        for s in services
+        if s.get("state") in ("failed", "degraded", "healthy")
+    ]
+
+
+def flush_health_reports(timeout_s: float = 10.0) -> bool:
+    """Block until queued health transitions were sent; ``False`` on timeout."""
+    return _reporter.flush(timeout_s)
