@@ -177,10 +177,12 @@ def down(address: str | None) -> None:
 
 def _add_subsystem_commands() -> None:
     """Each subsystem owns its command group; the top level only gathers them."""
+    from ray_enterprise.config.cli import config as config_group
     from ray_enterprise.observability.alert_cli import alerts as alerts_group
     from ray_enterprise.security.cli import audit as audit_group
     from ray_enterprise.security.cli import keys as keys_group
 
+    main.add_command(config_group)
     main.add_command(alerts_group)
     main.add_command(keys_group)
     main.add_command(audit_group)

@@ -30,6 +30,7 @@ class System:
 
     registry: Any  # EnterpriseServiceRegistry (imported lazily to keep this module light)
     alerts: Any = None  # the AlertManagerActor handle
+    config: Any = None  # ConfigOrchestrator
 
 
 def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
@@ -77,6 +78,8 @@ def connect(
     address: str | None = None, *, boot: bool = True, num_cpus: int | None = None
 ) -> System:
     """Reach (and with ``boot``, start when missing) the system actors."""
+    from ray_enterprise.config.actor import get_config_handle
+    from ray_enterprise.config.client import ConfigOrchestrator
     from ray_enterprise.observability.alert_actor import get_alert_handle
     from ray_enterprise.registry.client import EnterpriseServiceRegistry
 
@@ -86,7 +89,11 @@ def connect(
         alerts = get_alert_handle(create=boot)
     except ValueError:  # joined without boot, and nobody started it
         alerts = None
-    return System(registry=registry, alerts=alerts)
+    try:
+        config = ConfigOrchestrator(get_config_handle(create=boot))
+    except ValueError:
+        config = None
+    return System(registry=registry, alerts=alerts, config=config)
 
 
 def shutdown_system() -> None:
@@ -94,6 +101,7 @@ def shutdown_system() -> None:
 
     Durable history (alerts, config versions, audit) stays in its database.
     """
+    from ray_enterprise.config.actor import get_config_handle
     from ray_enterprise.observability.alert_actor import remove_alert_actor
 
     try:
@@ -104,3 +112,9 @@ def shutdown_system() -> None:
         ray.get(handle.forget.remote())
         ray.kill(handle, no_restart=True)
     remove_alert_actor()
+    try:
+        config = get_config_handle(create=False)
+    except ValueError:
+        return
+    ray.get(config.forget.remote())
+    ray.kill(config, no_restart=True)

@@ -16,9 +16,6 @@ import os
 import time
 from typing import Any
 
-import ray
-from ray.exceptions import GetTimeoutError
-
 from ray_enterprise import _kv
 from ray_enterprise.config.applier import Applied, ConfigApplier
 from ray_enterprise.config.errors import (
@@ -49,6 +46,7 @@ from ray_enterprise.config.subscriptions import SUBSCRIPTION_PREFIX, ConfigSubsc
 from ray_enterprise.config.views import ConfigViews
 from ray_enterprise.errors import RayEnterpriseError
 from ray_enterprise.storage import make_engine
+from ray_enterprise.system_actors import get_system_actor
 
 logger = logging.getLogger("ray_enterprise.config")
 
@@ -297,23 +295,6 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         _kv.delete_prefix("config/")
 
 
-def config_options(env_vars: dict[str, str] | None = None) -> dict[str, Any]:
-    """How the ConfigActor is created: detached, restarted forever, calls retried."""
-    options: dict[str, Any] = {
-        "name": ACTOR_NAME,
-        "namespace": NAMESPACE,
-        "lifetime": "detached",
-        "max_restarts": -1,
-        "max_task_retries": -1,
-        "max_concurrency": 1000,
-        "num_cpus": 0,
-        "get_if_exists": True,
-    }
-    if env_vars:
-        options["runtime_env"] = {"env_vars": dict(env_vars)}
-    return options
-
-
 def get_config_handle(
     *,
     create: bool,
@@ -324,22 +305,16 @@ def get_config_handle(
     """The ConfigActor handle; created when asked and missing, from ``settings`` (default:
     :meth:`ConfigSettings.from_env` of this process). ``env_vars`` set the actor's environment
     layer (its process environment) when it is created here."""
-    try:
-        return ray.get_actor(ACTOR_NAME, namespace=NAMESPACE)
-    except ValueError:
-        if not create:
-            raise
-    actor_class: Any = ray.remote(ConfigActor)
-    handle = actor_class.options(**config_options(env_vars)).remote(
-        settings or ConfigSettings.from_env()
+    options: dict[str, Any] = {"runtime_env": {"env_vars": dict(env_vars)}} if env_vars else {}
+    return get_system_actor(
+        ACTOR_NAME,
+        ConfigActor,
+        create=create,
+        args=(settings or ConfigSettings.from_env(),) if create else (),
+        ready_method="ready",
+        timeout_s=timeout_s,
+        **options,
     )
-    try:
-        ray.get(handle.ready.remote(), timeout=timeout_s)
-    except GetTimeoutError as exc:
-        raise RayEnterpriseError(
-            f"the config actor did not come up within {timeout_s:g} s"
-        ) from exc
-    return handle
 
 
-__all__ = ["ACTOR_NAME", "ConfigActor", "config_options", "get_config_handle"]
+__all__ = ["ACTOR_NAME", "ConfigActor", "get_config_handle"]
