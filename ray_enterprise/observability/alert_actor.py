@@ -24,6 +24,7 @@ import ray
 
 from ray_enterprise import _kv
 from ray_enterprise.observability.alert_errors import AlertConfigError, AlertInputError
+from ray_enterprise.observability.alert_feeds import follow_config_events
 from ray_enterprise.observability.alert_handlers import CallableHandler, NotificationDispatcher
 from ray_enterprise.observability.alert_health import (
     registry_health_inputs,
@@ -84,6 +85,7 @@ class AlertManagerActor:
         for loop_body in (self._tick_forever, self._rules_forever, self._retention_forever):
             self._spawn(loop_body())
         self._spawn(self._sync_health_once())
+        self._spawn(follow_config_events(self))
         logger.info(
             "alert manager up: %d open alerts, %d silences restored",
             len(self._manager.alerts()),
