@@ -14,6 +14,10 @@ from ray_enterprise.errors import (
     SpecError,
     UnknownDependencyError,
 )
+from ray_enterprise.observability.metric_batch import MetricType
+from ray_enterprise.observability.metrics import counter, gauge, histogram, record_metric, timer
+from ray_enterprise.observability.platform import EnterpriseObservabilityPlatform
+from ray_enterprise.observability.tracing import TraceStatus, finish_span, start_trace
 from ray_enterprise.registry.client import EnterpriseServiceRegistry
 from ray_enterprise.registry.graph import DependencyGraph
 from ray_enterprise.registry.supervision import ServiceState
@@ -37,8 +41,10 @@ __all__ = [
     "DependencyCycleError",
     "DependencyError",
     "DependencyGraph",
+    "EnterpriseObservabilityPlatform",
     "EnterpriseServiceRegistry",
     "Health",
+    "MetricType",
     "NotConnectedError",
     "RayEnterpriseError",
     "RestartPolicy",
@@ -49,10 +55,18 @@ __all__ = [
     "SpecError",
     "Strategy",
     "System",
+    "TraceStatus",
     "UnknownDependencyError",
     "__version__",
     "connect",
+    "counter",
+    "finish_span",
+    "gauge",
+    "histogram",
     "load_app_spec",
     "parse_app_spec",
+    "record_metric",
     "shutdown_system",
+    "start_trace",
+    "timer",
 ]

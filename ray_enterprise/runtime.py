@@ -7,6 +7,7 @@ starts a local one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ class System:
     registry: Any  # EnterpriseServiceRegistry (imported lazily to keep this module light)
     alerts: Any = None  # the AlertManagerActor handle
     config: Any = None  # ConfigOrchestrator
+    observability: Any = None  # EnterpriseObservabilityPlatform
 
 
 def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
@@ -81,6 +83,10 @@ def connect(
     from ray_enterprise.config.actor import get_config_handle
     from ray_enterprise.config.client import ConfigOrchestrator
     from ray_enterprise.observability.alert_actor import get_alert_handle
+    from ray_enterprise.observability.platform import (
+        EnterpriseObservabilityPlatform,
+        get_observability_handle,
+    )
     from ray_enterprise.registry.client import EnterpriseServiceRegistry
 
     init_ray(address, num_cpus=num_cpus)
@@ -93,7 +99,11 @@ def connect(
         config = ConfigOrchestrator(get_config_handle(create=boot))
     except ValueError:
         config = None
-    return System(registry=registry, alerts=alerts, config=config)
+    try:
+        platform: Any = EnterpriseObservabilityPlatform(get_observability_handle(create=boot))
+    except NotConnectedError:
+        platform = None
+    return System(registry=registry, alerts=alerts, config=config, observability=platform)
 
 
 def shutdown_system() -> None:
@@ -103,6 +113,7 @@ def shutdown_system() -> None:
     """
     from ray_enterprise.config.actor import get_config_handle
     from ray_enterprise.observability.alert_actor import remove_alert_actor
+    from ray_enterprise.observability.collector import CENTRAL_NAME, COLLECTOR_PREFIX
 
     try:
         handle = registry_actor()
@@ -112,6 +123,10 @@ def shutdown_system() -> None:
         ray.get(handle.forget.remote())
         ray.kill(handle, no_restart=True)
     remove_alert_actor()
+    for name in ray.util.list_named_actors():
+        if name == CENTRAL_NAME or name.startswith(COLLECTOR_PREFIX):
+            with contextlib.suppress(ValueError):
+                ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
     try:
         config = get_config_handle(create=False)
     except ValueError:

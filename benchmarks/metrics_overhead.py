@@ -1,0 +1,244 @@
+"""Metrics and tracing overhead, side by side with prometheus-client and the bare OTel SDK.
+
+Three figures, each printed with its anchor and the ratio (interleaved blocks, medians, so that
+noise on a shared machine falls on both sides):
+
+1. ``record_metric`` (and a ``counter().inc()`` handle) vs prometheus-client's
+   ``Counter.labels(...).inc()`` and ``Histogram.labels(...).observe()`` in the same process.
+   Target <= 1.0x: recording only appends to a buffer. The recorder's flush thread runs with a
+   discarding sink, so its aggregation work counts against us.
+2. A span through ``start_trace``/``finish_span`` vs a bare OpenTelemetry SDK span (made current
+   the same way) with a no-op exporter. Target <= 1.2x.
+3. With ``--ingest``: cluster-wide ingestion in points/s from 4 recording processes through the
+   node collector into the central store, vs the same batches sent to a bare Ray actor that
+   only counts them. Target >= 1,000,000 points/s and ratio >= 0.8.
+
+    python -m benchmarks.metrics_overhead --ops 200000 --blocks 7 [--ingest]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as PromCounter
+from prometheus_client import Histogram as PromHistogram
+
+from benchmarks._common import median, write_result
+from ray_enterprise.observability import tracing
+from ray_enterprise.observability.metric_batch import MetricBatch, MetricType
+from ray_enterprise.observability.recorder import Recorder
+from ray_enterprise.observability.tracing import ShippingSpanProcessor, TraceStatus
+
+TAGS = {"endpoint": "/search"}
+
+
+def per_op_ns(fn: Callable[[int], None], ops: int) -> float:
+    began = time.perf_counter()
+    fn(ops)
+    return (time.perf_counter() - began) / ops * 1e9
+
+
+def interleave(cases: dict[str, Callable[[int], None]], ops: int, blocks: int) -> dict[str, float]:
+    for fn in cases.values():
+        fn(ops // 10)  # warm up
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(blocks):
+        for name, fn in cases.items():
+            samples[name].append(per_op_ns(fn, ops))
+    return {name: median(values) for name, values in samples.items()}
+
+
+def metric_cases() -> dict[str, Callable[[int], None]]:
+    recorder = Recorder(sink=lambda batch: True, capacity=10_000_000)
+    handle = recorder.counter("bench_hits", TAGS, "bench")
+    registry = CollectorRegistry()
+    prom_counter = PromCounter("bench_hits", "", ["endpoint", "service"], registry=registry)
+    prom_hist = PromHistogram("bench_ms", "", ["endpoint", "service"], registry=registry)
+
+    def ours_record(n: int) -> None:
+        record = recorder.record
+        for _ in range(n):
+            record("response_time_ms", 125.0, MetricType.TIMER, TAGS, "enterprise_search")
+
+    def ours_handle(n: int) -> None:
+        inc = handle.inc
+        for _ in range(n):
+            inc()
+
+    def prom_inc(n: int) -> None:
+        for _ in range(n):
+            prom_counter.labels(endpoint="/search", service="enterprise_search").inc()
+
+    def prom_observe(n: int) -> None:
+        for _ in range(n):
+            prom_hist.labels(endpoint="/search", service="enterprise_search").observe(125.0)
+
+    return {
+        "record_metric": ours_record,
+        "counter().inc()": ours_handle,
+        "prom Counter.labels().inc()": prom_inc,
+        "prom Histogram.labels().observe()": prom_observe,
+    }
+
+
+class NoOpExporter(SpanExporter):
+    def export(self, spans: Sequence[object]) -> SpanExportResult:  # type: ignore[override]
+        return SpanExportResult.SUCCESS
+
+
+def span_cases() -> dict[str, Callable[[int], None]]:
+    bare_provider = TracerProvider()
+    bare_provider.add_span_processor(SimpleSpanProcessor(NoOpExporter()))
+    bare = bare_provider.get_tracer("bench")
+    ours_provider = TracerProvider()
+    ours_provider.add_span_processor(ShippingSpanProcessor(lambda spans: True))
+    tracing._tracer = ours_provider.get_tracer("bench")  # this process ships nowhere
+
+    def ours(n: int) -> None:
+        for _ in range(n):
+            span = tracing.start_trace("search_request", "enterprise_search")
+            tracing.finish_span(span, TraceStatus.SUCCESS)
+
+    def bare_sdk(n: int) -> None:
+        for _ in range(n):
+            with bare.start_as_current_span(
+                "search_request", attributes={"service.name": "enterprise_search"}
+            ):
+                pass
+
+    return {"start_trace+finish_span": ours, "bare OTel SDK span": bare_sdk}
+
+
+def ingest(points_per_process: int, processes: int, num_cpus: int) -> dict[str, float]:
+    import ray
+
+    from benchmarks._common import start_ray
+    from ray_enterprise.observability.platform import boot_observability
+
+    start_ray(num_cpus)
+    try:
+        return _ingest(boot_observability(), points_per_process, processes)
+    finally:
+        from ray_enterprise.observability.collector import CENTRAL_NAME, NAMESPACE
+
+        for name in ray.util.list_named_actors():
+            if name == CENTRAL_NAME or name.startswith("observability_collector:"):
+                ray.kill(ray.get_actor(name, namespace=NAMESPACE))
+        ray.shutdown()
+
+
+def _ingest(central: Any, points_per_process: int, processes: int) -> dict[str, float]:
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Sink:
+        def __init__(self) -> None:
+            self.points = 0
+
+        def ingest(self, batch: MetricBatch) -> None:
+            self.points += batch.point_count
+
+        def count(self) -> int:
+            return self.points
+
+    @ray.remote(num_cpus=0)
+    class Producer:
+        def ready(self) -> bool:
+            return True
+
+        def ours(self, n: int) -> None:
+            from ray_enterprise.observability.collector import ship_metrics
+
+            # The default recorder's path with room for the whole burst (its default bound,
+            # 100,000 points, would drop what a 1 s flush cannot take at this rate).
+            recorder = Recorder(sink=ship_metrics, capacity=n + 1)
+            for i in range(n):
+                recorder.record("ingest_ms", 1.0, MetricType.TIMER, {"s": str(i % 8)})
+            recorder.stop()  # the last flush
+
+        def bare(self, sink: object, n: int, chunk: int) -> None:
+            local = Recorder(sink=None, capacity=n + 1)
+            refs = []
+            for start in range(0, n, chunk):
+                for i in range(start, min(start + chunk, n)):
+                    local.record("ingest_ms", 1.0, MetricType.TIMER, {"s": str(i % 8)})
+                refs.append(sink.ingest.remote(local.drain()))  # type: ignore[attr-defined]
+            ray.get(refs)
+
+    def until(count: Callable[[], int], total: int, timeout_s: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while (seen := count()) < total:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{seen} of {total} points arrived in {timeout_s} s")
+            time.sleep(0.01)
+
+    total = points_per_process * processes
+    producers = [Producer.remote() for _ in range(processes)]  # type: ignore[attr-defined]
+    ray.get([p.ready.remote() for p in producers])
+    began = time.perf_counter()
+    ray.get([p.ours.remote(points_per_process) for p in producers])
+    until(lambda: int(ray.get(central.summary.remote())["points"]), total)
+    ours_rate = total / (time.perf_counter() - began)
+
+    sink = Sink.remote()  # type: ignore[attr-defined]
+    began = time.perf_counter()
+    chunk = 100_000  # about what one 1 s flush carries at this rate
+    ray.get([p.bare.remote(sink, points_per_process, chunk) for p in producers])
+    until(lambda: int(ray.get(sink.count.remote())), total)
+    bare_rate = total / (time.perf_counter() - began)
+    for actor in (*producers, sink):
+        ray.kill(actor)
+    return {"ours_points_per_s": ours_rate, "bare_points_per_s": bare_rate}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ops", type=int, default=200_000)
+    parser.add_argument("--blocks", type=int, default=7)
+    parser.add_argument("--ingest", action="store_true", help="also measure cluster ingestion")
+    parser.add_argument("--points", type=int, default=500_000, help="per recording process")
+    parser.add_argument("--num-cpus", type=int, default=2)
+    args = parser.parse_args()
+
+    m = interleave(metric_cases(), args.ops, args.blocks)
+    rec, handle = m["record_metric"], m["counter().inc()"]
+    inc, obs = m["prom Counter.labels().inc()"], m["prom Histogram.labels().observe()"]
+    print(
+        f"record_metric {rec:.0f} ns vs prometheus Counter.labels().inc() {inc:.0f} ns: "
+        f"ratio = {rec / inc:.2f} (target <= 1.0)"
+    )
+    print(
+        f"record_metric {rec:.0f} ns vs Histogram.labels().observe() {obs:.0f} ns: "
+        f"ratio = {rec / obs:.2f}"
+    )
+    print(
+        f"counter().inc() {handle:.0f} ns vs Counter.labels().inc() {inc:.0f} ns: "
+        f"ratio = {handle / inc:.2f}"
+    )
+    s = interleave(span_cases(), args.ops // 10, args.blocks)
+    ours, bare = s["start_trace+finish_span"], s["bare OTel SDK span"]
+    print(
+        f"span: start_trace+finish_span {ours / 1000:.2f} us vs bare OTel SDK span "
+        f"{bare / 1000:.2f} us: ratio = {ours / bare:.2f} (target <= 1.2)"
+    )
+    result: dict[str, object] = {"metrics_ns": m, "span_ns": s}
+    if args.ingest:
+        rates = ingest(args.points, 4, args.num_cpus)
+        ratio = rates["ours_points_per_s"] / rates["bare_points_per_s"]
+        print(
+            f"ingestion, 4 processes: {rates['ours_points_per_s']:,.0f} points/s through the "
+            f"collector vs {rates['bare_points_per_s']:,.0f} points/s to a bare actor: "
+            f"ratio = {ratio:.2f} (target >= 1,000,000 points/s, ratio >= 0.8)"
+        )
+        result["ingest"] = {**rates, "ratio": ratio}
+    write_result("metrics_overhead", result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Series store: ring buffers, window stats over a fake clock, totals, cardinality, rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ray_enterprise.observability.alert_matchers import parse_matchers
+from ray_enterprise.observability.alert_rules import RuleEngine, WindowSource, parse_rule
+from ray_enterprise.observability.metric_batch import MetricBatch, MetricType, SeriesPoints
+from ray_enterprise.observability.series import RingBuffer, SeriesStore, WindowStats
+
+
+class FakeClock:
+    def __init__(self, now: float = 10_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def batch(
+    ts_s: float, name: str, kind: MetricType, values: list[float], **labels: str
+) -> MetricBatch:
+    points = SeriesPoints(name, kind, tuple(sorted(labels.items())), np.array(values, float))
+    return MetricBatch(ts_ms=int(ts_s * 1000), series=[points])
+
+
+def test_ring_keeps_the_last_capacity_points_in_order() -> None:
+    ring = RingBuffer(4)
+    ring.extend(1, np.array([1.0, 2.0, 3.0]))
+    ring.extend(2, np.array([4.0, 5.0]))
+    ts, values = ring.ordered()
+    assert values.tolist() == [2.0, 3.0, 4.0, 5.0]
+    assert ts.tolist() == [1, 1, 2, 2]
+    ring.extend(3, np.arange(10.0))
+    assert ring.ordered()[1].tolist() == [6.0, 7.0, 8.0, 9.0]
+    assert len(ring) == 4
+
+
+@given(
+    st.integers(min_value=1, max_value=16),
+    st.lists(st.lists(st.floats(-1e6, 1e6), max_size=20), max_size=20),
+)
+def test_ring_equals_the_tail_of_everything_written(
+    capacity: int, chunks: list[list[float]]
+) -> None:
+    ring = RingBuffer(capacity)
+    written: list[float] = []
+    for i, chunk in enumerate(chunks):
+        ring.extend(i, np.array(chunk, dtype=float))
+        written.extend(chunk)
+    assert ring.ordered()[1].tolist() == written[-capacity:]
+
+
+def test_windows_see_only_their_span_of_time() -> None:
+    clock = FakeClock(10_000.0)
+    store = SeriesStore(clock=clock)
+    store.ingest(batch(10_000 - 3000, "lat", MetricType.TIMER, [1000.0]))  # 50 min ago
+    store.ingest(batch(10_000 - 200, "lat", MetricType.TIMER, [100.0, 300.0]))  # 3m20s ago
+    store.ingest(batch(10_000 - 10, "lat", MetricType.TIMER, [1.0, 2.0, 3.0]))
+    series = store.get("lat", {})
+    assert series is not None
+    stats = store.stats(series)
+    assert stats["1m"] == WindowStats.of(np.array([1.0, 2.0, 3.0]))
+    assert stats["1m"].count == 3 and stats["1m"].mean == 2.0 and stats["1m"].p50 == 2.0
+    assert stats["5m"].count == 5 and stats["5m"].max == 300.0
+    assert stats["1h"].count == 6 and stats["1h"].sum == 1406.0
+    clock.now += 120  # two minutes later the last minute is empty
+    assert store.stats(series)["1m"] == WindowStats()
+
+
+def test_percentiles_match_numpy() -> None:
+    values = np.random.default_rng(7).exponential(50.0, 1000)
+    stats = WindowStats.of(values)
+    assert stats.p95 == pytest.approx(np.quantile(values, 0.95))
+    assert stats.p99 == pytest.approx(np.quantile(values, 0.99))
+    assert stats.min == values.min() and stats.count == 1000
+
+
+def test_totals_survive_the_ring_and_counters_count_deltas() -> None:
+    store = SeriesStore(capacity=2, clock=FakeClock())
+    for i in range(5):
+        store.ingest(batch(9_000 + i, "reqs", MetricType.COUNTER, [10.0]))
+    series = store.get("reqs", {})
+    assert series is not None
+    assert series.total_sum == 50.0 and series.total_count == 5
+    assert len(series.ring) == 2
+
+
+def test_histogram_buckets_are_cumulative() -> None:
+    store = SeriesStore(buckets=(1.0, 10.0, 100.0), clock=FakeClock())
+    store.ingest(batch(9_999, "size", MetricType.HISTOGRAM, [0.5, 1.0, 5.0, 50.0, 500.0]))
+    series = store.get("size", {})
+    assert series is not None
+    assert series.bucket_counts.tolist() == [2, 3, 4]
+    assert series.total_count == 5
+
+
+def test_out_of_order_batches_keep_windows_searchable() -> None:
+    store = SeriesStore(clock=FakeClock(10_000.0))
+    store.ingest(batch(9_990, "g", MetricType.GAUGE, [1.0]))
+    store.ingest(batch(9_980, "g", MetricType.GAUGE, [2.0]))  # a slower collector's batch
+    store.ingest(batch(9_995, "g", MetricType.GAUGE, [3.0]))
+    series = store.get("g", {})
+    assert series is not None
+    assert store.stats(series)["1m"].count == 3
+
+
+def test_store_cardinality_limit_refuses_and_counts_points() -> None:
+    store = SeriesStore(cardinality_limit=2, clock=FakeClock())
+    for user in range(4):
+        store.ingest(batch(9_999, "per_user", MetricType.COUNTER, [1.0], user=str(user)))
+    assert len(store) == 2
+    assert store.refused == {("per_user", "cardinality"): 2}
+    assert "cardinality limit of 2" in store.refusal_messages[("per_user", "cardinality")]
+
+
+def test_store_is_a_window_source_for_metric_rules() -> None:
+    clock = FakeClock(10_000.0)
+    store = SeriesStore(clock=clock)
+    source: WindowSource = store
+    store.ingest(batch(9_990, "errors", MetricType.GAUGE, [5.0, 7.0], service="api"))
+    store.ingest(batch(9_990, "errors", MetricType.GAUGE, [1.0], service="db"))
+    found = source.window_values("errors", parse_matchers('{service="api"}'), 9_000_000, 10_000_000)
+    assert dict(found) == {(("service", "api"),): [5.0, 7.0]}
+    rule = parse_rule("high_errors", 'max(errors{service="api"}[1m]) > 6')
+    engine = RuleEngine([rule])
+    results = engine.evaluate(store, store.now_ms())
+    assert [r.firing for r in results] == [True]
