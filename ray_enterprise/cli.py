@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -12,6 +11,7 @@ from typing import Any
 
 import click
 
+from ray_enterprise.cli_common import fail, join_cluster
 from ray_enterprise.errors import NotConnectedError, RayEnterpriseError, SpecError
 
 _STATE_COLOURS = {
@@ -55,22 +55,14 @@ def render_table(status: dict[str, Any], *, title: str = "", colour: bool = Fals
     return "\n".join(lines)
 
 
-def _fail(message: str, code: int = 2) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
 def _connect_existing(address: str | None) -> Any:
-    from ray_enterprise.runtime import init_ray, registry_actor
+    from ray_enterprise.runtime import registry_actor
 
-    try:
-        init_ray(address or os.environ.get("RAY_ADDRESS") or "auto")
-    except ConnectionError as exc:
-        _fail(f"cannot reach a Ray cluster ({exc}); pass --address or start one", 1)
+    join_cluster(address)
     try:
         return registry_actor()
     except NotConnectedError as exc:
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
 
 
 @click.group()
@@ -107,7 +99,7 @@ def up(
         for service in app.services:  # fail before touching Ray if a class is missing
             service.load_class()
     except SpecError as exc:
-        _fail(f"{exc}\nnothing was started")
+        fail(f"{exc}\nnothing was started")
     stop_requested: list[str] = []
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -197,7 +189,7 @@ def run() -> None:
         main(standalone_mode=True)
     except RayEnterpriseError as exc:
         # An error raised inside an actor arrives wrapped with its remote traceback.
-        _fail(str(getattr(exc, "cause", None) or exc))
+        fail(str(getattr(exc, "cause", None) or exc))
 
 
 if __name__ == "__main__":

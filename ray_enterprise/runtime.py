@@ -113,6 +113,7 @@ def shutdown_system() -> None:
     """
     from ray_enterprise.config.actor import get_config_handle
     from ray_enterprise.observability.alert_actor import remove_alert_actor
+    from ray_enterprise.observability.anomaly_shard import remove_shards
     from ray_enterprise.observability.collector import CENTRAL_NAME, COLLECTOR_PREFIX
 
     try:
@@ -123,6 +124,7 @@ def shutdown_system() -> None:
         ray.get(handle.forget.remote())
         ray.kill(handle, no_restart=True)
     remove_alert_actor()
+    remove_shards()
     for name in ray.util.list_named_actors():
         if name == CENTRAL_NAME or name.startswith(COLLECTOR_PREFIX):
             with contextlib.suppress(ValueError):

@@ -7,45 +7,35 @@ for display, so no secret value reaches this process's output, even by mistake.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 import yaml
 
+from ray_enterprise.cli_common import ADDRESS_HELP, fail, join_cluster
 from ray_enterprise.errors import NotConnectedError
 
-_ADDRESS = click.option(
-    "--address", default=None, help="Ray address; default RAY_ADDRESS or 'auto'."
-)
+_ADDRESS = click.option("--address", default=None, help=ADDRESS_HELP)
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable document.")
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 def _handle(address: str | None) -> Any:
     from ray_enterprise.config.actor import get_config_handle
-    from ray_enterprise.runtime import init_ray
 
-    try:
-        init_ray(address or os.environ.get("RAY_ADDRESS") or "auto")
-    except ConnectionError as exc:
-        _fail(f"cannot reach a Ray cluster ({exc}); pass --address or start one")
+    join_cluster(address)
     try:
         return get_config_handle(create=False)
     except ValueError:
-        _fail(
+        fail(
             str(
                 NotConnectedError(
                     "no ConfigActor runs on this Ray cluster; ray_enterprise.connect() "
                     "or load_enterprise_configuration() boots it"
                 )
-            )
+            ),
+            1,
         )
 
 
@@ -57,7 +47,7 @@ def _call(method: Any, *args: Any) -> Any:
         return ray.get(method.remote(*args))
     except ray.exceptions.RayTaskError as exc:
         cause = getattr(exc, "cause", None) or exc
-        _fail(str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__)
+        fail(str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__, 1)
 
 
 def _dump(value: Any, as_json: bool) -> str:
@@ -79,7 +69,7 @@ def show(section: str | None, as_json: bool, address: str | None) -> None:
     """Print the running configuration (or one SECTION, e.g. cache), secrets masked."""
     doc = _call(_handle(address).show, section)
     if doc["value"] is None:
-        _fail(f"no config section {section!r}")
+        fail(f"no config section {section!r}", 1)
     if as_json:
         click.echo(_dump(doc, True))
     else:

@@ -12,37 +12,25 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
-import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
+from ray_enterprise.cli_common import ADDRESS_HELP, fail, join_cluster
 from ray_enterprise.errors import RayEnterpriseError
-
-_ADDRESS_HELP = "Ray address; default RAY_ADDRESS or 'auto'."
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 def _alert_actor(address: str | None) -> Any:
     """Join the cluster and find the alert actor; a clear error when either is missing."""
     from ray_enterprise.observability.alert_actor import get_alert_handle
-    from ray_enterprise.runtime import init_ray
 
-    try:
-        init_ray(address or os.environ.get("RAY_ADDRESS") or "auto")
-    except ConnectionError as exc:
-        _fail(f"cannot reach a Ray cluster ({exc}); pass --address or start one", 1)
+    join_cluster(address)
     try:
         return get_alert_handle(create=False)
     except ValueError:
-        _fail(
+        fail(
             "no alert manager runs on this Ray cluster; start the system with "
             "ray_enterprise.connect() or `ray-enterprise up SPEC`",
             1,
@@ -56,7 +44,7 @@ def _call(method: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return ray.get(method.remote(*args, **kwargs), timeout=60)
     except RayEnterpriseError as exc:
-        _fail(str(getattr(exc, "cause", None) or exc), 1)
+        fail(str(getattr(exc, "cause", None) or exc), 1)
 
 
 def _when(ms: int | None) -> str:
@@ -114,7 +102,7 @@ def alerts() -> None:
     help="Only alerts in this state (default: every open alert).",
 )
 @click.option("--service", default=None, help="Only alerts of this service.")
-@click.option("--address", default=None, help=_ADDRESS_HELP)
+@click.option("--address", default=None, help=ADDRESS_HELP)
 def list_alerts(as_json: bool, state: str | None, service: str | None, address: str | None) -> None:
     """Show alerts, most severe and oldest first."""
     handle = _alert_actor(address)
@@ -129,7 +117,7 @@ def list_alerts(as_json: bool, state: str | None, service: str | None, address: 
 @click.argument("alert_id")
 @click.option("--by", default=None, help="Who takes it (default: your login name).")
 @click.option("--reason", default="", help="Why, for the history.")
-@click.option("--address", default=None, help=_ADDRESS_HELP)
+@click.option("--address", default=None, help=ADDRESS_HELP)
 def ack(alert_id: str, by: str | None, reason: str, address: str | None) -> None:
     """Acknowledge ALERT_ID: escalation and repeats stop until it is unacknowledged."""
     handle = _alert_actor(address)
@@ -143,7 +131,7 @@ def ack(alert_id: str, by: str | None, reason: str, address: str | None) -> None
 @click.argument("alert_id")
 @click.option("--by", default=None, help="Who hands it back (default: your login name).")
 @click.option("--reason", default="", help="Why, for the history.")
-@click.option("--address", default=None, help=_ADDRESS_HELP)
+@click.option("--address", default=None, help=ADDRESS_HELP)
 def unack(alert_id: str, by: str | None, reason: str, address: str | None) -> None:
     """Hand ALERT_ID back: escalation resumes with its next step."""
     handle = _alert_actor(address)
@@ -156,7 +144,7 @@ def unack(alert_id: str, by: str | None, reason: str, address: str | None) -> No
 @click.option("--for", "duration", required=True, help="How long, e.g. 30m, 1h, 2d.")
 @click.option("--comment", default="", help="Why, for the people who see it muted.")
 @click.option("--by", default=None, help="Who silences (default: your login name).")
-@click.option("--address", default=None, help=_ADDRESS_HELP)
+@click.option("--address", default=None, help=ADDRESS_HELP)
 def silence(
     matchers: str, duration: str, comment: str, by: str | None, address: str | None
 ) -> None:
@@ -170,7 +158,7 @@ def silence(
 
 @alerts.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--address", default=None, help=_ADDRESS_HELP)
+@click.option("--address", default=None, help=ADDRESS_HELP)
 def silences(as_json: bool, address: str | None) -> None:
     """Show silences that have not ended."""
     handle = _alert_actor(address)
@@ -191,7 +179,7 @@ def silences(as_json: bool, address: str | None) -> None:
 
 @alerts.command()
 @click.argument("silence_id")
-@click.option("--address", default=None, help=_ADDRESS_HELP)
+@click.option("--address", default=None, help=ADDRESS_HELP)
 def expire(silence_id: str, address: str | None) -> None:
     """End silence SILENCE_ID now."""
     handle = _alert_actor(address)
@@ -203,7 +191,7 @@ def expire(silence_id: str, address: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.option("--days", type=float, default=7.0, show_default=True, help="How far back.")
 @click.option("--limit", type=int, default=50, show_default=True, help="Events to show.")
-@click.option("--address", default=None, help=_ADDRESS_HELP)
+@click.option("--address", default=None, help=ADDRESS_HELP)
 def history(as_json: bool, days: float, limit: int, address: str | None) -> None:
     """Recent state changes, alerts per day/service/severity, MTTA and MTTR."""
     handle = _alert_actor(address)

@@ -9,9 +9,11 @@ every event to the alert manager when one runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import pickle
 import re
+import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
@@ -212,11 +214,26 @@ def clear_checkpoints() -> None:
     _kv.delete_prefix(_CHECKPOINT)
 
 
+def remove_shards(timeout_s: float = 20.0) -> None:
+    """Kill every shard for good, wait until their names are free, forget their state."""
+    names = [n for n in ray.util.list_named_actors() if n.startswith("anomaly:")]
+    for name in names:
+        with contextlib.suppress(ValueError):
+            ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:  # ray.kill is asynchronous
+        if not any(n.startswith("anomaly:") for n in ray.util.list_named_actors()):
+            break
+        time.sleep(0.05)
+    clear_checkpoints()
+
+
 __all__ = [
     "AnomalyRouter",
     "AnomalyShardActor",
     "clear_checkpoints",
     "get_shard_handles",
+    "remove_shards",
     "service_of",
     "shard_of",
 ]

@@ -46,7 +46,8 @@ class VectorAnomalyMonitor:
         self.period = period
         self.index: dict[str, int] = {}
         self.names: list[str] = []
-        self.seen = np.zeros(capacity)
+        self.points = np.zeros(capacity)  # points admitted per series: the warm-up count
+        self.seen = np.zeros(capacity)  # scores learnt per series (a detector may give NaN)
         self.mean = np.zeros(capacity)
         self.m2 = np.zeros(capacity)
         self.last_ts = np.full(capacity, -np.inf)
@@ -97,7 +98,7 @@ class VectorAnomalyMonitor:
         threshold = np.clip(self.mean + self.k * std, self.floor, self.ceiling)
         hot = (
             present
-            & (self.seen >= self.min_samples)
+            & (self.points >= self.min_samples)
             & (scores > threshold)
             & (ts - self.last_event >= self.period)
         )
@@ -108,6 +109,7 @@ class VectorAnomalyMonitor:
         self.mean += np.where(scored, delta / np.maximum(self.seen, 1), 0.0)
         self.m2 += np.where(scored, delta * (scores - self.mean), 0.0)
         self.last_ts[present] = ts
+        self.points[present] += 1
         events = []
         for slot in np.flatnonzero(hot):
             self.last_event[slot] = ts
@@ -140,7 +142,7 @@ class VectorAnomalyMonitor:
 
     def samples(self, series: str) -> int:
         slot = self.index.get(series)
-        return 0 if slot is None else int(self.seen[slot])
+        return 0 if slot is None else int(self.points[slot])
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -149,7 +151,7 @@ class VectorAnomalyMonitor:
             "names": list(self.names),
             "arrays": {
                 name: getattr(self, name).copy()
-                for name in ("seen", "mean", "m2", "last_ts", "last_event")
+                for name in ("points", "seen", "mean", "m2", "last_ts", "last_event")
             },
             "refused": dict(self.refused),
             "admitted": self.admitted,

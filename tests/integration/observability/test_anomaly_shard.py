@@ -14,8 +14,8 @@ import ray
 
 from ray_enterprise.observability.anomaly_shard import (
     AnomalyRouter,
-    clear_checkpoints,
     get_shard_handles,
+    remove_shards,
     shard_of,
 )
 from tests.integration.helpers import wait_for
@@ -25,12 +25,10 @@ DETECTOR = {"name": "ewm_zscore", "params": {"alpha": 0.05, "warmup": 30}}
 
 @pytest.fixture
 def shards(ray_session: None) -> Iterator[list[Any]]:
-    clear_checkpoints()
+    remove_shards()
     handles = get_shard_handles(2, create=True, detector=DETECTOR, min_samples=60, checkpoint_s=0.2)
     yield handles
-    for handle in handles:
-        ray.kill(handle, no_restart=True)
-    clear_checkpoints()
+    remove_shards()
 
 
 def series_points(name: str, n: int, *, spike_at: int | None = None, shift_at: int | None = None):
