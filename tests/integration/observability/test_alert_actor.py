@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import alert_support
+import numpy as np
 import pytest
 import ray
 import ray.cloudpickle
@@ -36,6 +37,8 @@ from ray_enterprise.observability.alert_health import (
 from ray_enterprise.observability.alert_history import AlertHistory
 from ray_enterprise.observability.alert_model import Severity
 from ray_enterprise.observability.alert_sources import HealthInput
+from ray_enterprise.observability.alerts import wall_clock_ms
+from ray_enterprise.observability.metric_batch import MetricBatch, MetricType, SeriesPoints
 from ray_enterprise.storage import make_engine
 from tests.integration.helpers import faulty, states, wait_for
 
@@ -292,11 +295,15 @@ def test_a_restarted_alert_actor_catches_up_with_the_registry(
     assert ray.get(actor.alerts.remote(service="db")) == []  # its recovery was caught up too
 
 
-def test_metric_rules_read_windows_passed_in_and_from_the_observability_actor(
+SLOW_SEARCH = {"name": "SlowSearch", "expr": 'p95(response_time_ms{endpoint="/search"}) > 500'}
+
+
+def test_metric_rules_read_windows_passed_in(
     start_alerts: Callable[..., Any],
 ) -> None:
-    rule = {"name": "SlowSearch", "expr": 'p95(response_time_ms{endpoint="/search"}) > 500'}
-    actor = start_alerts(route=fast_route(), rules=[rule], rule_interval="100ms")
+    # No periodic pull here: it would read the session's real observability actor (which has
+    # no such series) and resolve the alert between the two calls below.
+    actor = start_alerts(route=fast_route(), rules=[SLOW_SEARCH], rule_interval="1h")
     slow = StaticWindows({(("endpoint", "/search"),): [100.0] * 10 + [900.0] * 5})
     [result] = ray.get(actor.evaluate_rules.remote(slow))
     assert result["firing"] and result["value"] > 500
@@ -308,19 +315,33 @@ def test_metric_rules_read_windows_passed_in_and_from_the_observability_actor(
     }
     ray.get(actor.evaluate_rules.remote(StaticWindows({(("endpoint", "/search"),): [10.0]})))
     assert ray.get(actor.alerts.remote()) == []
+
+
+def test_metric_rules_are_pulled_periodically_from_the_observability_actor(
+    start_alerts: Callable[..., Any],
+) -> None:
+    """The rule loop reads the named observability actor: the session's real one when an
+    earlier test booted it (fed a slow batch here), else a stand-in that serves windows."""
+    actor = start_alerts(route=fast_route(), rules=[SLOW_SEARCH], rule_interval="100ms")
+    started = None
     try:
-        ray.get_actor("observability", namespace=NAMESPACE)
-        pytest.skip("a real observability actor runs in this session")
+        real = ray.get_actor("observability", namespace=NAMESPACE)
+        labels = (("endpoint", "/search"), ("service", "search"))
+        slow = SeriesPoints("response_time_ms", MetricType.TIMER, labels, np.full(20, 800.0))
+        ray.get(real.ingest.remote(MetricBatch(ts_ms=wall_clock_ms(), series=[slow])))
     except ValueError:
-        pass
-    source: Any = ray.remote(StaticWindows).options(
-        name="observability", namespace=NAMESPACE, num_cpus=0
-    )
-    observability = source.remote({(("endpoint", "/search"),): [800.0]})
+        source: Any = ray.remote(StaticWindows).options(
+            name="observability", namespace=NAMESPACE, num_cpus=0
+        )
+        started = source.remote({(("endpoint", "/search"),): [800.0]})
     try:
-        wait_for(lambda: ray.get(actor.alerts.remote()), timeout=60, what="the periodic pull")
+        [alert] = wait_for(
+            lambda: ray.get(actor.alerts.remote()), timeout=60, what="the periodic pull"
+        )
+        assert alert["labels"]["alertname"] == "SlowSearch"
     finally:
-        ray.kill(observability)
+        if started is not None:
+            ray.kill(started)
 
 
 def test_a_burst_of_ten_thousand_inputs_loses_no_state_change(
