@@ -45,6 +45,7 @@ from ray_enterprise.config.sources import (
 from ray_enterprise.config.subscriptions import SUBSCRIPTION_PREFIX, ConfigSubscriptions
 from ray_enterprise.config.views import ConfigViews
 from ray_enterprise.errors import RayEnterpriseError
+from ray_enterprise.security.audit import AuditSink
 from ray_enterprise.storage import make_engine
 from ray_enterprise.system_actors import get_system_actor
 
@@ -54,6 +55,7 @@ NAMESPACE = _kv.NAMESPACE
 ACTOR_NAME = "config"
 _PIN = "config/pin"
 _REJECTIONS = "config/rejections"
+_AUDITED = ("applied", "rejected", "rolled_back")
 
 
 class ConfigActor(ConfigSubscriptions, ConfigViews):
@@ -68,6 +70,8 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         self._events.restore(_kv.get(_REJECTIONS, []))
         self._applier: ConfigApplier | None = None
         self._history: ConfigHistory | None = None
+        self._audit: AuditSink | None = None
+        self._audited = self._events.last_seq
         self._fanout = Fanout(self._current, self._push)
         self._fanout.on_drop = lambda sub: _kv.delete(SUBSCRIPTION_PREFIX + sub.key)
         self._handles: dict[str, Any] = {}
@@ -109,6 +113,7 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         """Open history and take up the version it ends with (and a rollback still pinned)."""
         engine = make_engine(self._settings.history, create=False)
         self._history = await asyncio.to_thread(ConfigHistory, engine)
+        self._audit = AuditSink(engine)
         self._applier = ConfigApplier(self._history, self._events)
         pin = _kv.get(_PIN)
         if pin is not None:
@@ -121,6 +126,7 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
             with contextlib.suppress(ConfigError):  # refused: the resumed version stays
                 await asyncio.to_thread(self._applier.boot, self._compose())
             self._save_rejections()
+            await self._write_audit()
 
     async def _watch(self, source: ConfigSource) -> None:
         while True:
@@ -194,12 +200,14 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
                 applied = await asyncio.to_thread(self._app.apply, self._compose(), trigger)
             except ConfigError:
                 self._save_rejections()
+                await self._write_audit()
                 return True
             except Exception as exc:
                 logger.warning("config version not recorded (%s); will retry", describe_error(exc))
                 self._dirty.add(trigger)
                 return False
             self._announce(applied)
+            await self._write_audit()
         return True
 
     def _compose(
@@ -229,6 +237,27 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         self._fanout.changed(applied.changed_sections)
         self._new_version.set()
         self._new_version = asyncio.Event()
+
+    async def _write_audit(self) -> None:
+        """Every applied, rejected or rolled-back change since the last call, as audit records.
+
+        The event log is the one account of what happened, so the trail follows it rather than
+        each path writing its own record; a record that cannot be written is counted by the
+        sink and the change stands (see :class:`AuditSink`).
+        """
+        if self._audit is None:
+            return
+        events = [e for e in self._events.events(self._audited) if e.kind in _AUDITED]
+        self._audited = self._events.last_seq
+        for event in events:
+            await asyncio.to_thread(
+                self._audit.write,
+                f"config:{event.source or 'unknown'}",
+                f"config.{event.kind}",
+                target=f"version {event.version}" if event.version is not None else "config",
+                outcome="rejected" if event.kind == "rejected" else "success",
+                details={"message": event.message, "field": event.field},
+            )
 
     def _save_rejections(self) -> None:
         _kv.put(_REJECTIONS, [r.to_dict() for r in self._events.rejections()[-100:]])
@@ -265,6 +294,7 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
             self._pin = (version, record.document)
             _kv.put(_PIN, version)
             self._announce(applied)
+            await self._write_audit()
         return self._app.version
 
     async def set_value(self, key: str, value: Any) -> int:
@@ -277,6 +307,7 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
             self._app.check(self._compose({database.layer: trial}, pinned=False), trigger)
         except ConfigError:
             self._save_rejections()
+            await self._write_audit()
             raise
         await database.set(key, value)
         values = await database.load()

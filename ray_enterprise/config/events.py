@@ -71,6 +71,7 @@ class EventLog:
         self._events: deque[ConfigEvent] = deque(maxlen=keep)
         self._rejections: deque[Rejection] = deque(maxlen=keep)
         self._seq = itertools.count(first_seq)
+        self.last_seq = first_seq - 1
         self._clock = clock
 
     def emit(
@@ -83,8 +84,9 @@ class EventLog:
         field: str | None = None,
         severity: str = "info",
     ) -> ConfigEvent:
+        self.last_seq = next(self._seq)
         event = ConfigEvent(
-            next(self._seq), self._clock(), kind, message, version, source, field, severity
+            self.last_seq, self._clock(), kind, message, version, source, field, severity
         )
         self._events.append(event)
         return event

@@ -51,6 +51,7 @@ from ray_enterprise.observability.alert_views import (
 )
 from ray_enterprise.observability.alert_windows import observability_source, read_windows
 from ray_enterprise.observability.alerts import AlertManager, wall_clock_ms
+from ray_enterprise.security.audit import AuditSink
 from ray_enterprise.system_actors import get_system_actor
 
 logger = logging.getLogger("ray_enterprise.alerts")
@@ -67,8 +68,10 @@ class AlertManagerActor:
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         boot = AlertSettings.parse(settings or {})
         self._settings = recover_settings(boot)
-        self._history = AlertHistory(self._settings.history_engine())
+        engine = self._settings.history_engine()
+        self._history = AlertHistory(engine)
         self._history.create_tables()
+        self._audit = AuditSink(engine)  # acks and silences are operator actions: audited
         self._manager = AlertManager(self._settings.policy())
         self._manager.restore(self._history.open_alerts(), self._history.active_silences())
         self._dispatcher = NotificationDispatcher(
@@ -190,11 +193,21 @@ class AlertManagerActor:
     async def acknowledge(self, alert_id: str, by: str, reason: str = "") -> dict[str, Any]:
         alert = self._manager.acknowledge(alert_id, by, reason)
         self._changed()
+        await self._read(
+            self._audit.write, by, "alert.acknowledge", target=alert_id, details={"reason": reason}
+        )
         return alert_view(alert)
 
     async def unacknowledge(self, alert_id: str, by: str, reason: str = "") -> dict[str, Any]:
         alert = self._manager.unacknowledge(alert_id, by, reason)
         self._changed()
+        await self._read(
+            self._audit.write,
+            by,
+            "alert.unacknowledge",
+            target=alert_id,
+            details={"reason": reason},
+        )
         return alert_view(alert)
 
     async def silence(
@@ -204,6 +217,8 @@ class AlertManagerActor:
         silence = self._manager.silence(matchers, parse_duration_ms(duration), by, comment)
         self._history.save_silence(silence)
         self._changed()
+        details = {"matchers": matchers, "duration": str(duration), "comment": comment}
+        await self._read(self._audit.write, by, "alert.silence", target=silence.id, details=details)
         return {**silence.to_dict(), "active": True}
 
     async def expire_silence(self, silence_id: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ RECORD = "record"
 ANCHOR = "anchor"
 _SECRET_WORDS = ("secret", "password", "token", "api_key", "apikey", "credential")
 _APPEND_ATTEMPTS = 20
+_logger = logging.getLogger("ray_enterprise.security.audit")
 
 audit_records = sa.Table(
     "security_audit",
@@ -400,4 +402,53 @@ class _Raced(Exception):
     """Another writer moved the head between our read and our update."""
 
 
-__all__ = ["AuditLog", "AuditRecord", "Problem", "VerifyReport", "audit_head", "audit_records"]
+class AuditSink:
+    """Best-effort trail writer for the system actors (config, alerts, registry).
+
+    The action being recorded has already happened when its record is written, so a trail that
+    cannot be written must not undo it or crash the actor that did it: the failure is logged
+    and counted (``failures``) for status and tests, and the next record tries again.
+    """
+
+    def __init__(self, engine: sa.Engine | str | None = None) -> None:
+        self._target = engine
+        self._log: AuditLog | None = None
+        self.written = 0
+        self.failures = 0
+
+    def write(
+        self,
+        actor: str,
+        action: str,
+        *,
+        target: str = "",
+        outcome: str = "success",
+        details: Mapping[str, Any] | None = None,
+    ) -> bool:
+        try:
+            if self._log is None:
+                engine = self._target
+                if not isinstance(engine, sa.Engine):
+                    from ray_enterprise.storage import make_engine
+
+                    engine = make_engine(engine, create=False)
+                self._log = AuditLog(engine)
+            self._log.append(actor, action, target=target, outcome=outcome, details=details)
+        except Exception as exc:
+            self.failures += 1
+            self._log = None  # a replaced or restarted database: open it afresh next time
+            _logger.warning("audit record %s %s not written: %s", action, target, exc)
+            return False
+        self.written += 1
+        return True
+
+
+__all__ = [
+    "AuditLog",
+    "AuditRecord",
+    "AuditSink",
+    "Problem",
+    "VerifyReport",
+    "audit_head",
+    "audit_records",
+]

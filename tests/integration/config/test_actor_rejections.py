@@ -3,6 +3,7 @@ rejected with the field and the source named; the running version stays until a 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import ray
 from actor_support import config_actor, eventually
 
 from ray_enterprise.config.settings import ConfigSettings
+from ray_enterprise.security.audit import AuditLog
+from ray_enterprise.storage import make_engine
 
 GOOD = "cache:\n  default_ttl_seconds: 10\n"
 
@@ -84,3 +87,16 @@ def test_bad_changes_are_rejected_naming_field_and_source_and_the_version_stays(
         eventually(lambda: ray.get(config.current_version.remote()) == 2, what="version 2")
         assert ttl() == 15.0
         assert len(rejections(config)) == 3
+
+    # Each refusal and each applied version left an audit record in the history's database,
+    # and the chain verifies.
+    trail = AuditLog(make_engine(settings.history), create=False)
+    assert trail.verify().ok
+    done = [(r.action, r.outcome, json.loads(r.details)["field"]) for r in trail.records()]
+    assert done == [
+        ("config.applied", "success", None),
+        ("config.rejected", "rejected", "cache.default_ttl_seconds"),
+        ("config.rejected", "rejected", "security.api_keys_enabled"),
+        ("config.rejected", "rejected", "cache.default_ttl_seconds"),
+        ("config.applied", "success", None),
+    ]

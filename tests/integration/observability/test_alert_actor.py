@@ -39,6 +39,7 @@ from ray_enterprise.observability.alert_model import Severity
 from ray_enterprise.observability.alert_sources import HealthInput
 from ray_enterprise.observability.alerts import wall_clock_ms
 from ray_enterprise.observability.metric_batch import MetricBatch, MetricType, SeriesPoints
+from ray_enterprise.security.audit import AuditLog
 from ray_enterprise.storage import make_engine
 from tests.integration.helpers import faulty, states, wait_for
 
@@ -84,7 +85,9 @@ def test_an_alert_reaches_a_real_webhook_and_a_python_callable(
         assert stats["hook"]["sent"] == 1 and stats["hook"]["failed"] == 0
 
 
-def test_ack_and_unack_through_the_actor_and_the_cli(start_alerts: Callable[..., Any]) -> None:
+def test_ack_and_unack_through_the_actor_and_the_cli(
+    start_alerts: Callable[..., Any], tmp_path: Path
+) -> None:
     actor = start_alerts(route=fast_route())
     ray.get(actor.ingest.remote([signal_of("DiskFull", "db", "critical")]))
     [alert] = ray.get(actor.alerts.remote())
@@ -116,6 +119,15 @@ def test_ack_and_unack_through_the_actor_and_the_cli(start_alerts: Callable[...,
     kinds = [e["kind"] for e in changes if e["kind"] != "notified"]  # its tick may come later
     assert kinds == ["fired", "acknowledged", "unacknowledged", "acknowledged"]
     assert [e["actor"] for e in changes if e["kind"] != "notified"][1:] == ["alice"] * 2 + ["bob"]
+    # Each operator action is in the audit trail of the same database, who and why included.
+    trail = AuditLog(make_engine(f"sqlite:///{tmp_path / 'alerts.db'}", create=False))
+    assert [(r.actor, r.action, r.target) for r in trail.records()] == [
+        ("alice", "alert.acknowledge", alert["id"]),
+        ("alice", "alert.unacknowledge", alert["id"]),
+        ("bob", "alert.acknowledge", alert["id"]),
+    ]
+    assert json.loads(trail.records()[1].details) == {"reason": "wrong team"}
+    assert trail.verify().ok
 
 
 def test_a_silence_holds_notifications_back_until_it_expires(

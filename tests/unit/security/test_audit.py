@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ray_enterprise.security.audit import AuditLog, audit_head, audit_records
+from ray_enterprise.security.audit import AuditLog, AuditSink, audit_head, audit_records
 from ray_enterprise.security.errors import AuditError
 from tests.unit.security.fakes import FakeClock, memory_engine
 
@@ -199,3 +201,19 @@ def test_any_deletion_is_found(n: int, data: st.DataObject) -> None:
         conn.execute(audit_records.delete().where(audit_records.c.seq == seq))
     found = kinds(log)
     assert found == [(seq, "deleted")] or found == [(seq, "truncated")]
+
+
+def test_the_sink_counts_a_record_it_cannot_write_and_writes_once_the_database_is_back(
+    tmp_path: Path,
+) -> None:
+    """A system actor's action stands even when its record cannot be written."""
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the database's directory should be")
+    url = f"sqlite:///{blocked / 'audit.db'}"
+    sink = AuditSink(url)
+    assert not sink.write("config:files", "config.applied", target="version 2")
+    assert (sink.written, sink.failures) == (0, 1)
+    blocked.unlink()  # the operator fixes the path: the next record goes through
+    assert sink.write("config:files", "config.applied", target="version 3")
+    log = AuditLog(sa.create_engine(url), create=False)
+    assert [r.target for r in log.records()] == ["version 3"] and log.verify().ok
