@@ -47,12 +47,35 @@ def render_table(status: dict[str, Any], *, title: str = "", colour: bool = Fals
     lines.append(
         f"{head}status: {status.get('status', '?')}  score: {status.get('score', 0):g}/100"
     )
+    health = status.get("health")
+    if health:
+        reasons = "; ".join(health.get("reasons") or []) or "nothing subtracted"
+        lines.append(
+            f"system health: {health['score']:g}/100 ({health['status']}): {reasons[:160]}"
+        )
     for index, row in enumerate(rows):
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
         if colour and index:
             cells[1] = click.style(cells[1], fg=_STATE_COLOURS.get(row[1], "white"))
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def system_health(timeout_s: float = 5.0) -> dict[str, Any] | None:
+    """The observability actor's score (services, alerts and anomalies), ``None`` without it.
+
+    The registry's own score counts services only; operators asked for the one number that
+    also feels firing alerts and anomalies, and a status command must answer without it too.
+    """
+    import ray
+
+    from ray_enterprise.observability.collector import CENTRAL_NAME, NAMESPACE
+
+    try:
+        central = ray.get_actor(CENTRAL_NAME, namespace=NAMESPACE)
+        return dict(ray.get(central.get_system_health.remote(), timeout=timeout_s))
+    except Exception:  # not booted, restarting or too slow: the service table still stands
+        return None
 
 
 def _connect_existing(address: str | None) -> Any:
@@ -119,6 +142,7 @@ def up(
         while not stop_requested:
             ready, _ = ray.wait([pending], timeout=0)
             status = registry.get_system_status_sync()
+            status["health"] = system_health()
             table = render_table(status, title=f"[{app.name}]", colour=colour)
             plain = render_table(status, title=f"[{app.name}]")
             if colour:
@@ -149,6 +173,7 @@ def status(as_json: bool, address: str | None) -> None:
 
     handle = _connect_existing(address)
     doc = ray.get(handle.get_system_status.remote())
+    doc["health"] = system_health()
     if as_json:
         click.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:

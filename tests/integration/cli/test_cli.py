@@ -68,6 +68,9 @@ def test_status_json_and_down_from_another_process(
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["status"] == "healthy"
+    # The system health score (services, alerts, anomalies) from the observability actor.
+    assert doc["health"]["status"] in ("healthy", "degraded", "critical")
+    assert 0.0 <= doc["health"]["score"] <= 100.0 and isinstance(doc["health"]["reasons"], list)
     by_name = {s["name"]: s for s in doc["services"]}
     assert set(by_name) == {"db", "api"}
     for svc in by_name.values():
@@ -75,6 +78,7 @@ def test_status_json_and_down_from_another_process(
         assert svc["node_id"] == ray.get_runtime_context().get_node_id()
     table = run_cli("status", "--address", address)
     assert "api" in table.stdout and "healthy" in table.stdout
+    assert "system health: " in table.stdout and "/100 (" in table.stdout
     down = run_cli("down", "--address", address)
     assert down.returncode == 0, down.stderr
     deadline = time.monotonic() + 10
