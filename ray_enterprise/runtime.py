@@ -114,6 +114,7 @@ def shutdown_system() -> None:
     from ray_enterprise.config.actor import get_config_handle
     from ray_enterprise.observability.alert_actor import remove_alert_actor
     from ray_enterprise.observability.anomaly_shard import remove_shards
+    from ray_enterprise.observability.central import clear_checkpoint
     from ray_enterprise.observability.collector import CENTRAL_NAME, COLLECTOR_PREFIX
 
     try:
@@ -129,6 +130,7 @@ def shutdown_system() -> None:
         if name == CENTRAL_NAME or name.startswith(COLLECTOR_PREFIX):
             with contextlib.suppress(ValueError):
                 ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+    clear_checkpoint()
     try:
         config = get_config_handle(create=False)
     except ValueError:

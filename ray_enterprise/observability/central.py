@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import pickle
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -46,7 +49,17 @@ from ray_enterprise.observability.tracing import SpanRecord
 logger = logging.getLogger("ray_enterprise.observability")
 
 _PORT_KEY = "observability/prometheus"
+_CHECKPOINT_KEY = "observability/checkpoint"
 _REGISTRY_TIMEOUT_S = 5.0
+
+
+def _pack(state: dict[str, Any]) -> bytes:
+    return zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
+def clear_checkpoint() -> None:
+    """Forget the store's checkpoint (``down``: the next ``up`` starts empty)."""
+    _kv.delete(_CHECKPOINT_KEY)
 
 
 class ObservabilityActor:
@@ -62,6 +75,7 @@ class ObservabilityActor:
         capacity: int = 8192,
         mirror_to_ray: bool = False,
         anomaly_shards: int = 0,
+        checkpoint_s: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._clock = clock
@@ -88,13 +102,25 @@ class ObservabilityActor:
             address = self._server.start(host, port)
         except OSError:
             address = self._server.start(host, 0)
-        if ray.get_runtime_context().get_actor_name() == CENTRAL_NAME:
-            _kv.put(_PORT_KEY, list(address))  # only the system actor owns the saved port
+        # Only the system actor owns the saved port and the checkpoint; unnamed instances
+        # (tests, benchmarks) must not overwrite either.
+        self._owns_state = ray.get_runtime_context().get_actor_name() == CENTRAL_NAME
+        self._checkpoint_s = checkpoint_s
+        self._checkpointed_points = -1
+        self.restored_series = 0
+        if self._owns_state:
+            _kv.put(_PORT_KEY, list(address))
+            self.restored_series = self._restore()
         self._health_period_s = health_period_s
-        self._task = asyncio.get_event_loop().create_task(self._refresh_forever())
+        loop = asyncio.get_event_loop()
+        self._task = loop.create_task(self._refresh_forever())
+        self._checkpoint_task = loop.create_task(self._checkpoint_forever())
 
     async def ping(self) -> str:
         return "ok"
+
+    async def process_id(self) -> int:
+        return os.getpid()
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -172,6 +198,17 @@ class ObservabilityActor:
         with self._lock:
             return self._traces.operations()
 
+    async def checkpoint(self) -> int:
+        """Save the store now (the periodic loop does it every ``checkpoint_s``); returns
+        the compressed size in bytes."""
+        with self._lock:
+            state = self._store.snapshot()
+            points = self._store.points
+        blob = await asyncio.to_thread(_pack, state)
+        await asyncio.to_thread(_kv.put_blob, _CHECKPOINT_KEY, blob)
+        self._checkpointed_points = points
+        return len(blob)
+
     async def get_system_health(self) -> dict[str, Any]:
         """Fresh score from the registry's status, firing alerts and the anomaly rate."""
         return (await self._refresh_health()).to_json()
@@ -224,6 +261,30 @@ class ObservabilityActor:
         if rate is not None:
             self._measured_rate = rate
         return self._measured_rate
+
+    def _restore(self) -> int:
+        """A restarted system actor resumes the series it had at its last checkpoint, so
+        windows, totals and Prometheus counters do not start again from zero."""
+        try:
+            blob = _kv.get_blob(_CHECKPOINT_KEY)
+            if blob is None:
+                return 0
+            restored = self._store.restore(pickle.loads(zlib.decompress(blob)))
+        except Exception:  # a damaged checkpoint costs history, never the actor
+            logger.exception("observability checkpoint unreadable; starting empty")
+            return 0
+        logger.info("observability store restored %d series from its checkpoint", restored)
+        return restored
+
+    async def _checkpoint_forever(self) -> None:
+        while self._owns_state:
+            await asyncio.sleep(self._checkpoint_s)
+            if self._store.points == self._checkpointed_points:
+                continue  # nothing new since the last one
+            try:
+                await self.checkpoint()
+            except Exception:
+                logger.exception("observability checkpoint failed")
 
     async def _refresh_forever(self) -> None:
         while True:

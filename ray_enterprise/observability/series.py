@@ -68,6 +68,17 @@ class RingBuffer:
             self._ts[: n - first] = ts_ms
         self._written += n
 
+    @classmethod
+    def of_points(cls, capacity: int, ts: Sequence[int], values: Sequence[float]) -> RingBuffer:
+        """A ring holding the newest ``capacity`` of these points (oldest first)."""
+        ring = cls(capacity)
+        stamps = np.asarray(ts, dtype=np.int64)[-capacity:]
+        kept = np.asarray(values, dtype=np.float64)[-capacity:]
+        ring._ts[: len(kept)] = stamps
+        ring._values[: len(kept)] = kept
+        ring._written = len(kept)
+        return ring
+
     def ordered(self) -> tuple[npt.NDArray[np.int64], FloatArray]:
         n = len(self)
         if self._written <= self.capacity:
@@ -246,6 +257,62 @@ class SeriesStore:
         return {
             s.labels: s.ring.window(start_ms, end_ms).tolist() for s in self.find(metric, matchers)
         }
+
+    def snapshot(self, max_points: int = 500_000) -> dict[str, Any]:
+        """Plain data a restarted store resumes from: every series' totals and its newest
+        points, at most ``max_points`` in all (split evenly), so a checkpoint stays small
+        enough for the key-value store whatever the cardinality."""
+        keep = max(64, max_points // max(1, len(self._series)))
+        series = []
+        for one in self._series.values():
+            ts, values = one.ring.ordered()
+            series.append(
+                {
+                    "name": one.name,
+                    "kind": one.kind.value,
+                    "labels": one.labels,
+                    "ts": ts[-keep:].copy(),
+                    "values": values[-keep:].copy(),
+                    "total_count": one.total_count,
+                    "total_sum": one.total_sum,
+                    "last": one.last,
+                    "last_ts_ms": one.last_ts_ms,
+                    "bucket_counts": one.bucket_counts.copy(),
+                }
+            )
+        return {
+            "series": series,
+            "refused": dict(self.refused),
+            "refusal_messages": dict(self.refusal_messages),
+            "dropped": self.dropped,
+            "points": self.points,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> int:
+        """Take up a :meth:`snapshot`; series that no longer fit the limits are skipped.
+        Returns how many series were restored."""
+        restored = 0
+        for data in state.get("series", ()):
+            kind = MetricType(data["kind"])
+            labels = tuple(tuple(pair) for pair in data["labels"])
+            if self._guard.admit(data["name"], kind.value, labels) is not None:
+                continue
+            ring = RingBuffer.of_points(self.capacity, data["ts"], data["values"])
+            one = Series(data["name"], kind, labels, ring, self.buckets)
+            one.total_count = int(data["total_count"])
+            one.total_sum = float(data["total_sum"])
+            one.last, one.last_ts_ms = float(data["last"]), int(data["last_ts_ms"])
+            one.bucket_counts = np.asarray(data["bucket_counts"], dtype=np.int64)
+            self._series[(one.name, labels)] = one
+            self._by_name.setdefault(one.name, []).append(one)
+            restored += 1
+        for key, count in state.get("refused", {}).items():
+            self.refused[key] = self.refused.get(key, 0) + int(count)
+        for key, message in state.get("refusal_messages", {}).items():
+            self.refusal_messages.setdefault(key, message)
+        self.dropped += int(state.get("dropped", 0))
+        self.points += int(state.get("points", 0))
+        return restored
 
     def describe(self, series: Series, now_ms: int | None = None) -> dict[str, Any]:
         """Plain data for the API: identity, totals and window stats."""

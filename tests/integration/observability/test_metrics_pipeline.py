@@ -140,6 +140,37 @@ def test_a_collector_killed_with_sigkill_comes_back(
     assert ray.get(collector.ping.remote(), timeout=30) == node_id
 
 
+def test_a_central_actor_killed_with_sigkill_resumes_from_its_checkpoint(
+    platform: EnterpriseObservabilityPlatform,
+) -> None:
+    labels = {"service": "driver", "route": "/ckpt"}
+    for i in range(40):
+        platform.record_metric("ckpt_ms", float(i), MetricType.TIMER, {"route": "/ckpt"}, "driver")
+    platform.flush()
+    platform.wait_for_points("ckpt_ms", labels, 40, timeout_s=30)
+    before = stats(platform, "ckpt_ms", **labels)
+    assert ray.get(platform.handle.checkpoint.remote()) > 0
+    os.kill(ray.get(platform.handle.process_id.remote()), signal.SIGKILL)
+    # The restarted actor answers with the same totals and windows, and takes new points.
+    after = wait_for(
+        lambda: _alive_stats(platform, "ckpt_ms", labels), timeout=60, what="the restart"
+    )
+    assert after["total_count"] == 40 and after["total_sum"] == before["total_sum"]
+    assert after["windows"]["1h"] == before["windows"]["1h"]
+    platform.record_metric("ckpt_ms", 100.0, MetricType.TIMER, {"route": "/ckpt"}, "driver")
+    platform.flush()
+    platform.wait_for_points("ckpt_ms", labels, 41, timeout_s=30)
+
+
+def _alive_stats(
+    platform: EnterpriseObservabilityPlatform, name: str, labels: dict[str, str]
+) -> dict[str, Any] | None:
+    try:
+        return ray.get(platform.handle.stats.remote(name, labels), timeout=5)
+    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+        return None  # still restarting
+
+
 def test_bad_names_values_and_cardinality_are_refused_counted_and_explained(
     platform: EnterpriseObservabilityPlatform,
 ) -> None:

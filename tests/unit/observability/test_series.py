@@ -130,3 +130,35 @@ def test_store_is_a_window_source_for_metric_rules() -> None:
     engine = RuleEngine([rule])
     results = engine.evaluate(store, store.now_ms())
     assert [r.firing for r in results] == [True]
+
+
+def test_a_snapshot_restores_windows_totals_buckets_and_refusals() -> None:
+    clock = FakeClock()
+    store = SeriesStore(capacity=16, cardinality_limit=2, clock=clock)
+    for i in range(5):
+        store.ingest(batch(clock.now - 50 + i, "latency_ms", MetricType.HISTOGRAM, [i, 2.0 * i]))
+    store.ingest(batch(clock.now, "hits", MetricType.COUNTER, [3.0], route="/a"))
+    for route in ("/b", "/c"):  # the third series of "hits" is refused: limit 2
+        store.ingest(batch(clock.now, "hits", MetricType.COUNTER, [1.0], route=route))
+    again = SeriesStore(capacity=16, cardinality_limit=2, clock=clock)
+    assert again.restore(store.snapshot()) == 3
+    for name, labels in (("latency_ms", {}), ("hits", {"route": "/a"}), ("hits", {"route": "/b"})):
+        before, after = store.get(name, labels), again.get(name, labels)
+        assert before is not None and after is not None
+        assert store.describe(before) == again.describe(after)
+        assert after.bucket_counts.tolist() == before.bucket_counts.tolist()
+    assert again.refused == store.refused and again.points == store.points
+    # The restored store goes on: new points land after the old ones; limits still hold.
+    again.ingest(batch(clock.now, "latency_ms", MetricType.HISTOGRAM, [99.0]))
+    restored = again.get("latency_ms", {})
+    assert restored is not None and restored.ring.ordered()[1][-1] == 99.0
+    assert again.ingest(batch(clock.now, "hits", MetricType.COUNTER, [1.0], route="/d"))
+
+
+def test_a_snapshot_keeps_at_most_its_point_budget() -> None:
+    store = SeriesStore(capacity=1000)
+    for s in range(10):
+        store.ingest(batch(1.0, "load", MetricType.GAUGE, list(range(1000)), host=str(s)))
+    state = store.snapshot(max_points=2000)
+    assert sum(len(s["values"]) for s in state["series"]) <= 2000 + 64 * 10
+    assert all(s["values"][-1] == 999.0 for s in state["series"])  # the newest are kept
