@@ -82,6 +82,16 @@ class Service:
     _re_started: bool = False
     _re_outcome: str = "running"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every service's public methods continue the caller's trace (see
+        :mod:`ray_enterprise.observability.trace_context`), so a request through several
+        services is one trace without each class opting in; the registry's hooks are not
+        traced, or every health check would be a trace."""
+        super().__init_subclass__(**kwargs)
+        from ray_enterprise.observability.trace_context import instrument_service_class
+
+        instrument_service_class(cls)
+
     @property
     def _re_done(self) -> threading.Event:
         # Per instance, created lazily so a subclass __init__ that skips super() still works.
@@ -123,16 +133,19 @@ class Service:
     # -- helpers for subclasses -----------------------------------------------------------
 
     async def dependency(self, name: str) -> Any:
-        """The actor handle of a dependency, resolved through the registry and cached.
+        """The actor handle of a dependency (trace-carrying), resolved through the registry
+        and cached.
 
         The cache entry is dropped when the dependency changes state, so a restarted
         dependency's new actor is picked up on the next call.
         """
         handle = self._re_dependencies.get(name)
         if handle is None:
+            from ray_enterprise.observability.trace_context import traced_handle
             from ray_enterprise.runtime import registry_actor
 
-            handle = await registry_actor().get_service.remote(name, 30.0)
+            # Calls through it carry this method's trace to the dependency.
+            handle = traced_handle(await registry_actor().get_service.remote(name, 30.0))
             self._re_dependencies[name] = handle
         return handle
 
