@@ -38,9 +38,10 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import ray
+from pydantic import BaseModel
 
 #: Concurrency groups every service actor is created with. Health checks and the registry's
 #: crash watch must not queue behind a busy service's own calls.
@@ -81,6 +82,11 @@ class Service:
     generation: int = 0
     _re_started: bool = False
     _re_outcome: str = "running"
+    #: A pydantic model for this service's own ``services.<name>`` config section. When set,
+    #: the ConfigActor validates that section with it (a bad value is rejected naming
+    #: ``services.<name>.<field>`` and its source) and ``on_config`` receives the validated
+    #: section, defaults filled in, as a plain dict.
+    config_model: ClassVar[type[BaseModel] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Every service's public methods continue the caller's trace (see
@@ -204,6 +210,11 @@ class Service:
             try:
                 handle = get_config_handle(create=False)
                 applied = self._re_config_versions.get(section, 0)
+                model = type(self).config_model
+                if model is not None and section.startswith("services."):
+                    cls = type(self)
+                    path = f"{cls.__module__}:{cls.__qualname__}"
+                    await handle.declare_model.remote(section.split(".", 1)[1], path)
                 await handle.subscribe.remote(section, actor, namespace, "_re_config", applied)
             except ValueError:  # no ConfigActor (yet)
                 await asyncio.sleep(backoff)

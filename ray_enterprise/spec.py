@@ -152,11 +152,8 @@ class ServiceSpec(_Strict):
 
     def load_class(self) -> type:
         """Import the service class this spec names."""
-        module_name, _, qualname = self.class_path.partition(":")
         try:
-            obj: Any = importlib.import_module(module_name)
-            for part in qualname.split("."):
-                obj = getattr(obj, part)
+            obj = import_object(self.class_path)
         except (ImportError, AttributeError) as exc:
             raise SpecError(
                 f"cannot import {self.class_path!r}: {exc}", service=self.name, field="class"
@@ -164,6 +161,15 @@ class ServiceSpec(_Strict):
         if not isinstance(obj, type):
             raise SpecError(f"{self.class_path!r} is not a class", service=self.name, field="class")
         return obj
+
+
+def import_object(path: str) -> Any:
+    """``"package.module:Name.attr"`` -> the object; raises ImportError or AttributeError."""
+    module_name, _, qualname = path.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split(".") if qualname else ():
+        obj = getattr(obj, part)
+    return obj
 
 
 class AppSpec(_Strict):

@@ -16,6 +16,8 @@ import os
 import time
 from typing import Any
 
+from pydantic import BaseModel
+
 from ray_enterprise import _kv
 from ray_enterprise.config.applier import Applied, ConfigApplier
 from ray_enterprise.config.errors import (
@@ -33,7 +35,7 @@ from ray_enterprise.config.merge import (
     restore_secrets,
     unflatten,
 )
-from ray_enterprise.config.schema import default_document
+from ray_enterprise.config.schema import ServiceConfigRegistry, default_document
 from ray_enterprise.config.settings import ConfigSettings
 from ray_enterprise.config.sources import (
     ConfigSource,
@@ -46,6 +48,7 @@ from ray_enterprise.config.subscriptions import SUBSCRIPTION_PREFIX, ConfigSubsc
 from ray_enterprise.config.views import ConfigViews
 from ray_enterprise.errors import RayEnterpriseError
 from ray_enterprise.security.audit import AuditSink
+from ray_enterprise.spec import import_object
 from ray_enterprise.storage import make_engine
 from ray_enterprise.system_actors import get_system_actor
 
@@ -56,6 +59,7 @@ ACTOR_NAME = "config"
 _PIN = "config/pin"
 _REJECTIONS = "config/rejections"
 _AUDITED = ("applied", "rejected", "rolled_back")
+_MODELS = "config/models/"
 
 
 class ConfigActor(ConfigSubscriptions, ConfigViews):
@@ -70,6 +74,10 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         self._events.restore(_kv.get(_REJECTIONS, []))
         self._applier: ConfigApplier | None = None
         self._history: ConfigHistory | None = None
+        self._models = ServiceConfigRegistry()
+        for service, path in _kv.scan(_MODELS).items():  # declared before a restart
+            with contextlib.suppress(ConfigError):
+                self._models.register(service.removeprefix(_MODELS), _load_model(path))
         self._audit: AuditSink | None = None
         self._audited = self._events.last_seq
         self._fanout = Fanout(self._current, self._push)
@@ -114,7 +122,7 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         engine = make_engine(self._settings.history, create=False)
         self._history = await asyncio.to_thread(ConfigHistory, engine)
         self._audit = AuditSink(engine)
-        self._applier = ConfigApplier(self._history, self._events)
+        self._applier = ConfigApplier(self._history, self._events, services=self._models)
         pin = _kv.get(_PIN)
         if pin is not None:
             try:
@@ -297,6 +305,24 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
             await self._write_audit()
         return self._app.version
 
+    async def declare_model(self, service: str, class_path: str) -> int:
+        """Validate ``services.<service>`` with the ``config_model`` of the Service class at
+        ``class_path`` from now on (kept across restarts); returns the running version.
+
+        The running document is checked again at once: values that the model refuses are
+        rejected like any bad change (the version stays, the rejection names the field and
+        its source), values it accepts are applied with its defaults filled in.
+        """
+        await self._ready.wait()
+        model = _load_model(class_path)
+        if self._models.model_for(service) is model:
+            return self._app.version
+        self._models.register(service, model)
+        _kv.put(_MODELS + service, class_path)
+        self._dirty.add(f"config model of {service}")
+        await self._apply_pending()
+        return self._app.version
+
     async def set_value(self, key: str, value: Any) -> int:
         """Write ``key`` to the database source, after checking the result would be admitted."""
         await self._ready.wait()
@@ -324,6 +350,21 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         """Erase subscriptions, pin and rejections from the key-value store (``down``, tests)."""
         await self._fanout.close()
         _kv.delete_prefix("config/")
+
+
+def _load_model(class_path: str) -> type[BaseModel]:
+    """The ``config_model`` of the Service class at ``class_path``."""
+    try:
+        owner = import_object(class_path)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"cannot import {class_path!r} in the config actor to read its config_model: "
+            f"{exc}; ship the module with the job (working_dir or py_modules)"
+        ) from exc
+    model = getattr(owner, "config_model", None)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise ConfigError(f"{class_path}.config_model is not a pydantic model class")
+    return model
 
 
 def get_config_handle(

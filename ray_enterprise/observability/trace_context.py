@@ -10,6 +10,8 @@ Two halves, both idempotent:
 * callee: :func:`instrument_service_class` (or ``@traced_method`` on one method, or
   ``@traced_function`` on a task's function) wraps the methods and gives them a signature that
   accepts ``_re_trace``; Ray checks call arguments against that signature on the caller side.
+  ``Service`` applies it to every subclass. A call that brings no carrier runs untraced
+  unless :func:`root_ratio` says to start a trace there.
 * caller: :func:`traced_handle` wraps an actor handle (or a remote function) so that each
   ``.remote()`` adds the carrier when a span is current and the method accepts it.
 
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import random
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -37,6 +41,7 @@ from ray_enterprise.observability.tracing import (
 )
 
 CARRIER_KWARG = "_re_trace"
+ROOTS_ENV = "RAY_ENTERPRISE_TRACE_ROOTS"
 _SERVICE_KEY = "re-service"
 _W3C = TraceContextTextMapPropagator()
 #: Hooks the registry calls: tracing them would make every health check a trace.
@@ -46,6 +51,25 @@ _UNTRACED = frozenset(
 )  # fmt: skip
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)
+
+
+def root_ratio() -> float:
+    """Share of carrier-less service calls that start a trace of their own.
+
+    Default 0: a trace starts where a request enters (``start_trace`` in a driver, the Serve
+    decorator) and service calls continue it. Background loops calling dependencies would
+    otherwise make a trace per call and cost a span each; ``RAY_ENTERPRISE_TRACE_ROOTS=1``
+    traces every call anyway (set it in the runtime_env so every worker sees it).
+    """
+    try:
+        return min(1.0, max(0.0, float(os.environ.get(ROOTS_ENV, "0") or 0)))
+    except ValueError:
+        return 0.0
+
+
+def _start_root() -> bool:
+    ratio = root_ratio()
+    return ratio > 0.0 and (ratio >= 1.0 or random.random() < ratio)
 
 
 def inject_context() -> dict[str, str] | None:
@@ -90,6 +114,8 @@ def traced_method(method: F) -> F:
     op = method.__qualname__
 
     def begin(self: Any, carrier: Mapping[str, str] | None) -> Any:
+        if carrier is None and not _start_root():
+            return None  # nobody traced this request: it costs a dict pop, not a span
         parent, peer = extract_context(carrier)
         attrs = {PEER_ATTR: peer} if peer else None
         return start_trace(
@@ -101,6 +127,8 @@ def traced_method(method: F) -> F:
 
         async def async_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             span = begin(self, kwargs.pop(CARRIER_KWARG, None))
+            if span is None:
+                return await method(self, *args, **kwargs)
             try:
                 result = await method(self, *args, **kwargs)
             except BaseException as exc:
@@ -114,6 +142,8 @@ def traced_method(method: F) -> F:
 
         def sync_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             span = begin(self, kwargs.pop(CARRIER_KWARG, None))
+            if span is None:
+                return method(self, *args, **kwargs)
             try:
                 result = method(self, *args, **kwargs)
             except BaseException as exc:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from ray_enterprise.service import Service
 
 RECORDER = "tests.integration.config.config_services:ConfigRecorder"
+TYPED = "tests.integration.config.config_services:TypedRecorder"
 
 
 class ConfigRecorder(Service):
@@ -37,3 +40,16 @@ class PlainSubscriber:
 
     def calls(self) -> list[tuple[str, Any, int]]:
         return list(self.seen)
+
+
+class IndexerConfig(BaseModel):
+    """The indexer's own section: ``services.indexer`` in any config source."""
+
+    batch_size: int = Field(100, gt=0)
+    language: str = "en"
+
+
+class TypedRecorder(ConfigRecorder):
+    """A ConfigRecorder whose section is validated by its own model."""
+
+    config_model = IndexerConfig

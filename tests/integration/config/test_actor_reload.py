@@ -10,7 +10,7 @@ from typing import Any
 
 import ray
 from actor_support import config_actor, eventually
-from config_services import RECORDER
+from config_services import RECORDER, TYPED
 
 import ray_enterprise
 from ray_enterprise.config.client import ConfigOrchestrator
@@ -103,3 +103,32 @@ def test_after_its_own_sigkill_the_config_actor_has_the_same_version_and_still_p
             assert [v for _, v in seen] == [2, 3]
         finally:
             driver.stop_watching_sync()
+
+
+def test_a_service_model_validates_its_own_section_and_fills_its_defaults(
+    registry: ray_enterprise.EnterpriseServiceRegistry, tmp_path: Path
+) -> None:
+    app = tmp_path / "app.yaml"
+    write(app, "services:\n  indexer:\n    batch_size: 50\n")
+    with config_actor(settings_for(tmp_path, app)) as config:
+        spec = ServiceSpec.model_validate(
+            {"name": "indexer", "class": TYPED, "config_section": "services.indexer"}
+        )
+        registry.register_app_sync([spec])
+        registry.start_all_sync(timeout_s=60)
+        service = registry.get_service_sync("indexer")
+
+        def seen() -> list[Any]:
+            return [value for _, value, _ in ray.get(service.calls.remote())]
+
+        # The model's defaults are filled in before the service sees its section.
+        eventually(lambda: {"batch_size": 50, "language": "en"} in seen(), what="the model")
+        # A value the model refuses is rejected naming the field and the file; the service
+        # keeps what it had.
+        write(app, "services:\n  indexer:\n    batch_size: -3\n")
+        refused = eventually(lambda: ray.get(config.rejections.remote()), what="a rejection")
+        assert refused[-1]["field"] == "services.indexer.batch_size"
+        assert str(app) in refused[-1]["source"]
+        write(app, "services:\n  indexer:\n    batch_size: 80\n    language: de\n")
+        eventually(lambda: seen()[-1] == {"batch_size": 80, "language": "de"}, what="80/de")
+        assert all(value["batch_size"] > 0 for value in seen())

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from ray_enterprise.observability import tracing
 from ray_enterprise.observability.trace_context import (
     CARRIER_KWARG,
+    ROOTS_ENV,
     extract_context,
     inject_context,
     instrument_service_class,
@@ -134,7 +135,7 @@ class Backend:
 
 
 def test_instrumented_methods_accept_the_carrier_and_continue_the_trace(
-    shipped: tuple[ShippingSpanProcessor, SpanSink],
+    shipped: tuple[ShippingSpanProcessor, SpanSink], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     processor, _ = shipped
     cls = instrument_service_class(type("Backend", (Backend,), dict(vars(Backend))))
@@ -149,13 +150,15 @@ def test_instrumented_methods_accept_the_carrier_and_continue_the_trace(
     assert carrier is not None and carrier["re-service"] == "frontend"
     assert asyncio.run(backend.lookup("k", _re_trace=carrier)) == "K"
     assert backend.sync_lookup("a", suffix="!", _re_trace=carrier) == "a!"
-    assert backend.sync_lookup("a") == "a"  # no carrier: a new root span
+    assert backend.sync_lookup("a") == "a"  # no carrier, no root ratio: untraced
+    monkeypatch.setenv(ROOTS_ENV, "1")
+    assert backend.sync_lookup("b") == "b"  # roots on: a new trace of its own
     spans = processor.drain()
-    by_parent = [(s.name, s.parent_id == root.span_id) for s in spans if s.name != "request"]
+    by_parent = [(s.name, s.parent_id) for s in spans if s.name != "request"]
     assert by_parent == [
-        ("Backend.lookup", True),
-        ("Backend.sync_lookup", True),
-        ("Backend.sync_lookup", False),
+        ("Backend.lookup", root.span_id),
+        ("Backend.sync_lookup", root.span_id),
+        ("Backend.sync_lookup", None),
     ]
     served = next(s for s in spans if s.name == "Backend.lookup")
     assert served.service == "backend" and served.peer_service == "frontend"
