@@ -10,3 +10,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 # Durable state (SQLite history, API keys, audit) goes to a throwaway home, not the user's.
 os.environ.setdefault("RAY_ENTERPRISE_HOME", tempfile.mkdtemp(prefix="ray-enterprise-test-"))
+# Anomaly shards learn from every series of the session's shared observability actor and send
+# what they find to the alert manager; tests that are about shards boot them explicitly, the
+# others must not see alerts or health-score changes from series of unrelated tests.
+os.environ.setdefault("RAY_ENTERPRISE_ANOMALY_SHARDS", "0")

@@ -20,12 +20,13 @@ from dataclasses import asdict
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ray_enterprise import _kv
 from ray_enterprise.observability.anomaly_events import AnomalyEvent, AnomalyMonitor
 from ray_enterprise.observability.detectors import DEFAULT_DETECTOR, DetectorConfigError
 from ray_enterprise.observability.vector_monitor import VectorAnomalyMonitor
-from ray_enterprise.system_actors import NAMESPACE, get_system_actor
+from ray_enterprise.system_actors import NAMESPACE, get_system_actor, system_actor_options
 
 logger = logging.getLogger("ray_enterprise.anomaly")
 
@@ -36,8 +37,13 @@ Point = tuple[str, float, float]  # (series, timestamp, value)
 
 
 def shard_of(series: str, shards: int) -> int:
-    """Stable across processes and restarts (Python's hash() is salted per process)."""
-    return zlib.crc32(series.encode()) % max(1, shards)
+    """Rendezvous hashing: stable across processes and restarts (Python's hash() is salted
+    per process), and when a shard is added only the series that now rank it first move
+    (about 1/n of them), so growing with the cluster keeps most detectors where they are."""
+    if shards <= 1:
+        return 0
+    key = series.encode()
+    return max(range(shards), key=lambda i: zlib.crc32(key, i * 0x9E3779B1 & 0xFFFFFFFF))
 
 
 def shard_name(index: int) -> str:
@@ -93,6 +99,9 @@ class AnomalyShardActor:
 
     async def ping(self) -> str:
         return "ok"
+
+    async def node_id(self) -> str:
+        return str(ray.get_runtime_context().get_node_id())
 
     async def ingest(self, points: Sequence[Point]) -> int:
         """Score and learn a batch; returns how many events it raised. Bad points are counted."""
@@ -188,16 +197,37 @@ def get_shard_handles(shards: int, *, create: bool, **options: Any) -> list[Any]
     ]
 
 
+def shard_handle(index: int, node_id: str | None = None) -> Any:
+    """Shard ``index``, created without waiting when missing; ``node_id`` is where a new one
+    must run, else Ray spreads them. The affinity is hard because Ray does not keep soft
+    affinity for detached actors; a shard whose node died is re-created elsewhere by the
+    observability actor, from its checkpoint."""
+    try:
+        return ray.get_actor(shard_name(index), namespace=NAMESPACE)
+    except ValueError:
+        pass
+    strategy: Any = "SPREAD"
+    if node_id is not None:
+        strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+    options = system_actor_options(shard_name(index), on_head=False, scheduling_strategy=strategy)
+    return ray.remote(AnomalyShardActor).options(**options).remote(index)
+
+
 class AnomalyRouter:
     """Client side: sends each point to the shard its series hashes to, in one call per shard."""
 
     def __init__(self, handles: Sequence[Any]) -> None:
         self._handles = list(handles)
+        self._placed: dict[str, int] = {}  # series -> shard: hashing once per series
 
     def route(self, points: Iterable[Point]) -> dict[int, list[Point]]:
         batches: dict[int, list[Point]] = {}
+        placed, shards = self._placed, len(self._handles)
         for point in points:
-            batches.setdefault(shard_of(point[0], len(self._handles)), []).append(point)
+            index = placed.get(point[0])
+            if index is None:
+                index = placed[point[0]] = shard_of(point[0], shards)
+            batches.setdefault(index, []).append(point)
         return batches
 
     def ingest(self, points: Iterable[Point]) -> list[Any]:
@@ -235,5 +265,6 @@ __all__ = [
     "get_shard_handles",
     "remove_shards",
     "service_of",
+    "shard_handle",
     "shard_of",
 ]

@@ -16,6 +16,7 @@ import pickle
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +26,7 @@ from prometheus_client.core import Metric
 from ray_enterprise import _kv
 from ray_enterprise.observability.alert_matchers import Matcher
 from ray_enterprise.observability.anomaly_feed import AnomalyRate, anomaly_points
-from ray_enterprise.observability.anomaly_shard import AnomalyRouter, get_shard_handles
+from ray_enterprise.observability.anomaly_shard import AnomalyRouter, shard_handle
 from ray_enterprise.observability.collector import (
     CENTRAL_NAME,
     NAMESPACE,
@@ -50,7 +51,29 @@ logger = logging.getLogger("ray_enterprise.observability")
 
 _PORT_KEY = "observability/prometheus"
 _CHECKPOINT_KEY = "observability/checkpoint"
+_SHARD_QUEUE = 1000  # batches waiting for the anomaly shards
 _REGISTRY_TIMEOUT_S = 5.0
+
+
+async def _answers(refs: list[Any], timeout_s: float) -> list[Any]:
+    """Each call's result or exception; ``None`` for one still pending at the deadline (a
+    shard that is starting or restarting is neither placed nor lost yet)."""
+    if not refs:
+        return []
+    tasks = [asyncio.ensure_future(_awaited(ref)) for ref in refs]
+    await asyncio.wait(tasks, timeout=timeout_s)
+    out: list[Any] = []
+    for task in tasks:
+        if task.done():
+            out.append(task.exception() or task.result())
+        else:
+            task.cancel()
+            out.append(None)
+    return out
+
+
+async def _awaited(ref: Any) -> Any:
+    return await ref
 
 
 def _pack(state: dict[str, Any]) -> bytes:
@@ -74,7 +97,7 @@ class ObservabilityActor:
         cardinality_limit: int = 1000,
         capacity: int = 8192,
         mirror_to_ray: bool = False,
-        anomaly_shards: int = 0,
+        anomaly_shards: int | str = 0,
         checkpoint_s: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -86,8 +109,16 @@ class ObservabilityActor:
         self._traces = TraceMap()
         self._alerts: dict[str, int] = {}
         self._anomaly_rate: float | None = None  # reported by someone else: it wins
-        self._shard_count = anomaly_shards
+        if anomaly_shards != "auto" and not (
+            isinstance(anomaly_shards, int) and anomaly_shards >= 0
+        ):
+            raise ValueError(f"anomaly_shards is {anomaly_shards!r}: use 'auto' or a count >= 0")
+        self._shard_setting = anomaly_shards
         self._router: AnomalyRouter | None = None
+        self._shard_queue: deque[list[Any]] = deque()
+        self._shard_ready = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+        self.shard_points_dropped = 0
         self._shards: list[Any] = []
         self._shard_rate = AnomalyRate()
         self._measured_rate: float | None = None
@@ -127,8 +158,8 @@ class ObservabilityActor:
     async def ingest(self, batch: MetricBatch) -> int:
         with self._lock:
             self._store.ingest(batch)
-        if self._shard_count:
-            self._feed_anomaly_shards(batch)
+        if self._shard_setting:
+            await self._feed_anomaly_shards(batch)
         if self._mirror is not None:
             try:
                 self._mirror.mirror(batch)
@@ -239,18 +270,58 @@ class ObservabilityActor:
         self._health = health_score(status, self._alerts, rate, timestamp=self._clock())
         return self._health
 
-    def _feed_anomaly_shards(self, batch: MetricBatch) -> None:
-        """One point per series to the shard its series hashes to; never blocks ingestion."""
-        if self._router is None:
-            try:
-                handles = get_shard_handles(self._shard_count, create=False)
-            except ValueError:
-                return  # the shards are not booted (yet)
-            self._shards, self._router = handles, AnomalyRouter(handles)
-        try:
-            self._router.ingest(anomaly_points(batch))
-        except Exception as exc:
-            logger.warning("could not feed the anomaly shards: %s", exc)
+    async def _feed_anomaly_shards(self, batch: MetricBatch) -> None:
+        """Queue one point per series for the shards; ingestion never waits for them.
+
+        A detector refuses a point older than the last it saw, and Ray runs an async actor's
+        calls in no fixed order, so one sender delivers the queued batches in order, each
+        after the previous one was taken. A full queue (shards far behind) drops the oldest
+        batch and counts it.
+        """
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send_to_shards())
+        if len(self._shard_queue) >= _SHARD_QUEUE:
+            self.shard_points_dropped += len(self._shard_queue.popleft())
+        self._shard_queue.append(anomaly_points(batch))
+        self._shard_ready.set()
+
+    async def _send_to_shards(self) -> None:
+        while True:
+            await self._shard_ready.wait()
+            self._shard_ready.clear()
+            while self._shard_queue:
+                points = self._shard_queue.popleft()
+                try:
+                    if self._router is None:
+                        await self._ensure_shards()
+                    if self._router is not None:
+                        await asyncio.gather(*self._router.ingest(points))
+                except Exception as exc:  # a shard restarting: its points for now are lost
+                    logger.warning("could not feed the anomaly shards: %s", exc)
+
+    async def _ensure_shards(self) -> None:
+        """Keep ``anomaly_shards`` shards, or with ``"auto"`` one per node that ever joined:
+        a new node gets a shard placed on it, and the router re-hashes (rendezvous: only the
+        series that rank the new shard first move there, and learn afresh). A shard whose
+        node died is re-created on a live node and resumes from its checkpoint."""
+        alive = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+        if self._shard_setting == "auto":
+            want = max(len(self._shards), len(alive))
+        else:
+            want = int(self._shard_setting)
+        found = await _answers([h.node_id.remote() for h in self._shards], _REGISTRY_TIMEOUT_S)
+        lost = [i for i, node in enumerate(found) if isinstance(node, BaseException)]
+        if want <= len(self._shards) and not lost and self._router is not None:
+            return
+        placed = {node for node in found if isinstance(node, str)}
+        free = [node for node in alive if node not in placed]
+        handles = list(self._shards)
+        for index in lost:
+            handles[index] = shard_handle(index, free.pop(0) if free else None)
+        for index in range(len(handles), want):
+            handles.append(shard_handle(index, free.pop(0) if free else None))
+        self._shards, self._router = handles, AnomalyRouter(handles)
+        logger.info("anomaly detection on %d shard(s), %d re-created", want, len(lost))
 
     async def _measure_anomaly_rate(self) -> float | None:
         try:
@@ -289,6 +360,8 @@ class ObservabilityActor:
     async def _refresh_forever(self) -> None:
         while True:
             try:
+                if self._shard_setting:
+                    await self._ensure_shards()
                 await self._refresh_health()
                 self._ensure_collectors()
             except Exception:

@@ -7,13 +7,14 @@ creates the central actor and one collector per alive node; both are idempotent.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import ray
 
-from ray_enterprise.errors import NotConnectedError
+from ray_enterprise.errors import NotConnectedError, RayEnterpriseError
 from ray_enterprise.observability import metrics, tracing
 from ray_enterprise.observability.central import ObservabilityActor
 from ray_enterprise.observability.collector import (
@@ -40,20 +41,41 @@ def get_observability_handle(*, create: bool = False, prometheus_port: int = 0) 
     return boot_observability(prometheus_port=prometheus_port)
 
 
+SHARDS_ENV = "RAY_ENTERPRISE_ANOMALY_SHARDS"
+
+
+def shard_setting(text: str) -> int | str:
+    """``"auto"`` or a count of anomaly shards, from text (an environment variable)."""
+    value = text.strip().lower()
+    if value == "auto":
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise RayEnterpriseError(f"{SHARDS_ENV}={text!r}: use 'auto' or a count >= 0")
+    return count
+
+
 def boot_observability(
     *,
     prometheus_port: int = 0,
     mirror_to_ray: bool = False,
-    anomaly_shards: int = 0,
+    anomaly_shards: int | str | None = None,
     forward_interval_s: float = 0.5,
     timeout_s: float = 60.0,
 ) -> Any:
     """Create (or find) the central actor and a collector on every alive node.
 
     ``mirror_to_ray`` also replays every batch into ``ray.util.metrics`` for Ray's dashboard;
-    ``anomaly_shards`` (the number of ``anomaly:<i>`` shard actors, booted by their own module)
-    feeds every series to them and takes the health score's anomaly rate from them.
+    ``anomaly_shards`` (``"auto"``: one ``anomaly:<i>`` shard actor per node, growing as
+    nodes join; a number: that many; 0: none; default ``$RAY_ENTERPRISE_ANOMALY_SHARDS``,
+    else ``"auto"``) feeds every series to them and takes the health score's anomaly rate
+    from them.
     """
+    if anomaly_shards is None:
+        anomaly_shards = shard_setting(os.environ.get(SHARDS_ENV, "auto"))
     handle = get_system_actor(
         CENTRAL_NAME,
         ObservabilityActor,

@@ -32,7 +32,7 @@ class NodeRecorder:
 def test_every_node_has_a_collector_and_counts_from_all_nodes_are_exact(
     cluster: Cluster,
 ) -> None:
-    central = boot_observability()
+    central = boot_observability(anomaly_shards="auto")
     nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
     assert len(nodes) == 3
     recorders = [
@@ -53,3 +53,62 @@ def test_every_node_has_a_collector_and_counts_from_all_nodes_are_exact(
     wait_for(lambda: total() == 30_000.0, timeout=30, what="30000 increments from 3 nodes")
     for r in recorders:
         ray.kill(r)
+
+
+def shard_nodes() -> dict[str, str]:
+    """Anomaly shard name -> the node it runs on."""
+    names = [n for n in ray.util.list_named_actors() if n.startswith("anomaly:")]
+    handles = {n: ray.get_actor(n, namespace=NAMESPACE) for n in names}
+    return {n: ray.get(h.node_id.remote(), timeout=30) for n, h in handles.items()}
+
+
+def test_one_shard_per_node_and_a_joining_node_gets_a_collector_and_a_shard(
+    cluster: Cluster,
+) -> None:
+    central = boot_observability(anomaly_shards="auto")
+    nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    placed = wait_for(
+        lambda: (found := shard_nodes()) and len(found) == 3 and found,
+        timeout=60,
+        what="three shards",
+    )
+    assert set(placed.values()) == nodes, (placed, nodes)  # one on every node
+    added = cluster.add_node(num_cpus=1)
+    try:
+        cluster.wait_for_nodes()
+        new = added.node_id
+        # Within a refresh period or two: its collector and a shard placed on it.
+        wait_for(
+            lambda: collector_name(new) in ray.util.list_named_actors(),
+            timeout=60,
+            what="a collector on the new node",
+        )
+        grown = wait_for(
+            lambda: (found := shard_nodes()) and len(found) == 4 and found,
+            timeout=60,
+            what="a fourth shard",
+        )
+        assert grown["anomaly:3"] == new
+        # A series from the new node reaches the central store through its own collector.
+        recorder = NodeRecorder.options(  # type: ignore[attr-defined]
+            scheduling_strategy=NodeAffinitySchedulingStrategy(new, soft=False)
+        ).remote()
+        assert ray.get(recorder.collector_node.remote(), timeout=60) == new
+
+        def total() -> float:
+            found = ray.get(central.stats.remote("cluster_hits", {"service": "fleet"}))
+            return float(found["total_sum"]) if found else 0.0
+
+        before = total()
+        ray.get(recorder.count.remote(10))
+        wait_for(lambda: total() == before + 10, timeout=30, what="10 more from the new node")
+        ray.kill(recorder)
+    finally:
+        cluster.remove_node(added)
+    # The lost node's shard is re-created on a live node (and resumes from its checkpoint).
+    live = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    wait_for(
+        lambda: shard_nodes().get("anomaly:3") in live,
+        timeout=120,
+        what="shard 3 back on a live node",
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pytest
 import ray
 
 import ray_enterprise
@@ -57,12 +56,6 @@ def test_health_follows_service_states_alerts_and_anomalies(registry: Registry) 
     ray.get(handle.report_anomaly_rate.remote(None))
 
 
-@pytest.mark.xfail(
-    reason="order-dependent: passes alone and after test_anomaly_shard.py alone, but after "
-    "test_health_follows_service_states_alerts_and_anomalies in the same session the shard "
-    "never receives the points fed by an unnamed central actor; open on issue 5",
-    strict=False,
-)
 def test_series_feed_the_anomaly_shards_and_their_rate_reaches_the_score(
     ray_session: None,
 ) -> None:
@@ -88,11 +81,15 @@ def test_series_feed_the_anomaly_shards_and_their_rate_reaches_the_score(
             series=[SeriesPoints("feed_depth", MetricType.GAUGE, labels, np.array([5.0, 7.0]))],
         )
         ray.get(central.ingest.remote(batch))
-    wait_for(
-        lambda: ray.get(shard.baseline_samples.remote(series)) - before == 30,
-        timeout=60,
-        what="30 points of feed_depth at the shard",
-    )
+    try:
+        wait_for(
+            lambda: ray.get(shard.baseline_samples.remote(series)) - before == 30,
+            timeout=60,
+            what="30 points of feed_depth at the shard",
+        )
+    except AssertionError as exc:
+        seen = ray.get(shard.baseline_samples.remote(series))
+        raise AssertionError(f"{exc}; before={before} now={seen} {ray.get(shard.stats.remote())}")
     report = ray.get(central.get_system_health.remote())
     stats = ray.get(shard.stats.remote())
     assert stats["points"] >= 30
