@@ -138,7 +138,9 @@ class EwmZScore:
         scale = np.hypot(np.sqrt(self.var), 1e-6 * np.abs(self.mean)) + _EPS
         z = np.minimum(np.abs(diff) / scale, 1e6)
         z = np.where(self.seen >= 2, z, 0.0)
-        a = self.alpha
+        # A plain running average until 1/n falls to alpha: an EWM started at zero variance would
+        # call the first few hundred points wildly surprising.
+        a = np.maximum(self.alpha, 1.0 / (self.seen + 1.0))
         self.mean = np.where(ok, self.mean + a * diff, self.mean)
         self.var = np.where(ok, (1.0 - a) * (self.var + a * diff * diff), self.var)
         if self.smoothing > 0.0:
@@ -336,8 +338,10 @@ _KINDS: dict[str, Any] = {
 def vector_from_state(state: Mapping[str, Any]) -> VectorDetector:
     """Rebuild any vectorised detector from its ``to_state()``."""
     from ray_enterprise.observability.context_surprise import ContextSurprise  # imports this
+    from ray_enterprise.observability.seasonal_residual import SeasonalResidual  # this too
 
     _KINDS.setdefault(ContextSurprise.kind, ContextSurprise)
+    _KINDS.setdefault(SeasonalResidual.kind, SeasonalResidual)
     kind = state.get("kind")
     if kind not in _KINDS:
         raise ValueError(f"unknown vector detector kind {kind!r}; known: {sorted(_KINDS)}")

@@ -28,6 +28,7 @@ from ray_enterprise.observability.detectors import (
 )
 from ray_enterprise.observability.numpy_detectors import vector_from_state
 from ray_enterprise.observability.point_gate import PointGate, Refused
+from ray_enterprise.observability.seasonal_residual import dominant_period
 
 NUMPY_CONFIGS: dict[str, dict[str, Any]] = {
     "ewm_zscore": {"name": "ewm_zscore", "params": {"alpha": 0.05, "warmup": 20}},
@@ -35,6 +36,7 @@ NUMPY_CONFIGS: dict[str, dict[str, Any]] = {
     "window_mad": {"name": "window_mad", "params": {"window": 32}},
     "range_novelty": {"name": "range_novelty", "params": {"warmup": 20}},
     "context_surprise": {"name": "context_surprise", "params": {"warmup": 50, "table": 256}},
+    "seasonal_residual": {"name": "seasonal_residual", "params": {"warmup": 100, "settle": 20}},
     "default": {"name": "default"},
 }
 RIVER_CONFIGS: dict[str, dict[str, Any]] = {
@@ -90,6 +92,38 @@ def test_context_surprise_finds_a_broken_pattern_at_ordinary_levels() -> None:
     surprise = scores["context_surprise"]
     assert surprise[1200:1250].max() > 1.5 * surprise[400:1200].max()
     assert scores["range_novelty"][1200:1250].max() == 0.0  # every level was seen before
+
+
+def test_dominant_period_is_the_cycle_length_or_one_when_there_is_none() -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(600)
+    block = np.stack(
+        [
+            np.sin(2 * np.pi * t / 37) + rng.normal(0.0, 0.2, 600),
+            np.where(t % 90 < 30, 5.0, 1.0),  # a square wave: high a third of each cycle
+            rng.normal(0.0, 1.0, 600),  # noise has no period
+            np.cumsum(rng.normal(0.0, 1.0, 600)),  # a random walk is smooth, not seasonal
+        ]
+    )
+    assert dominant_period(block, 0.3).tolist() == [37, 90, 1, 1]
+
+
+def test_seasonal_residual_finds_a_daily_jump_that_does_not_come() -> None:
+    # Every "day" of 50 points the series jumps up for 10 points; on day 25 it stays flat:
+    # every value is ordinary, only the missing jump is not.
+    rng = np.random.default_rng(2)
+    day = np.where(np.arange(50) % 50 >= 30, 20.0, 10.0)
+    days = np.tile(day, 30) + rng.normal(0.0, 0.3, 1500)
+    days[25 * 50 + 30 : 25 * 50 + 40] = 10.0 + rng.normal(0.0, 0.3, 10)
+    scores = {}
+    for name in ("seasonal_residual", "range_novelty"):
+        detector = build_detector(NUMPY_CONFIGS[name])
+        scores[name] = np.array([s.score for s in feed(detector, days)])
+    missing = slice(25 * 50 + 30, 25 * 50 + 40)
+    assert scores["seasonal_residual"][missing].max() > 0.5
+    settled = scores["seasonal_residual"][300:1250]  # period found, residual scale learnt
+    assert scores["seasonal_residual"][missing].max() > 1.5 * settled.max()
+    assert scores["range_novelty"][missing].max() == 0.0
 
 
 @pytest.mark.parametrize("name", ["StandardAbsoluteDeviation", "GaussianScorer", "LODA"])
@@ -331,6 +365,7 @@ def test_vector_scores_stay_in_unit_interval_for_any_finite_values(values: list[
                 {"name": "window_mad", "params": {"window": 4}},
                 {"name": "range_novelty", "params": {"warmup": 2}},
                 {"name": "context_surprise", "params": {"warmup": 3, "table": 16}},
+                {"name": "seasonal_residual", "params": {"warmup": 8, "settle": 2}},
             ],
         },
         2,
