@@ -218,19 +218,40 @@ class RangeNovelty:
 class WindowMad:
     """Distance from the median of the last ``window`` points in median-absolute-deviation units.
 
-    Robust where the mean is not: a few earlier spikes in the window do not widen the scale.
+    Robust where the mean is not: a few earlier spikes in the window do not widen the scale. With
+    ``smoothing`` > 0 the distance is judged like :class:`EwmZScore`'s: its recent average against
+    its own long-run distribution.
     """
 
     kind: ClassVar[str] = "window_mad"
 
-    def __init__(self, n_series: int, *, window: int = 64, half: float = 4.0) -> None:
+    def __init__(
+        self,
+        n_series: int,
+        *,
+        window: int = 64,
+        half: float = 4.0,
+        smoothing: float = 0.0,
+        long_alpha: float = 0.001,
+    ) -> None:
         if window < 3 or half <= 0:
             raise ValueError("window must be >= 3 and half > 0")
+        if not 0.0 <= smoothing <= 1.0 or not 0.0 < long_alpha <= 1.0:
+            raise ValueError("smoothing must be in [0, 1] and long_alpha in (0, 1]")
         self.n_series = n_series
-        self.params: dict[str, Any] = {"window": window, "half": half}
+        self.params: dict[str, Any] = {
+            "window": window,
+            "half": half,
+            "smoothing": smoothing,
+            "long_alpha": long_alpha,
+        }
         self.window, self.half = window, half
+        self.smoothing, self.long_alpha = smoothing, long_alpha
         self.buffer = np.full((n_series, window), np.nan)
         self.seen = np.zeros(n_series)
+        self.short = np.zeros(n_series)
+        self.long_mean = np.zeros(n_series)
+        self.long_var = np.zeros(n_series)
 
     def score_and_learn(
         self, values: FloatArray, ts: float | FloatArray
@@ -238,32 +259,34 @@ class WindowMad:
         x = np.asarray(values, dtype=np.float64)
         ok = np.isfinite(x)
         warm = ok & (self.seen >= self.window)
-        scores = np.zeros(self.n_series)
+        z = np.zeros(self.n_series)
         if warm.any():
             past = self.buffer[warm]
             median = np.median(past, axis=1)
             mad = np.median(np.abs(past - median[:, None]), axis=1)
             floor = 1e-6 * np.abs(median) + _EPS
-            z = np.abs(x[warm] - median) / (1.4826 * mad + floor)
-            scores[warm] = _squash(z, self.half)
+            z[warm] = np.minimum(np.abs(x[warm] - median) / (1.4826 * mad + floor), 1e6)
+        if self.smoothing > 0.0:
+            z = relative_surprise(self, z, warm, self.smoothing, self.long_alpha)
         rows = np.flatnonzero(ok)
         self.buffer[rows, (self.seen[rows] % self.window).astype(np.int64)] = x[rows]
         self.seen = self.seen + ok
-        return scores, _confidence(self.seen, self.window)
+        return np.where(warm, _squash(z, self.half), 0.0), _confidence(self.seen, self.window)
 
     def to_state(self) -> dict[str, Any]:
+        arrays = ("buffer", "seen", "short", "long_mean", "long_var")
         return {
             "kind": self.kind,
             "n_series": self.n_series,
             "params": dict(self.params),
-            "arrays": {"buffer": self.buffer.copy(), "seen": self.seen.copy()},
+            "arrays": {name: getattr(self, name).copy() for name in arrays},
         }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> WindowMad:
         detector = cls(int(state["n_series"]), **state["params"])
-        detector.buffer = np.array(state["arrays"]["buffer"], dtype=np.float64)
-        detector.seen = np.array(state["arrays"]["seen"], dtype=np.float64)
+        for name, array in state["arrays"].items():
+            setattr(detector, name, np.array(array, dtype=np.float64))
         return detector
 
 
