@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Mapping
 
 import numpy as np
 from river import anomaly, preprocessing
@@ -22,7 +23,7 @@ from ray_enterprise.observability.anomaly_events import AnomalyMonitor
 from ray_enterprise.observability.vector_monitor import VectorAnomalyMonitor
 
 
-def vector_rate(series: int, frames: int, config: dict[str, object]) -> float:
+def vector_rate(series: int, frames: int, config: Mapping[str, object]) -> float:
     monitor = VectorAnomalyMonitor(config, capacity=series, min_samples=30)
     names = [f"s{i}" for i in range(series)]
     rng = np.random.default_rng(0)
@@ -37,9 +38,10 @@ def river_ratio(points: int, rounds: int) -> tuple[float, float, float]:
     rng = np.random.default_rng(1)
     values = (100.0 + rng.normal(0.0, 1.0, points)).tolist()
 
+    # Both sides build their model inside the timing: ours builds it at a series' first point.
     def bare() -> float:
-        model = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=42)
         began = time.perf_counter()
+        model = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=42)
         for v in values:
             x = {"x": v}
             model.score_one(x)
@@ -47,11 +49,11 @@ def river_ratio(points: int, rounds: int) -> tuple[float, float, float]:
         return time.perf_counter() - began
 
     def ours() -> float:
+        began = time.perf_counter()
         monitor = AnomalyMonitor(
             {"name": "HalfSpaceTrees", "params": {"seed": 42}, "scaler": "MinMaxScaler"},
             min_samples=30,
         )
-        began = time.perf_counter()
         for i, v in enumerate(values):
             monitor.observe("s", v, float(i))
         return time.perf_counter() - began

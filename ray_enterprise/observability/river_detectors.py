@@ -152,20 +152,20 @@ class RiverDetector:
         return cls(model, config, **options)
 
     def score_and_learn(self, value: float, ts: float) -> Score:
-        recent = self.recent
-        recent.append(value)
-        if len(recent) < self.shingle:
-            return Score(0.0, 0.0)
         model = self.model
         if self.supervised:
             raw = model.score_one({}, value)
             model.learn_one({}, value)
+        elif self.shingle == 1:
+            x = {"lag0": value}
+            raw = model.score_one(x)
+            model.learn_one(x)
         else:
-            x = (
-                dict(zip(self.keys, reversed(recent), strict=True))
-                if self.shingle > 1
-                else {"lag0": value}
-            )
+            recent = self.recent
+            recent.append(value)
+            if len(recent) < self.shingle:
+                return Score(0.0, 0.0)
+            x = dict(zip(self.keys, reversed(recent), strict=True))
             raw = model.score_one(x)
             model.learn_one(x)
         self.seen += 1
