@@ -22,7 +22,12 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from ray_enterprise.observability.numpy_detectors import EwmZScore, FloatArray
+from ray_enterprise.observability.numpy_detectors import (
+    ArrayState,
+    EwmZScore,
+    FloatArray,
+    keyword_arguments,
+)
 
 __all__ = ["SeasonalResidual", "dominant_period"]
 
@@ -48,10 +53,11 @@ def dominant_period(block: FloatArray, min_acf: float) -> npt.NDArray[np.int64]:
     return np.where(clear, best, 1).astype(np.int64)
 
 
-class SeasonalResidual:
+class SeasonalResidual(ArrayState):
     """Surprise of each point's difference from the point one period before it."""
 
     kind: ClassVar[str] = "seasonal_residual"
+    ARRAYS = ("ring", "seen", "period")
 
     def __init__(
         self,
@@ -65,18 +71,9 @@ class SeasonalResidual:
         half: float = 5.0,
         settle: int = 100,
     ) -> None:
+        super().__init__(n_series, **keyword_arguments(locals()))
         if warmup < 8 or not -1.0 <= min_acf <= 1.0 or settle < 0:
             raise ValueError("need warmup >= 8, min_acf in [-1, 1] and settle >= 0")
-        self.n_series = n_series
-        self.params: dict[str, Any] = {
-            "warmup": warmup,
-            "min_acf": min_acf,
-            "alpha": alpha,
-            "smoothing": smoothing,
-            "long_alpha": long_alpha,
-            "half": half,
-            "settle": settle,
-        }
         self.warmup, self.min_acf = warmup, min_acf
         # The residual's own scale and usual surprise are learnt for ``settle`` points first.
         self.residuals = EwmZScore(
@@ -111,22 +108,10 @@ class SeasonalResidual:
         return scores, np.minimum(1.0, self.seen / ready)
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "n_series": self.n_series,
-            "params": dict(self.params),
-            "residuals": self.residuals.to_state(),
-            "arrays": {
-                "ring": self.ring.copy(),
-                "seen": self.seen.copy(),
-                "period": self.period.copy(),
-            },
-        }
+        return {**super().to_state(), "residuals": self.residuals.to_state()}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> SeasonalResidual:
-        detector = cls(int(state["n_series"]), **state["params"])
+        detector = super().from_state(state)
         detector.residuals = EwmZScore.from_state(state["residuals"])
-        for name, array in state["arrays"].items():
-            setattr(detector, name, np.array(array, dtype=getattr(detector, name).dtype))
         return detector
