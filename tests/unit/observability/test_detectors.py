@@ -434,3 +434,16 @@ def test_point_gate_refuses_equal_timestamps_per_series_only() -> None:
     assert gate.check("a", 2.0, 5.0) == Refused("a", "out_of_order")
     assert not isinstance(gate.check("b", 1.0, 5.0), Refused)
     assert not isinstance(gate.check("a", np.float32(2.0), np.int64(6)), Refused)
+
+
+def test_point_gate_fast_path_for_plain_floats_refuses_and_counts_like_the_full_checks() -> None:
+    gate = PointGate()
+    assert gate.refusal("a", 1.0, 1.0) is None
+    assert gate.refusal("a", 2.0, 1.0) == "out_of_order"  # plain floats, equal timestamp
+    assert gate.refusal("a", math.nan, 2.0) == "nan"
+    assert gate.refusal("a", -math.inf, 3.0) == "infinite"
+    assert gate.refusal("a", 1.0, math.inf) == "bad_timestamp"
+    assert gate.refusal("a", 3, 4) is None  # ints take the full checks and are admitted
+    assert gate.refusal("a", 5.0, 3.5) == "out_of_order"  # ... and set the last timestamp
+    assert gate.admitted == 2
+    assert dict(gate.refused) == {"out_of_order": 2, "nan": 1, "infinite": 1, "bad_timestamp": 1}
