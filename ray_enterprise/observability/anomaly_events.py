@@ -69,8 +69,8 @@ class Baseline:
             score >= self.floor and self.seen >= self.min_samples and score >= self.threshold
         )
         if not anomalous:  # anomalies would teach the threshold that anomalies are normal
-            self.seen += 1
-            rate = max(1.0 / self.seen, 0.001)
+            seen = self.seen = self.seen + 1
+            rate = 1.0 / seen if seen < 1000 else 0.001
             deviation = score - self.mean
             self.mean += rate * deviation
             self.var = (1.0 - rate) * (self.var + rate * deviation * deviation)

@@ -41,6 +41,7 @@ _NORMALISERS = ("tail", "clip")
 _OPTIONS = ("shingle", "normalise", "warmup", "half", "smoothing", "fire", "quiet")
 _CONFIG_KEYS = ("name", "params", "scaler", *_OPTIONS)
 _LONG_ALPHA = 0.001  # the long-run distribution of the smoothed z-score spans ~1000 points
+_NOTHING = Score(0.0, 0.0)
 
 
 def river_model_names() -> list[str]:
@@ -82,6 +83,8 @@ class RiverDetector:
         self.smoothing, self.fire, self.quiet = smoothing, fire, quiet
         self.recent: deque[float] = deque(maxlen=shingle)
         self.keys = tuple(f"lag{i}" for i in range(shingle))
+        self.plain = shingle == 1 and not self.supervised
+        self.clip = normalise == "clip"
         self.seen = 0
         # Running mean and variance of the raw score, then the likelihood of the smoothed z.
         self.raw_mean = 0.0
@@ -152,38 +155,48 @@ class RiverDetector:
         return cls(model, config, **options)
 
     def score_and_learn(self, value: float, ts: float) -> Score:
-        model = self.model
-        if self.supervised:
-            raw = model.score_one({}, value)
-            model.learn_one({}, value)
-        elif self.shingle == 1:
+        if self.plain:  # one value as features: the common case, kept to one dict and two calls
             x = {"lag0": value}
+            model = self.model
             raw = model.score_one(x)
             model.learn_one(x)
         else:
-            recent = self.recent
-            recent.append(value)
-            if len(recent) < self.shingle:
-                return Score(0.0, 0.0)
-            x = dict(zip(self.keys, reversed(recent), strict=True))
-            raw = model.score_one(x)
-            model.learn_one(x)
+            raw = self._raw_score(value)
+            if raw is None:
+                return _NOTHING
         self.seen += 1
-        if self.normalise == "clip":
+        if self.clip:
             score = min(1.0, max(0.0, raw)) if raw == raw else 0.0  # NaN is not a score
             learnt = self.seen
         else:
             score = self._likelihood(raw)
             learnt = self.learnt  # a model that still answers a constant has taught nothing
-        confidence = min(1.0, learnt / (self.warmup or 1))
-        if learnt <= self.warmup:
-            return Score(0.0, confidence)
+        warmup = self.warmup
+        if learnt <= warmup:
+            return Score(0.0, learnt / warmup if warmup else 1.0)
         if self.quiet_left > 0:
             self.quiet_left -= 1
-            return Score(min(score, 0.5 * self.fire), confidence)
-        if self.quiet and score > self.fire:
+            fire = 0.5 * self.fire
+            return Score(score if score < fire else fire, 1.0)
+        if score > self.fire and self.quiet:
             self.quiet_left = self.quiet
-        return Score(score, confidence)
+        return Score(score, 1.0)
+
+    def _raw_score(self, value: float) -> float | None:
+        """The raw score of a supervised model, or of a shingle (``None`` until it is full)."""
+        model = self.model
+        if self.supervised:
+            raw = model.score_one({}, value)
+            model.learn_one({}, value)
+            return float(raw)
+        recent = self.recent
+        recent.append(value)
+        if len(recent) < self.shingle:
+            return None
+        x = dict(zip(self.keys, reversed(recent), strict=True))
+        raw = model.score_one(x)
+        model.learn_one(x)
+        return float(raw)
 
     def _likelihood(self, raw: float) -> float:
         if not -math.inf < raw < math.inf:
@@ -196,20 +209,22 @@ class RiverDetector:
         # Plain running averages until 1/n falls to _LONG_ALPHA, counted from the first raw
         # score that differs from those before it: an average started at zero would call the
         # first few hundred points wildly surprising.
-        rate = 1.0 / (self.learnt + 1) if self.learnt < 1000 else _LONG_ALPHA
-        if var > 0.0 or deviation != 0.0 or not self.learnt:
+        learnt = self.learnt
+        rate = 1.0 / (learnt + 1) if learnt < 1000 else _LONG_ALPHA
+        if var > 0.0 or deviation != 0.0 or not learnt:
             self.raw_mean += rate * deviation
             self.raw_var = (1.0 - rate) * (var + rate * deviation * deviation)
-            self.learnt += 1
-        if not self.smoothing:
+            self.learnt = learnt + 1
+        smoothing = self.smoothing
+        if not smoothing:
             return z / (z + self.half) if z > 0.0 else 0.0
-        self.short += self.smoothing * (z - self.short)
-        lag = self.short - self.long_mean
+        short = self.short = self.short + smoothing * (z - self.short)
+        lag = short - self.long_mean
         self.long_mean += rate * lag
-        self.long_var = (1.0 - rate) * (self.long_var + rate * lag * lag)
+        long_var = self.long_var = (1.0 - rate) * (self.long_var + rate * lag * lag)
         if lag <= 0.0:
             return 0.0
-        z = lag / math.sqrt(self.long_var + 1e-12)
+        z = lag / math.sqrt(long_var + 1e-12)
         return z / (z + self.half)
 
     _STATE = (
