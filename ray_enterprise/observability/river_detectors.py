@@ -254,7 +254,8 @@ class RiverDetector:
         detector.model = pickle.loads(state["model"])
         detector.recent.extend(state["recent"])
         for name in cls._STATE:
-            setattr(detector, name, state[name])
+            if name in state:  # a checkpoint from before the likelihood layer lacks its fields
+                setattr(detector, name, state[name])
         return detector
 
 
