@@ -22,7 +22,7 @@ from ray_enterprise.observability.detectors import (
     build_detector,
     restore_detector,
 )
-from ray_enterprise.observability.point_gate import PointGate, Refused
+from ray_enterprise.observability.point_gate import PointGate
 
 __all__ = ["AnomalyEvent", "AnomalyMonitor", "Baseline", "EventRateLimiter"]
 
@@ -64,10 +64,13 @@ class Baseline:
 
     def is_anomaly(self, score: float) -> bool:
         """Judge ``score`` against what was learnt before it, then learn it."""
-        anomalous = self.seen >= self.min_samples and score >= self.threshold
+        # The threshold is never below the floor: most scores are judged without computing it.
+        anomalous = (
+            score >= self.floor and self.seen >= self.min_samples and score >= self.threshold
+        )
         if not anomalous:  # anomalies would teach the threshold that anomalies are normal
-            self.seen += 1
-            rate = max(1.0 / self.seen, 0.001)
+            seen = self.seen = self.seen + 1
+            rate = 1.0 / seen if seen < 1000 else 0.001
             deviation = score - self.mean
             self.mean += rate * deviation
             self.var = (1.0 - rate) * (self.var + rate * deviation * deviation)
@@ -128,7 +131,8 @@ class AnomalyMonitor:
         detector_name: str | None = None,
     ) -> None:
         self.detector_config = dict(detector_config)
-        build_detector(self.detector_config)  # fail now, on a bad config, not at the first point
+        # Fail now, on a bad config, not at the first point; the first series gets this one.
+        self._spare: Detector | None = build_detector(self.detector_config)
         self.baseline_params: dict[str, Any] = {"min_samples": min_samples, "k": k, "floor": floor}
         # Events say which detector judged them; the default config's own name is only "max".
         default = self.detector_config == dict(DEFAULT_DETECTOR)
@@ -142,21 +146,21 @@ class AnomalyMonitor:
         self.events: deque[AnomalyEvent] = deque(maxlen=keep_events)
 
     def observe(self, series: str, value: Any, ts: Any) -> AnomalyEvent | None:
-        point = self.gate.check(series, value, ts)
-        if isinstance(point, Refused):
+        if self.gate.refusal(series, value, ts) is not None:
             return None
+        value, ts = float(value), float(ts)
         detector = self.detectors.get(series)
         if detector is None:
-            detector = self.detectors[series] = build_detector(self.detector_config)
+            spare, self._spare = self._spare, None
+            detector = spare if spare is not None else build_detector(self.detector_config)
+            self.detectors[series] = detector
             self.baselines[series] = Baseline(**self.baseline_params)
-        result = detector.score_and_learn(point.value, point.ts)
+        result = detector.score_and_learn(value, ts)
         if not self.baselines[series].is_anomaly(result.score):
             return None
         if not self.limiter.allow(series):
             return None
-        event = AnomalyEvent(
-            series, point.ts, point.value, result.score, result.confidence, self.detector_name
-        )
+        event = AnomalyEvent(series, ts, value, result.score, result.confidence, self.detector_name)
         self.events.append(event)
         return event
 

@@ -12,22 +12,39 @@ Counts live in per-series hashed tables of ``table`` slots (float32), so memory 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 
-from ray_enterprise.observability.numpy_detectors import FloatArray, relative_surprise
+from ray_enterprise.observability.numpy_detectors import (
+    ArrayState,
+    FloatArray,
+    keyword_arguments,
+    relative_surprise,
+    squash,
+)
 
 __all__ = ["ContextSurprise"]
 
 _MIX = np.int64(2654435761)  # Knuth's multiplicative hash: spreads nearby contexts over slots
 
 
-class ContextSurprise:
+class ContextSurprise(ArrayState):
     """Surprise of each point's level given the levels at ``lags`` earlier points."""
 
     kind: ClassVar[str] = "context_surprise"
+    ARRAYS = (
+        "history",
+        "low",
+        "high",
+        "seen",
+        "context_counts",
+        "pair_counts",
+        "short",
+        "long_mean",
+        "long_var",
+    )
 
     def __init__(
         self,
@@ -43,24 +60,13 @@ class ContextSurprise:
         table: int = 4096,
         margin: float = 0.1,
     ) -> None:
+        super().__init__(n_series, **keyword_arguments(locals()))
         if bins < 2 or not lags or min(lags) < 1 or warmup < 2 or prior <= 0 or half <= 0:
             raise ValueError(
                 "need bins >= 2, lags >= 1 (at least one), warmup >= 2, prior > 0, half > 0"
             )
         if table < 16 or not 0.0 < smoothing <= 1.0 or not 0.0 < long_alpha <= 1.0:
             raise ValueError("need table >= 16, smoothing and long_alpha in (0, 1]")
-        self.n_series = n_series
-        self.params: dict[str, Any] = {
-            "bins": bins,
-            "lags": list(lags),
-            "warmup": warmup,
-            "prior": prior,
-            "smoothing": smoothing,
-            "long_alpha": long_alpha,
-            "half": half,
-            "table": table,
-            "margin": margin,
-        }
         self.bins, self.lags, self.warmup, self.prior = bins, tuple(lags), warmup, prior
         self.smoothing, self.long_alpha, self.half = smoothing, long_alpha, half
         self.table, self.margin = table, margin
@@ -70,9 +76,7 @@ class ContextSurprise:
         self.seen = np.zeros(n_series)
         self.context_counts = np.zeros((n_series, table), dtype=np.float32)
         self.pair_counts = np.zeros((n_series, table), dtype=np.float32)
-        self.short = np.zeros(n_series)
-        self.long_mean = np.zeros(n_series)
-        self.long_var = np.zeros(n_series)
+        self._start_surprise()
 
     def score_and_learn(
         self, values: FloatArray, ts: float | FloatArray
@@ -112,32 +116,5 @@ class ContextSurprise:
         z = relative_surprise(self, raw, counting, self.smoothing, self.long_alpha)
         self.seen = self.seen + ok
         scored = counting & (self.seen > 2 * self.warmup)
-        z = np.maximum(z, 0.0)
-        scores = np.where(scored, z / (z + self.half), 0.0)
+        scores = np.where(scored, squash(z, self.half), 0.0)
         return scores, np.minimum(1.0, self.seen / (2 * self.warmup))
-
-    def to_state(self) -> dict[str, Any]:
-        arrays = (
-            "history",
-            "low",
-            "high",
-            "seen",
-            "context_counts",
-            "pair_counts",
-            "short",
-            "long_mean",
-            "long_var",
-        )
-        return {
-            "kind": self.kind,
-            "n_series": self.n_series,
-            "params": dict(self.params),
-            "arrays": {name: getattr(self, name).copy() for name in arrays},
-        }
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> ContextSurprise:
-        detector = cls(int(state["n_series"]), **state["params"])
-        for name, array in state["arrays"].items():
-            setattr(detector, name, np.array(array, dtype=getattr(detector, name).dtype))
-        return detector

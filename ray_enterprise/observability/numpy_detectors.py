@@ -13,17 +13,20 @@ against what was learnt before it, then learns it, and returns ``(scores, confid
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "ArrayState",
     "EwmZScore",
     "RangeNovelty",
     "VectorCombined",
     "VectorDetector",
     "WindowMad",
+    "squash",
+    "vector_from_state",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -43,7 +46,7 @@ class VectorDetector(Protocol):
     def to_state(self) -> dict[str, Any]: ...
 
 
-def _squash(z: FloatArray, half: float) -> FloatArray:
+def squash(z: FloatArray, half: float) -> FloatArray:
     """Map a non-negative deviation to 0..1, reaching 0.5 at ``half``.
 
     A rational squash rather than a Gaussian tail: the tail rounds to exactly 1.0 past ~8 sigma,
@@ -55,6 +58,64 @@ def _squash(z: FloatArray, half: float) -> FloatArray:
 
 def _confidence(seen: FloatArray, warmup: int) -> FloatArray:
     return np.minimum(1.0, seen / max(warmup, 1))
+
+
+_KINDS: dict[str, type[Any]] = {}
+
+
+class ArrayState:
+    """What the vectorised detectors share: their state is their params and named arrays.
+
+    A subclass names its ``kind`` (registered here, for :func:`vector_from_state`), keeps its
+    constructor's keyword arguments in ``params`` and lists in ``ARRAYS`` the arrays it learns;
+    a checkpoint is those, and a restore is a fresh instance with the arrays put back (in the
+    dtypes the fresh instance has, so float32 tables stay float32).
+    """
+
+    kind: ClassVar[str]
+    ARRAYS: ClassVar[tuple[str, ...]]
+    # Kept by the detectors that call _start_surprise, for relative_surprise.
+    short: FloatArray
+    long_mean: FloatArray
+    long_var: FloatArray
+
+    def __init__(self, n_series: int, **params: Any) -> None:
+        self.n_series = n_series
+        self.params = params
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _KINDS[cls.kind] = cls
+
+    def _start_surprise(self) -> None:
+        self.short, self.long_mean, self.long_var = (np.zeros(self.n_series) for _ in range(3))
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "n_series": self.n_series,
+            "params": dict(self.params),
+            "arrays": {name: getattr(self, name).copy() for name in self.ARRAYS},
+        }
+
+    @classmethod
+    def from_state(cls: type[_Detector], state: Mapping[str, Any]) -> _Detector:
+        detector = cls(int(state["n_series"]), **state["params"])
+        for name, array in state["arrays"].items():
+            setattr(detector, name, np.array(array, dtype=getattr(detector, name).dtype))
+        return detector
+
+
+_Detector = TypeVar("_Detector", bound=ArrayState)
+
+
+def keyword_arguments(constructor_locals: Mapping[str, Any]) -> dict[str, Any]:
+    """A constructor's keyword arguments, from ``locals()`` taken as its first statement.
+
+    They are the detector's params: what a checkpoint needs to rebuild it.
+    """
+    skip = ("self", "n_series", "__class__")
+    return {k: v for k, v in constructor_locals.items() if k not in skip}
 
 
 class _SurpriseHistory(Protocol):
@@ -82,7 +143,7 @@ def relative_surprise(
     return np.asarray(lag / np.sqrt(state.long_var + _EPS), dtype=np.float64)
 
 
-class EwmZScore:
+class EwmZScore(ArrayState):
     """Distance of each point from an exponentially weighted mean, in weighted std units.
 
     With ``smoothing`` > 0 the z-score is averaged over recent points and compared with its own
@@ -92,6 +153,7 @@ class EwmZScore:
     """
 
     kind: ClassVar[str] = "ewm_zscore"
+    ARRAYS = ("mean", "var", "seen", "short", "long_mean", "long_var")
 
     def __init__(
         self,
@@ -103,28 +165,19 @@ class EwmZScore:
         half: float = 3.0,
         warmup: int = 30,
     ) -> None:
+        super().__init__(n_series, **keyword_arguments(locals()))
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         if not 0.0 <= smoothing <= 1.0 or not 0.0 < long_alpha <= 1.0:
             raise ValueError("smoothing must be in [0, 1] and long_alpha in (0, 1]")
         if half <= 0 or warmup < 0:
             raise ValueError("half must be > 0 and warmup >= 0")
-        self.n_series = n_series
-        self.params = {
-            "alpha": alpha,
-            "smoothing": smoothing,
-            "long_alpha": long_alpha,
-            "half": half,
-            "warmup": warmup,
-        }
         self.alpha, self.smoothing, self.long_alpha = alpha, smoothing, long_alpha
         self.half, self.warmup = half, warmup
         self.mean = np.zeros(n_series)
         self.var = np.zeros(n_series)
         self.seen = np.zeros(n_series)
-        self.short = np.zeros(n_series)
-        self.long_mean = np.zeros(n_series)
-        self.long_var = np.zeros(n_series)
+        self._start_surprise()
 
     def score_and_learn(
         self, values: FloatArray, ts: float | FloatArray
@@ -138,33 +191,19 @@ class EwmZScore:
         scale = np.hypot(np.sqrt(self.var), 1e-6 * np.abs(self.mean)) + _EPS
         z = np.minimum(np.abs(diff) / scale, 1e6)
         z = np.where(self.seen >= 2, z, 0.0)
-        a = self.alpha
+        # A plain running average until 1/n falls to alpha: an EWM started at zero variance would
+        # call the first few hundred points wildly surprising.
+        a = np.maximum(self.alpha, 1.0 / (self.seen + 1.0))
         self.mean = np.where(ok, self.mean + a * diff, self.mean)
         self.var = np.where(ok, (1.0 - a) * (self.var + a * diff * diff), self.var)
         if self.smoothing > 0.0:
             z = relative_surprise(self, z, ok, self.smoothing, self.long_alpha)
         self.seen = self.seen + ok
         warm = ok & (self.seen > self.warmup)
-        return np.where(warm, _squash(z, self.half), 0.0), _confidence(self.seen, self.warmup)
-
-    def to_state(self) -> dict[str, Any]:
-        arrays = ("mean", "var", "seen", "short", "long_mean", "long_var")
-        return {
-            "kind": self.kind,
-            "n_series": self.n_series,
-            "params": dict(self.params),
-            "arrays": {name: getattr(self, name).copy() for name in arrays},
-        }
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> EwmZScore:
-        detector = cls(int(state["n_series"]), **state["params"])
-        for name, array in state["arrays"].items():
-            setattr(detector, name, np.array(array, dtype=np.float64))
-        return detector
+        return np.where(warm, squash(z, self.half), 0.0), _confidence(self.seen, self.warmup)
 
 
-class RangeNovelty:
+class RangeNovelty(ArrayState):
     """How far a point falls outside the range its series has ever had, relative to that range.
 
     Failures often first show as a value never seen before (a temperature past its old peak, a
@@ -172,12 +211,12 @@ class RangeNovelty:
     """
 
     kind: ClassVar[str] = "range_novelty"
+    ARRAYS = ("low", "high", "seen")
 
     def __init__(self, n_series: int, *, tolerance: float = 0.05, warmup: int = 150) -> None:
+        super().__init__(n_series, **keyword_arguments(locals()))
         if tolerance <= 0 or warmup < 0:
             raise ValueError("tolerance must be > 0 and warmup >= 0")
-        self.n_series = n_series
-        self.params = {"tolerance": tolerance, "warmup": warmup}
         self.tolerance, self.warmup = tolerance, warmup
         self.low = np.full(n_series, np.inf)
         self.high = np.full(n_series, -np.inf)
@@ -195,40 +234,39 @@ class RangeNovelty:
         self.low = np.where(ok, np.fmin(self.low, x), self.low)
         self.high = np.where(ok, np.fmax(self.high, x), self.high)
         self.seen = self.seen + ok
-        return _squash(excess, self.tolerance), _confidence(self.seen, self.warmup)
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "n_series": self.n_series,
-            "params": dict(self.params),
-            "arrays": {"low": self.low.copy(), "high": self.high.copy(), "seen": self.seen.copy()},
-        }
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> RangeNovelty:
-        detector = cls(int(state["n_series"]), **state["params"])
-        for name, array in state["arrays"].items():
-            setattr(detector, name, np.array(array, dtype=np.float64))
-        return detector
+        return squash(excess, self.tolerance), _confidence(self.seen, self.warmup)
 
 
-class WindowMad:
+class WindowMad(ArrayState):
     """Distance from the median of the last ``window`` points in median-absolute-deviation units.
 
-    Robust where the mean is not: a few earlier spikes in the window do not widen the scale.
+    Robust where the mean is not: a few earlier spikes in the window do not widen the scale. With
+    ``smoothing`` > 0 the distance is judged like :class:`EwmZScore`'s: its recent average against
+    its own long-run distribution.
     """
 
     kind: ClassVar[str] = "window_mad"
+    ARRAYS = ("buffer", "seen", "short", "long_mean", "long_var")
 
-    def __init__(self, n_series: int, *, window: int = 64, half: float = 4.0) -> None:
+    def __init__(
+        self,
+        n_series: int,
+        *,
+        window: int = 64,
+        half: float = 4.0,
+        smoothing: float = 0.0,
+        long_alpha: float = 0.001,
+    ) -> None:
+        super().__init__(n_series, **keyword_arguments(locals()))
         if window < 3 or half <= 0:
             raise ValueError("window must be >= 3 and half > 0")
-        self.n_series = n_series
-        self.params: dict[str, Any] = {"window": window, "half": half}
+        if not 0.0 <= smoothing <= 1.0 or not 0.0 < long_alpha <= 1.0:
+            raise ValueError("smoothing must be in [0, 1] and long_alpha in (0, 1]")
         self.window, self.half = window, half
+        self.smoothing, self.long_alpha = smoothing, long_alpha
         self.buffer = np.full((n_series, window), np.nan)
         self.seen = np.zeros(n_series)
+        self._start_surprise()
 
     def score_and_learn(
         self, values: FloatArray, ts: float | FloatArray
@@ -236,33 +274,19 @@ class WindowMad:
         x = np.asarray(values, dtype=np.float64)
         ok = np.isfinite(x)
         warm = ok & (self.seen >= self.window)
-        scores = np.zeros(self.n_series)
+        z = np.zeros(self.n_series)
         if warm.any():
             past = self.buffer[warm]
             median = np.median(past, axis=1)
             mad = np.median(np.abs(past - median[:, None]), axis=1)
             floor = 1e-6 * np.abs(median) + _EPS
-            z = np.abs(x[warm] - median) / (1.4826 * mad + floor)
-            scores[warm] = _squash(z, self.half)
+            z[warm] = np.minimum(np.abs(x[warm] - median) / (1.4826 * mad + floor), 1e6)
+        if self.smoothing > 0.0:
+            z = relative_surprise(self, z, warm, self.smoothing, self.long_alpha)
         rows = np.flatnonzero(ok)
         self.buffer[rows, (self.seen[rows] % self.window).astype(np.int64)] = x[rows]
         self.seen = self.seen + ok
-        return scores, _confidence(self.seen, self.window)
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "n_series": self.n_series,
-            "params": dict(self.params),
-            "arrays": {"buffer": self.buffer.copy(), "seen": self.seen.copy()},
-        }
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> WindowMad:
-        detector = cls(int(state["n_series"]), **state["params"])
-        detector.buffer = np.array(state["arrays"]["buffer"], dtype=np.float64)
-        detector.seen = np.array(state["arrays"]["seen"], dtype=np.float64)
-        return detector
+        return np.where(warm, squash(z, self.half), 0.0), _confidence(self.seen, self.window)
 
 
 class VectorCombined:
@@ -328,16 +352,14 @@ class VectorCombined:
         return detector
 
 
-_KINDS: dict[str, Any] = {
-    cls.kind: cls for cls in (EwmZScore, RangeNovelty, WindowMad, VectorCombined)
-}
+_KINDS[VectorCombined.kind] = VectorCombined
 
 
 def vector_from_state(state: Mapping[str, Any]) -> VectorDetector:
     """Rebuild any vectorised detector from its ``to_state()``."""
-    from ray_enterprise.observability.context_surprise import ContextSurprise  # imports this
+    # Detectors defined in other modules register on import; those modules import this one.
+    from ray_enterprise.observability import context_surprise, seasonal_residual  # noqa: F401
 
-    _KINDS.setdefault(ContextSurprise.kind, ContextSurprise)
     kind = state.get("kind")
     if kind not in _KINDS:
         raise ValueError(f"unknown vector detector kind {kind!r}; known: {sorted(_KINDS)}")

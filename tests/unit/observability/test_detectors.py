@@ -28,6 +28,7 @@ from ray_enterprise.observability.detectors import (
 )
 from ray_enterprise.observability.numpy_detectors import vector_from_state
 from ray_enterprise.observability.point_gate import PointGate, Refused
+from ray_enterprise.observability.seasonal_residual import dominant_period
 
 NUMPY_CONFIGS: dict[str, dict[str, Any]] = {
     "ewm_zscore": {"name": "ewm_zscore", "params": {"alpha": 0.05, "warmup": 20}},
@@ -35,12 +36,13 @@ NUMPY_CONFIGS: dict[str, dict[str, Any]] = {
     "window_mad": {"name": "window_mad", "params": {"window": 32}},
     "range_novelty": {"name": "range_novelty", "params": {"warmup": 20}},
     "context_surprise": {"name": "context_surprise", "params": {"warmup": 50, "table": 256}},
+    "seasonal_residual": {"name": "seasonal_residual", "params": {"warmup": 100, "settle": 20}},
     "default": {"name": "default"},
 }
 RIVER_CONFIGS: dict[str, dict[str, Any]] = {
     "HalfSpaceTrees": {
         "name": "HalfSpaceTrees",
-        "params": {"seed": 1, "n_trees": 5, "height": 4, "window_size": 50},
+        "params": {"seed": 1, "window_size": 100},
         "scaler": "MinMaxScaler",
         "shingle": 2,
     },
@@ -92,14 +94,66 @@ def test_context_surprise_finds_a_broken_pattern_at_ordinary_levels() -> None:
     assert scores["range_novelty"][1200:1250].max() == 0.0  # every level was seen before
 
 
+def test_dominant_period_is_the_cycle_length_or_one_when_there_is_none() -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(600)
+    block = np.stack(
+        [
+            np.sin(2 * np.pi * t / 37) + rng.normal(0.0, 0.2, 600),
+            np.where(t % 90 < 30, 5.0, 1.0),  # a square wave: high a third of each cycle
+            rng.normal(0.0, 1.0, 600),  # noise has no period
+            np.cumsum(rng.normal(0.0, 1.0, 600)),  # a random walk is smooth, not seasonal
+        ]
+    )
+    assert dominant_period(block, 0.3).tolist() == [37, 90, 1, 1]
+
+
+def test_seasonal_residual_finds_a_daily_jump_that_does_not_come() -> None:
+    # Every "day" of 50 points the series jumps up for 10 points; on day 25 it stays flat:
+    # every value is ordinary, only the missing jump is not.
+    rng = np.random.default_rng(2)
+    day = np.where(np.arange(50) % 50 >= 30, 20.0, 10.0)
+    days = np.tile(day, 30) + rng.normal(0.0, 0.3, 1500)
+    days[25 * 50 + 30 : 25 * 50 + 40] = 10.0 + rng.normal(0.0, 0.3, 10)
+    scores = {}
+    for name in ("seasonal_residual", "range_novelty"):
+        detector = build_detector(NUMPY_CONFIGS[name])
+        scores[name] = np.array([s.score for s in feed(detector, days)])
+    missing = slice(25 * 50 + 30, 25 * 50 + 40)
+    assert scores["seasonal_residual"][missing].max() > 0.5
+    settled = scores["seasonal_residual"][300:1250]  # period found, residual scale learnt
+    assert scores["seasonal_residual"][missing].max() > 1.5 * settled.max()
+    assert scores["range_novelty"][missing].max() == 0.0
+
+
 @pytest.mark.parametrize("name", ["StandardAbsoluteDeviation", "GaussianScorer", "LODA"])
-def test_river_detectors_score_an_injected_spike_above_typical_points(name: str) -> None:
-    detector = build_detector(RIVER_CONFIGS[name])
+def test_river_detectors_judging_points_alone_score_a_spike_above_typical_points(
+    name: str,
+) -> None:
+    detector = build_detector({**RIVER_CONFIGS[name], "smoothing": 0.0, "quiet": 0})
     values = seasonal(400)
     values[350] += 60.0
     scores = [s.score for s in feed(detector, values)]
-    assert scores[350] > np.median(scores[200:350])
-    assert scores[350] > 0.2
+    assert scores[350] > max(scores[200:350])
+
+
+@pytest.mark.parametrize("name", sorted(RIVER_CONFIGS))
+def test_river_detectors_find_a_lasting_level_shift_with_their_defaults(name: str) -> None:
+    # The likelihood layer answers a lasting change, not the first odd point; HalfSpaceTrees
+    # used to score exactly 1.0 when its first window filled, and so alarmed on every series.
+    values = seasonal(1200)
+    values[1000:] += 40.0
+    scores = np.array([s.score for s in feed(build_detector(RIVER_CONFIGS[name]), values)])
+    assert scores[1000:1050].max() > scores[:1000].max()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("smoothing", 1.5), ("fire", 0.0), ("quiet", -1), ("warmup", 2.5)]
+)
+def test_river_adapter_refuses_bad_options(option: str, value: float) -> None:
+    with pytest.raises(DetectorConfigError) as caught:
+        build_detector({"name": "GaussianScorer", option: value})
+    assert caught.value.parameter == option
 
 
 @pytest.mark.parametrize("name", sorted(ALL_CONFIGS))
@@ -331,6 +385,7 @@ def test_vector_scores_stay_in_unit_interval_for_any_finite_values(values: list[
                 {"name": "window_mad", "params": {"window": 4}},
                 {"name": "range_novelty", "params": {"warmup": 2}},
                 {"name": "context_surprise", "params": {"warmup": 3, "table": 16}},
+                {"name": "seasonal_residual", "params": {"warmup": 8, "settle": 2}},
             ],
         },
         2,
@@ -379,3 +434,16 @@ def test_point_gate_refuses_equal_timestamps_per_series_only() -> None:
     assert gate.check("a", 2.0, 5.0) == Refused("a", "out_of_order")
     assert not isinstance(gate.check("b", 1.0, 5.0), Refused)
     assert not isinstance(gate.check("a", np.float32(2.0), np.int64(6)), Refused)
+
+
+def test_point_gate_fast_path_for_plain_floats_refuses_and_counts_like_the_full_checks() -> None:
+    gate = PointGate()
+    assert gate.refusal("a", 1.0, 1.0) is None
+    assert gate.refusal("a", 2.0, 1.0) == "out_of_order"  # plain floats, equal timestamp
+    assert gate.refusal("a", math.nan, 2.0) == "nan"
+    assert gate.refusal("a", -math.inf, 3.0) == "infinite"
+    assert gate.refusal("a", 1.0, math.inf) == "bad_timestamp"
+    assert gate.refusal("a", 3, 4) is None  # ints take the full checks and are admitted
+    assert gate.refusal("a", 5.0, 3.5) == "out_of_order"  # ... and set the last timestamp
+    assert gate.admitted == 2
+    assert dict(gate.refused) == {"out_of_order": 2, "nan": 1, "infinite": 1, "bad_timestamp": 1}
