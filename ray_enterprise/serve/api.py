@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import logging
 
-import ray
 from fastapi import FastAPI
 from ray import serve
 
-from ray_enterprise import _kv
-from ray_enterprise.config.schema import SecurityFrameworkConfig
 from ray_enterprise.security.apikeys import ApiKeyStore
 from ray_enterprise.security.audit import AuditLog
-from ray_enterprise.serve.backends import ACTORS, SystemBackends
+from ray_enterprise.serve.backends import SystemBackends, security_section
 from ray_enterprise.serve.gate import CachedVerifier, Gate
 from ray_enterprise.serve.policy import cors_options, route_limits
 from ray_enterprise.serve.routes import ROUTES, build_app
@@ -28,17 +25,6 @@ logger = logging.getLogger("ray_enterprise.serve")
 APP_NAME = "ray_enterprise_api"
 DEPLOYMENT_NAME = "ManagementAPI"
 LIMITER_ROUTE_PREFIX = "api:"
-
-
-async def security_section() -> SecurityFrameworkConfig:
-    """The running security section, or its defaults when no ConfigActor runs."""
-    try:
-        handle = ray.get_actor(ACTORS["config"], namespace=_kv.NAMESPACE)
-    except ValueError:
-        logger.warning("no ConfigActor runs: the management API uses the default security config")
-        return SecurityFrameworkConfig()
-    section: SecurityFrameworkConfig = await handle.get.remote("security")
-    return section
 
 
 @serve.deployment(
@@ -119,7 +105,6 @@ __all__ = [
     "APP_NAME",
     "DEPLOYMENT_NAME",
     "ManagementAPI",
-    "security_section",
     "start_management_api",
     "stop_management_api",
 ]

@@ -8,6 +8,7 @@ removed and created again under the same name is dropped and looked up once more
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -15,6 +16,9 @@ import ray
 from ray.exceptions import RayActorError
 
 from ray_enterprise import _kv
+from ray_enterprise.config.schema import SecurityFrameworkConfig
+
+logger = logging.getLogger("ray_enterprise.serve")
 
 T = TypeVar("T")
 
@@ -25,6 +29,17 @@ ACTORS = {
     "alerts": "alertmanager",
     "observability": "observability",
 }
+
+
+async def security_section() -> SecurityFrameworkConfig:
+    """The running security section, or its defaults when no ConfigActor runs."""
+    try:
+        handle = ray.get_actor(ACTORS["config"], namespace=_kv.NAMESPACE)
+    except ValueError:
+        logger.warning("no ConfigActor runs: using the default security config")
+        return SecurityFrameworkConfig()
+    section: SecurityFrameworkConfig = await handle.get.remote("security")
+    return section
 
 
 class SubsystemUnavailable(Exception):
@@ -61,4 +76,4 @@ class SystemBackends:
             return await call(self.handle(subsystem))
 
 
-__all__ = ["ACTORS", "SubsystemUnavailable", "SystemBackends"]
+__all__ = ["ACTORS", "SubsystemUnavailable", "SystemBackends", "security_section"]

@@ -12,8 +12,10 @@ named) counts a request, an error when it raises, and its latency in millisecond
 this process's metrics recorder (an append; the flush thread ships them). It runs in a SERVER
 span that continues the caller's trace when the request carries a W3C ``traceparent`` header,
 and a Starlette ``Response`` it returns gets a ``traceresponse`` header naming that span, so
-the caller can find the trace at ``/traces/{trace_id}``. A FastAPI-ingress deployment takes
-:class:`InstrumentationMiddleware` on its app instead, since its routes bypass ``__call__``.
+the caller can find the trace at ``/traces/{trace_id}``. With ``scope=``, the request must
+also carry an API key with that scope, within its rate limit (see :mod:`.guard`). A
+FastAPI-ingress deployment takes :class:`InstrumentationMiddleware` on its app instead, since
+its routes bypass ``__call__``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from opentelemetry.trace import SpanKind
 from ray_enterprise.observability import metrics
 from ray_enterprise.observability.trace_context import extract_context
 from ray_enterprise.observability.tracing import TraceSpan, TraceStatus, start_trace
+from ray_enterprise.security.apikeys import Scope
+from ray_enterprise.serve.gate import Refusal
+from ray_enterprise.serve.guard import DeploymentGuard
 
 REQUESTS = "ray_enterprise_serve_requests"
 ERRORS = "ray_enterprise_serve_request_errors"
@@ -94,7 +99,18 @@ def _deployment_name(default: str) -> str:
         return default
 
 
-def _wrap(method: Callable[..., Any], service: str | None, operation: str) -> Callable[..., Any]:
+def _refused(refusal: Refusal) -> Any:
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(refusal.body, status_code=refusal.status, headers=refusal.headers)
+
+
+def _wrap(
+    method: Callable[..., Any],
+    service: str | None,
+    operation: str,
+    guard: DeploymentGuard | None,
+) -> Callable[..., Any]:
     cell: list[RequestTelemetry] = []
 
     def telemetry(instance: Any) -> RequestTelemetry:
@@ -110,6 +126,14 @@ def _wrap(method: Callable[..., Any], service: str | None, operation: str) -> Ca
             tel = cell[0] if cell else telemetry(self)
             span = tel.begin(_headers_of(args))
             began = time.perf_counter()
+            if guard is not None:
+                try:
+                    await guard.admit(tel.service, args[0] if args else None)
+                except Refusal as refusal:  # the caller's fault, not an error of the service
+                    result = _refused(refusal)
+                    _mark(result, span)
+                    tel.end(span, began, None)
+                    return result
             try:
                 result = await method(self, *args, **kwargs)
             except BaseException as exc:
@@ -121,6 +145,8 @@ def _wrap(method: Callable[..., Any], service: str | None, operation: str) -> Ca
 
         wrapper = async_wrapper
     else:
+        if guard is not None:
+            raise TypeError(f"{operation} must be `async def` to check API keys")
 
         def sync_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             tel = cell[0] if cell else telemetry(self)
@@ -141,7 +167,9 @@ def _wrap(method: Callable[..., Any], service: str | None, operation: str) -> Ca
     return wrapper
 
 
-def _instrument_class(cls: type[T], service: str | None, methods: Iterable[str]) -> type[T]:
+def _instrument_class(
+    cls: type[T], service: str | None, methods: Iterable[str], guard: DeploymentGuard | None
+) -> type[T]:
     for name in methods:
         method = getattr(cls, name, None)
         if method is None:
@@ -149,19 +177,29 @@ def _instrument_class(cls: type[T], service: str | None, methods: Iterable[str])
         if getattr(method, "__re_instrumented__", False):
             continue
         operation = f"{cls.__name__}.{name}"
-        setattr(cls, name, _wrap(method, service, operation))
+        setattr(cls, name, _wrap(method, service, operation, guard))
     return cls
 
 
 def instrument_deployment(
-    target: Any = None, *, service: str | None = None, methods: Iterable[str] = ("__call__",)
+    target: Any = None,
+    *,
+    service: str | None = None,
+    methods: Iterable[str] = ("__call__",),
+    scope: Scope | str | None = None,
+    db_url: str | None = None,
 ) -> Any:
     """Instrument a Serve deployment (or the class it will be made of); see the module doc.
 
     ``service`` names the metrics' ``deployment`` tag and the spans' service (default: the
     deployment's name, read in the replica); ``methods`` are the entry points to measure.
+    With ``scope``, a request must also carry an API key with that scope and stay within the
+    key's rate limit (``security`` config section); keys are read from ``db_url`` (default:
+    the platform's durable store as the replica sees it). Refusals are 401/403/429 JSON
+    answers, as the management API gives them.
     """
     names = tuple(methods)
+    guard = DeploymentGuard(Scope(scope), db_url) if scope is not None else None
 
     def apply(obj: Any) -> Any:
         from ray.serve.deployment import Deployment
@@ -170,9 +208,9 @@ def instrument_deployment(
             cls = obj.func_or_class
             if not inspect.isclass(cls):
                 raise TypeError("instrument_deployment needs a class deployment, not a function")
-            return obj.options(func_or_class=_instrument_class(cls, service, names))
+            return obj.options(func_or_class=_instrument_class(cls, service, names, guard))
         if inspect.isclass(obj):
-            return _instrument_class(obj, service, names)
+            return _instrument_class(obj, service, names, guard)
         raise TypeError(f"instrument_deployment decorates a class or a deployment, not {obj!r}")
 
     return apply if target is None else apply(target)

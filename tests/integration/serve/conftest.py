@@ -46,6 +46,7 @@ class Api:
     store: ApiKeyStore
     audit: AuditLog
     port: int
+    db_url: str
 
     def key(self, *scopes: Scope | str, **options: Any) -> IssuedKey:
         return self.store.create(list(scopes), **options)
@@ -111,8 +112,9 @@ def api(serve_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
     audit = AuditLog(engine)
     # A cheap hash for test keys; the cost is stored with each hash, so the API uses it too.
     store = ApiKeyStore(engine, audit=audit, iterations=1_000)
-    url = start_management_api(port=serve_port, db_url=str(engine.url))
-    yield Api(url=url, store=store, audit=audit, port=serve_port)
+    db_url = str(engine.url)
+    url = start_management_api(port=serve_port, db_url=db_url)
+    yield Api(url=url, store=store, audit=audit, port=serve_port, db_url=db_url)
     stop_management_api(shutdown_serve=False)
     remove_config_actor()
     engine.dispose()

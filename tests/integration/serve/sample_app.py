@@ -20,3 +20,13 @@ class Greeter:
         if request.query_params.get("fail"):
             raise ValueError("asked to fail")
         return PlainTextResponse(f"hello {request.query_params.get('name', 'world')}")
+
+
+def plain_greeter() -> type:
+    """The same deployment class, fresh and undecorated, for tests that decorate it their way."""
+
+    class PlainGreeter:
+        async def __call__(self, request: Request) -> PlainTextResponse:
+            return PlainTextResponse(f"hello {request.query_params.get('name', 'world')}")
+
+    return PlainGreeter

@@ -15,7 +15,7 @@ from ray import serve
 from ray_enterprise.observability.platform import EnterpriseObservabilityPlatform, flush_all
 from ray_enterprise.observability.tracing import start_trace
 from ray_enterprise.security.apikeys import Scope
-from ray_enterprise.serve.instrument import ERRORS, LATENCY, REQUESTS
+from ray_enterprise.serve.instrument import ERRORS, LATENCY, REQUESTS, instrument_deployment
 from tests.integration.helpers import wait_for
 from tests.integration.serve import sample_app
 from tests.integration.serve.conftest import Api
@@ -80,3 +80,33 @@ def test_the_replica_span_joins_the_callers_trace_and_names_itself_back(
         f"{api.url}/traces/{caller.trace_id}", headers={"X-API-Key": key}, timeout=60
     ).json()
     assert {s["span_id"] for s in shown["spans"]} == {caller.span_id, span_id}
+
+
+def test_with_a_scope_the_decorator_lets_only_keys_with_that_scope_through(api: Api) -> None:
+    guarded = instrument_deployment(
+        serve.deployment(name="GuardedGreeter", ray_actor_options={"num_cpus": 0})(
+            sample_app.plain_greeter()
+        ),
+        scope=Scope.STATUS_READ,
+        db_url=api.db_url,
+    )
+    serve.run(guarded.bind(), name="guarded", route_prefix="/guarded")
+    url = f"http://127.0.0.1:{api.port}/guarded"
+    try:
+        before = len(api.audit.records())
+        missing = requests.get(url, timeout=60)
+        assert (missing.status_code, missing.json()) == (401, {"error": "unauthorized"})
+        wrong = requests.get(
+            url, headers={"X-API-Key": api.key(Scope.AUDIT_READ).secret}, timeout=60
+        )
+        assert (wrong.status_code, wrong.json()) == (403, {"error": "forbidden"})
+        reader = api.key(Scope.STATUS_READ).secret
+        allowed = requests.get(url, headers={"Authorization": f"Bearer {reader}"}, timeout=60)
+        assert (allowed.status_code, allowed.text) == (200, "hello world")
+        denials = [r for r in api.audit.records()[before:] if r.outcome == "denied"]
+        assert [(r.target, r.to_dict()["details"]["reason"]) for r in denials][:1] == [
+            ("GuardedGreeter", "missing")
+        ]
+        assert [r.to_dict()["details"]["reason"] for r in denials][1:] == ["scope"]
+    finally:
+        serve.delete("guarded")
