@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
+import tempfile
 import time
 from typing import Any
 
@@ -74,6 +76,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--num-cpus", type=int, default=2)
     args = parser.parse_args()
+    # Durable state of a throwaway home: a shared ~/.ray_enterprise could hold another run's
+    # config, which the ConfigActor would load.
+    os.environ.setdefault("RAY_ENTERPRISE_HOME", tempfile.mkdtemp(prefix="bench-serve-api-"))
     start_ray(args.num_cpus)
     from ray import serve
 
