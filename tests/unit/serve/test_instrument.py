@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
 from ray_enterprise.observability import metrics, tracing
-from ray_enterprise.observability.metric_batch import MetricBatch
+from ray_enterprise.observability.metric_batch import MetricBatch, MetricType
 from ray_enterprise.observability.recorder import Recorder
 from ray_enterprise.observability.tracing import ShippingSpanProcessor, SpanRecord
 from ray_enterprise.serve.instrument import ERRORS, LATENCY, REQUESTS, instrument_deployment
@@ -32,11 +32,14 @@ class Shipped:
         return self.processor.drain()
 
     def totals(self) -> dict[str, float]:
+        """Counters by their sum (they ship aggregated), timers by how many durations."""
         self.recorder.flush()
         out: dict[str, float] = {}
         for batch in self.batches:
             for series in batch.series:
-                out[series.name] = out.get(series.name, 0.0) + len(series.values)
+                counted = series.kind is MetricType.COUNTER
+                amount = float(series.values.sum()) if counted else len(series.values)
+                out[series.name] = out.get(series.name, 0.0) + amount
         return out
 
 
@@ -113,3 +116,54 @@ def test_what_cannot_be_instrumented_is_refused_clearly() -> None:
         instrument_deployment(len)
     with pytest.raises(ValueError, match="is not a valid Scope"):
         instrument_deployment(Sync, scope="status:write")
+
+
+def test_the_middleware_names_spans_by_route_template_and_marks_the_response(
+    shipped: Shipped,
+) -> None:
+    from fastapi import FastAPI
+
+    from ray_enterprise.serve.instrument import InstrumentationMiddleware
+
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"item": item_id}
+
+    asgi = InstrumentationMiddleware(app, service="shop")
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def get(path: str) -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01".encode())],
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 8000),
+        }
+        await asgi(scope, receive, send)
+
+    asyncio.run(get("/items/1"))
+    asyncio.run(get("/items/2"))
+    spans = shipped.spans()
+    assert [s.name for s in spans] == ["GET /items/{item_id}"] * 2
+    assert all((s.trace_id, s.parent_id, s.service) == (TRACE_ID, PARENT_ID, "shop") for s in spans)
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert [m["status"] for m in starts] == [200, 200]
+    marks = [dict(m["headers"])[b"traceresponse"].decode() for m in starts]
+    assert marks == [f"00-{TRACE_ID}-{s.span_id}-01" for s in spans]
+    assert shipped.totals() == {REQUESTS: 2, LATENCY: 2}
