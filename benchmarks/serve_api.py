@@ -5,7 +5,8 @@ Two Serve applications of the same class body on one Serve instance on 127.0.0.1
 and error counters and a latency timer through the metrics pipeline, which is running), the
 other bare. An aiohttp client keeps ``--concurrency`` requests in flight, every request carries
 the same ``traceparent`` header on both sides, and blocks alternate between the two so that
-noise on the shared machine falls on both. Target ratio >= 0.9.
+noise on the shared machine falls on both. Target ratio >= 0.9. Then the same two classes are
+called directly in-process, which shows what the wrapper itself adds to each request.
 
     python -m benchmarks.serve_api --requests 1000 --blocks 6 --concurrency 16
 """
@@ -69,12 +70,26 @@ async def block(url: str, requests: int, concurrency: int) -> float:
     return requests / elapsed
 
 
+async def per_call(instance: Any, calls: int) -> float:
+    """Seconds per direct call of ``__call__`` with a real Starlette request, no HTTP."""
+    from starlette.requests import Request
+
+    raw = [(b"traceparent", TRACEPARENT.encode())]
+    scope = {"type": "http", "method": "GET", "path": "/", "query_string": b"", "headers": raw}
+    request = Request(scope)
+    began = time.perf_counter()
+    for _ in range(calls):
+        await instance(request)
+    return (time.perf_counter() - began) / calls
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=1000, help="requests per block")
     parser.add_argument("--blocks", type=int, default=6, help="blocks per side, alternating")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--num-cpus", type=int, default=2)
+    parser.add_argument("--direct-calls", type=int, default=5000, help="per in-process block")
     args = parser.parse_args()
     # Durable state of a throwaway home: a shared ~/.ray_enterprise could hold another run's
     # config, which the ConfigActor would load.
@@ -104,11 +119,19 @@ def main() -> None:
             order = ("bare", "instrumented") if index % 2 == 0 else ("instrumented", "bare")
             for side in order:
                 rates[side].append(asyncio.run(block(urls[side], args.requests, args.concurrency)))
+        # The same wrapper in this process, without HTTP or Serve, shipping to the same
+        # pipeline: what it adds to each request.
+        direct = {"bare": make_hello()(), "instrumented": instrument_deployment(make_hello())()}
+        costs: dict[str, list[float]] = {"bare": [], "instrumented": []}
+        for _ in range(5):
+            for side, instance in direct.items():
+                costs[side].append(asyncio.run(per_call(instance, args.direct_calls)))
     finally:
         serve.shutdown()
         ray_enterprise.shutdown_system()
     ours, base = median(rates["instrumented"]), median(rates["bare"])
     ratio = ours / base
+    added_us = (median(costs["instrumented"]) - median(costs["bare"])) * 1e6
     print(
         f"requests/s (median of {args.blocks} blocks of {args.requests}, "
         f"{args.concurrency} in flight): instrumented {ours:.0f}, bare {base:.0f}, "
@@ -119,6 +142,11 @@ def main() -> None:
         + " ".join(f"{r:.0f}" for r in rates["instrumented"])
         + " | bare "
         + " ".join(f"{r:.0f}" for r in rates["bare"])
+    )
+    print(
+        f"in-process per call: instrumented {median(costs['instrumented']) * 1e6:.1f} us, "
+        f"bare {median(costs['bare']) * 1e6:.1f} us: {added_us:.1f} us added, "
+        f"{added_us * base / 1e4:.2f} % of a request's {1e6 / base:.0f} us through Serve here"
     )
     path = write_result(
         "serve_api",
@@ -131,6 +159,9 @@ def main() -> None:
             "median_instrumented_rps": ours,
             "median_bare_rps": base,
             "ratio": ratio,
+            "direct_instrumented_s": costs["instrumented"],
+            "direct_bare_s": costs["bare"],
+            "added_us_per_request": added_us,
         },
     )
     print(f"wrote {path}")

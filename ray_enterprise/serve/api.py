@@ -79,7 +79,8 @@ def start_management_api(
 ) -> str:
     """Deploy the management API (starting Serve on ``host:port`` if it does not run yet) and
     return its URL. ``db_url`` is where the API keys and the audit trail are; default the
-    platform's durable store as this process sees it."""
+    platform's durable store as this process sees it. A Serve that already runs keeps its own
+    host and port (Serve cannot change them while running)."""
     from ray_enterprise.storage import default_db_url
 
     serve.start(http_options={"host": host, "port": port})
