@@ -103,6 +103,9 @@ def main() -> None:
 @click.option("--num-cpus", type=int, default=None, help="CPUs of a local Ray started here.")
 @click.option("--refresh", type=float, default=1.0, show_default=True, help="Table refresh (s).")
 @click.option("--start-timeout", type=float, default=300.0, show_default=True)
+@click.option("--api", is_flag=True, help="Also serve the management HTTP API (Ray Serve).")
+@click.option("--api-host", default="127.0.0.1", show_default=True, help="Where --api binds.")
+@click.option("--api-port", type=int, default=8000, show_default=True, help="Port of --api.")
 def up(
     spec: str,
     address: str | None,
@@ -110,6 +113,9 @@ def up(
     num_cpus: int | None,
     refresh: float,
     start_timeout: float,
+    api: bool,
+    api_host: str,
+    api_port: int,
 ) -> None:
     """Start every service of SPEC in dependency order and supervise it until Ctrl-C."""
     import ray
@@ -123,6 +129,7 @@ def up(
             service.load_class()
     except SpecError as exc:
         fail(f"{exc}\nnothing was started")
+    serve_api = _management_api() if api else None
     stop_requested: list[str] = []
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -139,6 +146,9 @@ def up(
     began = time.monotonic()
     last = ""
     try:
+        if serve_api is not None:
+            url = serve_api.start_management_api(host=api_host, port=api_port)
+            click.echo(f"management API: {url}  (keys: `ray-enterprise keys create --scope ...`)")
         while not stop_requested:
             ready, _ = ray.wait([pending], timeout=0)
             status = registry.get_system_status_sync()
@@ -157,11 +167,22 @@ def up(
         reason = stop_requested[0] if stop_requested else "duration elapsed"
         click.echo(f"stopping ({reason}): services stop in reverse dependency order")
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if serve_api is not None:
+            serve_api.stop_management_api()
         final = registry.stop_all_sync()
         click.echo(render_table(final, title=f"[{app.name}]"))
         shutdown_system()
         ray.shutdown()
     click.echo("all services stopped")
+
+
+def _management_api() -> Any:
+    """The module that runs the management API, or a clear failure before anything starts."""
+    try:
+        from ray_enterprise.serve import api
+    except ImportError as exc:
+        fail(f"--api needs Ray Serve: pip install 'ray_enterprise[serve]' ({exc.name} missing)")
+    return api
 
 
 @main.command()

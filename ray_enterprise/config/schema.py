@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import re
 from collections.abc import Mapping
 from typing import Any, Literal, get_args, get_origin
 
@@ -108,11 +109,37 @@ class EnterpriseSearchConfig(_Section):
         return self
 
 
+class RouteRateLimit(_Section):
+    """The limit of one route of the management API, for each caller separately."""
+
+    requests_per_minute: int = Field(ge=1)
+    burst: int = Field(default=10, ge=1)
+
+
 class RateLimitConfig(_Section):
+    """Token buckets per caller and route; ``routes`` overrides the default for one route,
+    named by its path template (``/alerts/{alert_id}/ack``), not by a concrete path."""
+
     enabled: bool = True
     requests_per_minute: int = Field(default=600, ge=1)
     burst: int = Field(default=100, ge=1)
     key_by: Literal["api_key", "client_ip", "service"] = "api_key"
+    routes: dict[str, RouteRateLimit] = Field(default_factory=dict)
+
+    @field_validator("routes")
+    @classmethod
+    def _routes_are_paths(cls, routes: dict[str, RouteRateLimit]) -> dict[str, RouteRateLimit]:
+        bad = sorted(r for r in routes if not r.startswith("/"))
+        if bad:
+            raise ValueError(f"route names are paths starting with '/', e.g. '/status': {bad}")
+        return routes
+
+
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# An origin is scheme://host[:port] and nothing else: browsers send no path, so an entry with
+# one would silently never match.
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+_HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~\-]+$")
 
 
 class SecurityFrameworkConfig(_Section):
@@ -124,6 +151,12 @@ class SecurityFrameworkConfig(_Section):
     cors_origins: list[str] = Field(
         default_factory=lambda: ["http://localhost:8265", "http://127.0.0.1:8265"]
     )
+    cors_allow_methods: list[str] = Field(default_factory=lambda: ["GET", "POST", "PUT"])
+    cors_allow_headers: list[str] = Field(
+        default_factory=lambda: ["Authorization", "X-API-Key", "Content-Type", "traceparent"]
+    )
+    cors_allow_credentials: bool = False
+    cors_max_age_seconds: int = Field(default=600, ge=0)
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     audit_enabled: bool = True
     audit_retention_days: int = Field(default=30, ge=1)
@@ -131,6 +164,42 @@ class SecurityFrameworkConfig(_Section):
     session_timeout_minutes: int = Field(default=60, ge=1)
     jwt_secret: SecretStr | None = None
     encryption_key: SecretStr | None = None
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, origins: list[str]) -> list[str]:
+        cleaned = [o.strip() for o in origins]
+        bad = [o for o in cleaned if o != "*" and not _ORIGIN.match(o)]
+        if bad:
+            raise ValueError(
+                f"CORS origins are scheme://host[:port] with no path or trailing '/', or '*': {bad}"
+            )
+        return cleaned
+
+    @field_validator("cors_allow_methods")
+    @classmethod
+    def _methods_are_http(cls, methods: list[str]) -> list[str]:
+        upper = [m.strip().upper() for m in methods]
+        bad = [m for m in upper if m != "*" and m not in _HTTP_METHODS]
+        if bad:
+            raise ValueError(f"unknown HTTP methods {bad}; use {sorted(_HTTP_METHODS)} or '*'")
+        return upper
+
+    @field_validator("cors_allow_headers")
+    @classmethod
+    def _headers_are_tokens(cls, headers: list[str]) -> list[str]:
+        cleaned = [h.strip() for h in headers]
+        bad = [h for h in cleaned if h != "*" and not _HEADER.match(h)]
+        if bad:
+            raise ValueError(f"not valid header names: {bad}")
+        return cleaned
+
+    @model_validator(mode="after")
+    def _no_credentials_for_everyone(self) -> SecurityFrameworkConfig:
+        # Browsers refuse credentialed responses to '*', so this pair can only be a mistake.
+        if self.cors_allow_credentials and "*" in self.cors_origins:
+            raise ValueError("cors_allow_credentials needs explicit cors_origins, not '*'")
+        return self
 
 
 class RollbackThresholds(_Section):

@@ -1,0 +1,194 @@
+"""The gate every HTTP request passes: who is calling (API key), may they (scope), how often
+(rate limit). It answers with a :class:`Refusal` that the HTTP layer turns into a response.
+
+Bodies of refusals are fixed strings, the same for a missing, malformed, unknown, expired or
+revoked key: the reason goes to the security events and the audit trail, never to the caller,
+so a caller with a stolen or guessed key learns nothing about it from the answer.
+
+Verifying a key costs a PBKDF2 hash (tens of milliseconds, by design); a key proven within
+``proof_ttl_s`` skips the hash but not the database: its record is read again on every request,
+so a revocation or an expiry takes effect at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ray_enterprise.security.apikeys import ApiKey, ApiKeyStore, Scope
+from ray_enterprise.security.audit import AuditLog
+from ray_enterprise.security.errors import (
+    ApiKeyNotFoundError,
+    AuthenticationError,
+    InsufficientScopeError,
+)
+from ray_enterprise.security.events import SecurityEvents, process_events
+
+UNAUTHORIZED_BODY = {"error": "unauthorized"}
+FORBIDDEN_BODY = {"error": "forbidden"}
+RATE_LIMITED_BODY = {"error": "rate limited"}
+
+
+class Refusal(Exception):
+    """An HTTP answer instead of the route: status, a fixed JSON body, extra headers."""
+
+    def __init__(
+        self, status: int, body: Mapping[str, str], headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(status, body.get("error", ""))
+        self.status = status
+        self.body = dict(body)
+        self.headers = dict(headers or {})
+
+
+def presented_key(headers: Mapping[str, str], header_name: str = "X-API-Key") -> str | None:
+    """The key from ``Authorization: Bearer <key>`` or the configured key header."""
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.strip().partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    named = headers.get(header_name.lower()) or headers.get(header_name)
+    return named.strip() if named and named.strip() else None
+
+
+def retry_after_header(seconds: float) -> str:
+    """Whole seconds, at least 1: ``Retry-After`` takes no fractions, and 0 invites a storm."""
+    return str(max(1, math.ceil(seconds)))
+
+
+class CachedVerifier:
+    """:meth:`ApiKeyStore.verify` with the PBKDF2 step remembered for ``proof_ttl_s``.
+
+    Only a digest of the presented key is kept, never the key. Any doubt (record changed,
+    scope missing, proof too old) falls back to the store's full verification, which is also
+    what records the failure in the events and the audit trail.
+    """
+
+    def __init__(
+        self,
+        store: ApiKeyStore,
+        *,
+        proof_ttl_s: float = 60.0,
+        capacity: int = 1024,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._ttl = proof_ttl_s
+        self._capacity = capacity
+        self._clock = clock
+        self._proofs: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def verify(self, presented: str, required: tuple[Scope, ...]) -> ApiKey:
+        digest = hashlib.sha256(presented.encode()).hexdigest()
+        now = self._clock()
+        with self._lock:
+            proof = self._proofs.get(digest)
+        if proof is not None and now - proof[1] < self._ttl:
+            try:
+                key = self._store.get(proof[0])
+            except ApiKeyNotFoundError:
+                key = None
+            usable = key is not None and key.status(now) in ("active", "rotating")
+            if usable and key is not None and key.allows(*required):
+                return key
+        key = self._store.verify(presented, required=required)
+        with self._lock:
+            self._proofs[digest] = (key.key_id, now)
+            self._proofs.move_to_end(digest)
+            while len(self._proofs) > self._capacity:
+                self._proofs.popitem(last=False)
+        return key
+
+
+class Gate:
+    """Authentication, scope and rate limit for one HTTP application.
+
+    ``limiter`` is a :class:`~ray_enterprise.security.limiter_client.LeasingLimiter` (or
+    anything with its ``try_acquire_async``), ``None`` to admit every authenticated call;
+    ``key_by`` is ``api_key`` or ``client_ip``; ``route_prefix`` keeps this application's
+    buckets apart from other applications' on the cluster-wide limiter.
+    """
+
+    def __init__(
+        self,
+        verifier: CachedVerifier,
+        *,
+        audit: AuditLog | None,
+        limiter: Any = None,
+        key_header: str = "X-API-Key",
+        key_by: str = "api_key",
+        route_prefix: str = "api:",
+        events: SecurityEvents | None = None,
+    ) -> None:
+        self._verifier = verifier
+        self._audit = audit
+        self._limiter = limiter
+        self._key_header = key_header
+        self._key_by = key_by
+        self._prefix = route_prefix
+        self._events = events if events is not None else process_events()
+
+    def limiter_route(self, route: str) -> str:
+        """The route's name at the limiter (and in the rate-limit metric)."""
+        return f"{self._prefix}{route}"
+
+    async def admit(
+        self,
+        headers: Mapping[str, str],
+        route: str,
+        scope: Scope,
+        client_ip: str | None = None,
+    ) -> ApiKey:
+        """The key of a request allowed on ``route``; raises :class:`Refusal` otherwise."""
+        presented = presented_key(headers, self._key_header)
+        if presented is None:
+            await asyncio.to_thread(self._missing, route)
+            raise Refusal(401, UNAUTHORIZED_BODY, {"WWW-Authenticate": "Bearer"})
+        try:
+            key = await asyncio.to_thread(self._verifier.verify, presented, (scope,))
+        except InsufficientScopeError:
+            raise Refusal(403, FORBIDDEN_BODY) from None
+        except AuthenticationError:
+            raise Refusal(401, UNAUTHORIZED_BODY, {"WWW-Authenticate": "Bearer"}) from None
+        if self._limiter is not None:
+            bucket = client_ip if self._key_by == "client_ip" and client_ip else key.key_id
+            decision = await self._limiter.try_acquire_async(bucket, self.limiter_route(route))
+            if not decision.admitted:
+                raise Refusal(
+                    429,
+                    RATE_LIMITED_BODY,
+                    {"Retry-After": retry_after_header(decision.retry_after_s)},
+                )
+        return key
+
+    def _missing(self, route: str) -> None:
+        # The store only sees presented keys; a request without one is counted here alike.
+        self._events.auth_failure("missing")
+        if self._audit is not None:
+            self._audit.append(
+                "anonymous",
+                "auth.verify",
+                target=route,
+                outcome="denied",
+                details={"reason": "missing"},
+            )
+
+
+__all__ = [
+    "FORBIDDEN_BODY",
+    "RATE_LIMITED_BODY",
+    "UNAUTHORIZED_BODY",
+    "CachedVerifier",
+    "Gate",
+    "Refusal",
+    "presented_key",
+    "retry_after_header",
+]

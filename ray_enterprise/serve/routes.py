@@ -1,0 +1,216 @@
+"""The management API's routes: a FastAPI app over the system actors, every route gated.
+
+Each route names the scope it needs in :data:`ROUTES`; the gate runs as a dependency before the
+route body, so a route cannot be added without saying who may call it (``build_app`` refuses a
+route missing from the table). Responses are views over the actors' plain data; the config is
+the ConfigActor's redacted view, never the live document.
+"""
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.middleware.cors import CORSMiddleware
+
+from ray_enterprise.config.errors import ConfigError
+from ray_enterprise.security.apikeys import ApiKey, Scope
+from ray_enterprise.security.audit import AuditLog
+from ray_enterprise.serve.backends import SubsystemUnavailable, SystemBackends
+from ray_enterprise.serve.gate import Gate, Refusal
+
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+#: (method, path template) -> the scope a key needs for it.
+ROUTES: dict[tuple[str, str], Scope] = {
+    ("GET", "/health"): Scope.STATUS_READ,
+    ("GET", "/status"): Scope.STATUS_READ,
+    ("GET", "/services"): Scope.STATUS_READ,
+    ("POST", "/services/{name}/restart"): Scope.SERVICES_ADMIN,
+    ("GET", "/config"): Scope.CONFIG_READ,
+    ("PUT", "/config/{key}"): Scope.CONFIG_WRITE,
+    ("GET", "/alerts"): Scope.STATUS_READ,
+    ("POST", "/alerts/{alert_id}/ack"): Scope.ALERTS_ACK,
+    ("POST", "/alerts/{alert_id}/unack"): Scope.ALERTS_ACK,
+    ("GET", "/metrics"): Scope.STATUS_READ,
+    ("GET", "/traces/{trace_id}"): Scope.STATUS_READ,
+    ("GET", "/audit"): Scope.AUDIT_READ,
+    ("GET", "/audit/verify"): Scope.AUDIT_READ,
+}
+
+
+def who(key: ApiKey) -> str:
+    """How a key appears as the actor of an acknowledgement or an audit record."""
+    return f"key:{key.key_id}"
+
+
+def _refused(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refusal)
+    return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+
+
+def _unavailable(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SubsystemUnavailable)
+    return JSONResponse({"error": str(exc)}, status_code=503)
+
+
+def _not_found(what: str) -> Response:
+    return JSONResponse({"error": f"no such {what}"}, status_code=404)
+
+
+def build_app(
+    gate: Gate,
+    system: SystemBackends,
+    audit: AuditLog | None,
+    *,
+    cors: dict[str, Any] | None = None,
+) -> FastAPI:
+    """The FastAPI app of the management API; ``cors`` are CORSMiddleware's keyword arguments."""
+    app = FastAPI(title="ray_enterprise management API", docs_url=None, redoc_url=None)
+    app.add_exception_handler(Refusal, _refused)
+    app.add_exception_handler(SubsystemUnavailable, _unavailable)
+    if cors is not None:
+        app.add_middleware(CORSMiddleware, **cors)
+
+    def gated(method: str, path: str) -> Callable[[Request], Awaitable[ApiKey]]:
+        scope = ROUTES[(method, path)]
+
+        async def dependency(request: Request) -> ApiKey:
+            client = request.client.host if request.client else None
+            return await gate.admit(request.headers, path, scope, client)
+
+        return dependency
+
+    async def record(key: ApiKey, action: str, target: str, details: dict[str, Any]) -> None:
+        if audit is not None:
+            await asyncio.to_thread(audit.append, who(key), action, target=target, details=details)
+
+    @app.get("/health")
+    async def health(_: Annotated[ApiKey, Depends(gated("GET", "/health"))]) -> Any:
+        return await system.call("observability", lambda h: h.get_system_health.remote())
+
+    @app.get("/status")
+    async def status(_: Annotated[ApiKey, Depends(gated("GET", "/status"))]) -> Any:
+        return await system.call("registry", lambda h: h.get_system_status.remote())
+
+    @app.get("/services")
+    async def services(_: Annotated[ApiKey, Depends(gated("GET", "/services"))]) -> Any:
+        return await system.call("registry", lambda h: h.list_services.remote())
+
+    @app.post("/services/{name}/restart")
+    async def restart(
+        name: str, key: Annotated[ApiKey, Depends(gated("POST", "/services/{name}/restart"))]
+    ) -> Any:
+        try:
+            result = await system.call("registry", lambda h: h.restart.remote(name))
+        except KeyError:
+            return _not_found("service")
+        await record(key, "service.restart", name, {})
+        return result
+
+    @app.get("/config")
+    async def config(
+        _: Annotated[ApiKey, Depends(gated("GET", "/config"))], section: str | None = None
+    ) -> Any:
+        return await system.call("config", lambda h: h.show.remote(section))
+
+    @app.put("/config/{key}")
+    async def set_config(
+        key: str,
+        value: Annotated[Any, Body(embed=True)],
+        caller: Annotated[ApiKey, Depends(gated("PUT", "/config/{key}"))],
+    ) -> Any:
+        try:
+            version = await system.call("config", lambda h: h.set_value.remote(key, value))
+        except ConfigError as exc:  # config errors are written to be shown: no secret inside
+            await record(caller, "config.set", key, {"refused": True})
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        await record(caller, "config.set", key, {"version": version})
+        return {"version": version}
+
+    @app.get("/alerts")
+    async def alerts(
+        _: Annotated[ApiKey, Depends(gated("GET", "/alerts"))],
+        state: str | None = None,
+        service: str | None = None,
+        severity: str | None = None,
+    ) -> Any:
+        return await system.call(
+            "alerts", lambda h: h.alerts.remote(state, service=service, severity=severity)
+        )
+
+    async def change_ack(alert_id: str, key: ApiKey, reason: str, ack: bool) -> Any:
+        method = "acknowledge" if ack else "unacknowledge"
+        try:
+            view = await system.call(
+                "alerts", lambda h: getattr(h, method).remote(alert_id, who(key), reason)
+            )
+        except KeyError:
+            return _not_found("open alert")
+        await record(key, f"alert.{'ack' if ack else 'unack'}", alert_id, {"reason": reason})
+        return view
+
+    @app.post("/alerts/{alert_id}/ack")
+    async def ack(
+        alert_id: str,
+        key: Annotated[ApiKey, Depends(gated("POST", "/alerts/{alert_id}/ack"))],
+        reason: Annotated[str, Body(embed=True)] = "",
+    ) -> Any:
+        return await change_ack(alert_id, key, reason, True)
+
+    @app.post("/alerts/{alert_id}/unack")
+    async def unack(
+        alert_id: str,
+        key: Annotated[ApiKey, Depends(gated("POST", "/alerts/{alert_id}/unack"))],
+        reason: Annotated[str, Body(embed=True)] = "",
+    ) -> Any:
+        return await change_ack(alert_id, key, reason, False)
+
+    @app.get("/metrics")
+    async def metrics(_: Annotated[ApiKey, Depends(gated("GET", "/metrics"))]) -> Response:
+        text = await system.call("observability", lambda h: h.exposition.remote())
+        return Response(content=text, media_type=PROMETHEUS_TEXT)
+
+    @app.get("/traces/{trace_id}")
+    async def trace(
+        trace_id: str, _: Annotated[ApiKey, Depends(gated("GET", "/traces/{trace_id}"))]
+    ) -> Any:
+        spans = await system.call("observability", lambda h: h.get_trace.remote(trace_id))
+        if not spans:
+            return _not_found("trace")
+        return {"trace_id": trace_id, "spans": [dataclasses.asdict(s) for s in spans]}
+
+    @app.get("/audit")
+    async def audit_records(
+        _: Annotated[ApiKey, Depends(gated("GET", "/audit"))], limit: int = 100, since_seq: int = 0
+    ) -> Any:
+        if audit is None:
+            raise SubsystemUnavailable("audit trail")
+        limit = max(1, min(limit, 1000))
+        found = await asyncio.to_thread(audit.records, limit=limit, since_seq=since_seq)
+        return [r.to_dict() for r in found]
+
+    @app.get("/audit/verify")
+    async def audit_verify(_: Annotated[ApiKey, Depends(gated("GET", "/audit/verify"))]) -> Any:
+        if audit is None:
+            raise SubsystemUnavailable("audit trail")
+        report = await asyncio.to_thread(audit.verify)
+        return dataclasses.asdict(report)
+
+    _check_every_route_is_gated(app)
+    return app
+
+
+def _check_every_route_is_gated(app: FastAPI) -> None:
+    """A route added here without an entry in :data:`ROUTES` would be a hole: refuse it."""
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            for method in route.methods or ():
+                if (method, route.path) not in ROUTES:
+                    raise RuntimeError(f"{method} {route.path} has no scope in ROUTES")
+
+
+__all__ = ["PROMETHEUS_TEXT", "ROUTES", "build_app", "who"]
