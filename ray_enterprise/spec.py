@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ray_enterprise.errors import SpecError
+from ray_enterprise.registry.routing import Routing
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,62}$")
 
@@ -103,7 +104,8 @@ class ServiceSpec(_Strict):
     health: HealthSpec = HealthSpec()
     shutdown_timeout_s: float = Field(10.0, gt=0)
     actor: ActorOptions = ActorOptions()
-    replicas: int = Field(1, ge=1)
+    replicas: int = Field(1, ge=1, le=64)
+    routing: Routing = Routing.ROUND_ROBIN
     config: dict[str, Any] = Field(default_factory=dict)
     config_section: str | None = None
 
@@ -140,10 +142,6 @@ class ServiceSpec(_Strict):
             raise ValueError(f"service {self.name!r} cannot depend on itself")
         if len(set(self.depends_on)) != len(self.depends_on):
             raise ValueError("depends_on lists a service twice")
-        if self.replicas != 1:
-            # Replicas behind one handle arrive with rolling upgrades; refuse rather than
-            # silently start one.
-            raise ValueError("replicas > 1 is not supported yet; use one service per replica")
         return self
 
     def to_json(self) -> dict[str, Any]:
