@@ -29,7 +29,11 @@ Hooks, when they run and what may happen inside them:
     does not retry a value the service refused).
 ``stop()``
     On an orderly shutdown, within ``shutdown_timeout_s``; the actor is killed afterwards
-    either way. Not called after a crash.
+    either way. Not called after a crash. A replica taken away by a scale-down or an upgrade
+    gets it only after its calls in flight returned.
+
+Your own public methods are counted (calls, exceptions, calls in flight): an upgrade's gate
+compares error rates from these counts, a drain waits on them, and autoscaling reads them.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ class FaultyService(Service):
     ``version`` (what ``work`` reports), ``fail_every`` (``work`` raises on every n-th call).
 
     Calls: ``set_healthy(bool)``, ``crash()`` (SIGKILL of its own process), ``pid()``,
-    ``events()`` (the hooks it saw, with times), ``echo(x)`` and ``work(x, delay_s)``.
+    ``events()`` (the hooks it saw, with times), ``echo(x)``, ``work(x, delay_s)`` and
+    ``relay(dependency, x, delay_s)`` (``work`` on a dependency).
     """
 
     async def start(self) -> None:
@@ -66,6 +67,12 @@ class FaultyService(Service):
         if every and self._works % every == 0:
             raise RuntimeError(f"configured to fail every {every} calls")
         return {"value": value, "version": self.config.get("version"), "pid": os.getpid()}
+
+    async def relay(self, dependency: str, value: Any, delay_s: float = 0.0) -> dict[str, Any]:
+        """``work`` on a dependency, through the handle ``self.dependency`` keeps."""
+        handle = await self.dependency(dependency)
+        answer: dict[str, Any] = await handle.work.remote(value, delay_s)
+        return answer
 
     async def stats(self) -> dict[str, Any]:
         return {"healthy": self._healthy, "events": len(self._events)}

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, deque
 from collections.abc import Coroutine
 from typing import Any
 
@@ -23,6 +22,7 @@ from ray_enterprise import _kv
 from ray_enterprise.errors import RayEnterpriseError, ServiceNotFoundError
 from ray_enterprise.observability.alert_health import report_health_transition
 from ray_enterprise.registry.handle import ServiceHandle, publish_routes, withdraw_routes
+from ray_enterprise.registry.placement import Placement
 from ray_enterprise.registry.replicas import Replica, ReplicaSet, parse_replica_id, replica_id
 from ray_enterprise.registry.routing import RouteTable
 from ray_enterprise.registry.status import overall_status, service_status
@@ -48,7 +48,6 @@ _SPEC = "registry/spec/"
 _RECORD = "registry/record/"
 _DESIRED = "registry/desired"
 _WATCH_POLL_S = 30.0
-_SUSPECT_S = 30.0  # how long a node whose actors went unreachable gets no new ones
 _STARTING_PROBE_S = 0.05  # probe fast until the first healthy check: dependents wait on it
 _ROUTE_TTL_S = 0.5  # how stale a caller's route table may be (deployment.route_ttl_seconds)
 _DRAIN_MARGIN_S = 0.2  # beyond the TTL: a call sent just before it expired is still on its way
@@ -85,13 +84,7 @@ class RegistryActor:
         self._actors: dict[str, Any] = {}  # replica id -> actor handle
         self._routes: dict[str, RouteTable] = {}  # service -> the table callers read
         self._retiring: dict[str, asyncio.Task[None]] = {}  # replica id -> its drain
-        self._nodes: dict[str, str] = {}  # service -> node of its live actor
-        self._last_node: dict[str, str] = {}  # service -> node of its latest actor, live or not
-        self._moves: deque[dict[str, Any]] = deque(maxlen=200)
-        self._placed: dict[str, str] = {}  # service -> node chosen for its latest actor
-        self._suspects: dict[str, float] = {}  # node -> until when nothing is placed there
-        self._node_info: dict[str, dict[str, Any]] = {}
-        self._alive_at = -1e9
+        self._place = Placement()
         self._monitors: dict[str, list[asyncio.Task[None]]] = {}  # replica id -> its tasks
         self._persisted: dict[str, dict[str, Any]] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -100,8 +93,10 @@ class RegistryActor:
         self._remote_classes: dict[str, Any] = {}
         self._reported: dict[str, str] = {}  # last state told to the alert manager
         from ray_enterprise.registry.deployer import Deployer
+        from ray_enterprise.registry.scaling import Scaler
 
         self.deployer = Deployer(self)
+        self.scaler = Scaler(self, self.deployer)
         adopted = self._recover()
         loop = asyncio.get_event_loop()
         for name in adopted:
@@ -112,6 +107,7 @@ class RegistryActor:
         if _kv.get(_DESIRED) == "stopping":
             self._stopping = loop.create_task(self._stop_all())
         self._loop_task = loop.create_task(self._reconcile_forever())
+        self._autoscale_task = loop.create_task(self.scaler.autoscale_forever())
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -244,7 +240,7 @@ class RegistryActor:
             if rec.state not in UP_STATES or self.deployer.busy(name):
                 continue
             replicas = self._replicas.setdefault(name, ReplicaSet(name))
-            wanted = self.deployer.desired_replicas(rec)
+            wanted = self.scaler.desired_replicas(rec)
             missing = replicas.shortfall(rec.generation, wanted)
             for _ in range(missing):
                 replica = replicas.add(rec.generation)
@@ -286,7 +282,7 @@ class RegistryActor:
                 node_id=opts.node_id, soft=opts.node_soft
             )
         elif opts.spread:
-            target = None if opts.resources else self._choose_node()
+            target = None if opts.resources else self._place.choose_node()
             if target is None:  # custom resources: let Ray find a node that has them
                 options["scheduling_strategy"] = "SPREAD"
             else:
@@ -295,80 +291,8 @@ class RegistryActor:
                 options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
                     node_id=target, soft=False
                 )
-                self._placed[spec.name] = target
+                self._place.placed[spec.name] = target
         return cls.options(**options).remote()
-
-    def _node_table(self) -> dict[str, dict[str, Any]]:
-        now = time.monotonic()
-        if now - self._alive_at > 1.0:
-            self._node_info = {n["NodeID"]: n for n in ray.nodes()}
-            self._alive_at = now
-        return self._node_info
-
-    def _alive_nodes(self) -> list[str]:
-        return sorted(n for n, info in self._node_table().items() if info.get("Alive"))
-
-    async def _node_gone(self, name: str, node: str | None = None) -> str | None:
-        """Why the node of this replica is certainly gone, or None if it may still be there.
-
-        Ray declares a node dead only after its own health checks fail for ~15 s. A raylet
-        whose port refuses connections is gone for sure, so its services can be restarted
-        elsewhere now. A timeout proves nothing (a partition heals): the threshold decides.
-        """
-        node = node or self._nodes.get(name) or self._placed.get(name)
-        info = self._node_table().get(node or "")
-        if node is None or info is None:
-            return None
-        if not info.get("Alive"):
-            return f"node {node[:12]} is dead"
-        host, port = info["NodeManagerAddress"], int(info["NodeManagerPort"])
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=1.0)
-        except (ConnectionRefusedError, ConnectionResetError):
-            return f"node {node[:12]} lost: its raylet at {host}:{port} refuses connections"
-        except (OSError, asyncio.TimeoutError):
-            return None
-        writer.close()
-        return None
-
-    def _choose_node(self) -> str | None:
-        """The live, unsuspected node with the fewest of our services.
-
-        Ray takes ~15 s to declare a node dead; its SPREAD strategy may place a restarted
-        service back on the node we just saw go unreachable. We spread ourselves, so a service
-        that left a lost node starts elsewhere at once.
-        """
-        now = time.monotonic()
-        candidates = [n for n in self._alive_nodes() if self._suspects.get(n, 0.0) < now]
-        if not candidates:
-            return None
-        load = Counter(self._placed.values())
-        return min(candidates, key=lambda node: (load[node], node))
-
-    def _suspect(self, name: str, node: str | None = None) -> None:
-        """The service's actor is unreachable: keep new actors off its node for a while."""
-        node = node or self._nodes.get(name) or self._placed.get(name)
-        if node:
-            self._suspects[node] = time.monotonic() + _SUSPECT_S
-
-    def _note_move(self, name: str, generation: int, node: str) -> None:
-        """Remember a service that came back on another node, and why it left the old one."""
-        previous = self._last_node.get(name)
-        self._last_node[name] = node
-        if previous is None or previous == node:
-            return
-        alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
-        self._moves.append(
-            {
-                "service": name,
-                "generation": generation,
-                "from_node": previous,
-                "to_node": node,
-                "node_lost": previous not in alive,
-                "reason": self._sup.record(name).last_error,
-                "time": time.time(),
-            }
-        )
 
     # -- replicas -------------------------------------------------------------------------
 
@@ -431,9 +355,10 @@ class RegistryActor:
             return
         replica.node = node
         if self._is_current(name, replica):
-            self._nodes[name] = node
-            self._placed[name] = node
-            self._note_move(name, replica.generation, node)
+            self._place.nodes[name] = node
+            self._place.placed[name] = node
+            why = self._sup.record(name).last_error
+            self._place.note_move(name, replica.generation, node, why)
             self._sup.started(name, replica.generation)
         await self._probe(name, replica, handle, spec)
 
@@ -479,7 +404,7 @@ class RegistryActor:
                 )
             except asyncio.TimeoutError:
                 ok, detail = False, f"health check timed out after {health.timeout_s:g} s"
-                gone = await self._node_gone(name, replica.node)
+                gone = await self._place.node_gone(name, replica.node)
                 if gone is not None:
                     self._replica_failed(name, replica, gone, alive=False)
                     return
@@ -488,8 +413,8 @@ class RegistryActor:
                 return
             except ActorUnavailableError:
                 ok, detail = False, "actor unreachable"
-                self._suspect(name, replica.node)
-                gone = await self._node_gone(name, replica.node)
+                self._place.suspect(name, replica.node)
+                gone = await self._place.node_gone(name, replica.node)
                 if gone is not None:
                     self._replica_failed(name, replica, gone, alive=False)
                     return
@@ -615,8 +540,7 @@ class RegistryActor:
             self._publish(name)
         self._drop_actor(actor_name(name, generation))  # one a registry restart did not adopt
         if generation == self._sup.record(name).generation:
-            self._nodes.pop(name, None)
-            self._placed.pop(name, None)
+            self._place.forget(name)
 
     async def _notify(self, action: NotifyDependency) -> None:
         replicas = self._replicas.get(action.target)
@@ -793,7 +717,7 @@ class RegistryActor:
         routes = self._routes.get(name)
         return service_status(
             rec,
-            node_id=self._nodes.get(name) if live else None,
+            node_id=self._place.nodes.get(name) if live else None,
             actor_name=actor_name(name, rec.generation) if live else None,
             replicas=len(routes.replicas) if routes is not None and live else 0,
             replica_ids=tuple(replicas.members) if replicas is not None and live else (),
@@ -808,12 +732,12 @@ class RegistryActor:
         status = overall_status(services, running=self._sup.running)
         status["services"] = [s.to_json() for s in services]
         status["levels"] = [list(level) for level in self._sup.graph.levels()]
-        status["moves"] = list(self._moves)
+        status["moves"] = list(self._place.moves)
         return status
 
     async def moves(self) -> list[dict[str, Any]]:
         """Services that were restarted on another node than before, newest last."""
-        return list(self._moves)
+        return list(self._place.moves)
 
     # -- deployments (the logic lives in the Deployer) ------------------------------------
 
@@ -830,7 +754,7 @@ class RegistryActor:
         return await self.deployer.rollback(name, deployment_id)
 
     async def scale(self, name: str, replicas: int, wait_s: float = 60.0) -> dict[str, Any]:
-        return await self.deployer.scale(name, replicas, wait_s=wait_s)
+        return await self.scaler.scale(name, replicas, wait_s=wait_s)
 
     async def deployment_history(self, name: str | None = None, limit: int = 50) -> list[Any]:
         return await self.deployer.history(name, limit)
@@ -847,14 +771,11 @@ class RegistryActor:
         self._actors.clear()
         self._routes.clear()
         self._retiring.clear()
-        self._nodes.clear()
-        self._last_node.clear()
-        self._moves.clear()
-        self._placed.clear()
-        self._suspects.clear()
+        self._place.clear()
         self._reported.clear()
         self._persisted.clear()
         self.deployer.forget()
+        self.scaler.forget()
 
     async def _wait_names_released(self, timeout_s: float = 10.0) -> None:
         """ray.kill is asynchronous: wait until no service actor name is still taken."""

@@ -21,7 +21,7 @@ from ray_enterprise import _kv
 from ray_enterprise.config.schema import DeploymentFrameworkConfig
 from ray_enterprise.errors import SpecError
 from ray_enterprise.observability.alert_health import report_rollback
-from ray_enterprise.registry.gates import CallStats, GateSample, GateSettings, GateVerdict, evaluate
+from ray_enterprise.registry.gates import GateSample, GateSettings, GateVerdict, evaluate
 from ray_enterprise.registry.history import DeploymentHistory, new_deployment_id
 from ray_enterprise.registry.replicas import Replica
 from ray_enterprise.registry.rollout import (
@@ -32,7 +32,8 @@ from ray_enterprise.registry.rollout import (
     choose_strategy,
     recovered_outcome,
 )
-from ray_enterprise.registry.supervision import UP_STATES, ServiceRecord
+from ray_enterprise.registry.sampling import anomaly_counts, call_stats, health_checks
+from ray_enterprise.registry.supervision import UP_STATES
 from ray_enterprise.spec import ServiceSpec
 
 if TYPE_CHECKING:
@@ -75,11 +76,10 @@ class Deployer:
     def busy(self, name: str) -> bool:
         return name in self._rollouts
 
-    def desired_replicas(self, rec: ServiceRecord) -> int:
-        return rec.spec.replicas
-
     def replica_gone(self, name: str, replica: Replica, reason: str) -> None:
-        if name in self._rollouts:
+        """A replica was dropped for a reason; the upgrade cares when it was a green."""
+        rollout = self._rollouts.get(name)
+        if rollout is not None and replica.generation == rollout.to_generation:
             self._gone.setdefault(name, []).append(f"{replica.id}: {reason}")
 
     def forget(self) -> None:
@@ -195,43 +195,6 @@ class Deployer:
             f"no finished upgrade of {name!r} produced the running spec, so there is nothing "
             "to roll back to; see `ray-enterprise history` and upgrade to the spec you want"
         )
-
-    async def scale(self, name: str, replicas: int, *, wait_s: float) -> dict[str, Any]:
-        """Change the replica count live; returns once the count is reached (or ``wait_s``)."""
-        if replicas < 1:
-            raise DeploymentError(f"cannot scale {name!r} to {replicas}: at least 1 replica")
-        if self.busy(name):
-            raise DeploymentError(f"{name!r} is being upgraded; scale it after the upgrade")
-        reg = self._reg
-        rec = reg._sup.record(name)
-        old = rec.spec
-        new = ServiceSpec.model_validate({**old.to_json(), "replicas": replicas})
-        reg._sup.register(new)
-        reg.save_spec(new)
-        deployment_id = new_deployment_id()
-        history = self.history_store
-        await asyncio.to_thread(
-            history.begin,
-            deployment_id,
-            name,
-            "scale",
-            "live",
-            rec.generation,
-            rec.generation,
-            old.to_json(),
-            new.to_json(),
-        )
-        reg._wake.set()
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and not self._scaled(name, replicas):
-            await asyncio.sleep(_POLL_S)
-        reached = self._scaled(name, replicas)
-        reason = f"{old.replicas} -> {replicas} replicas" + ("" if reached else " (still going)")
-        row = await asyncio.to_thread(history.finish, deployment_id, "done", reason)
-        await asyncio.to_thread(
-            history.audit, "deployment.scale", name, "success", {"replicas": replicas}
-        )
-        return row or {}
 
     async def history(self, name: str | None, limit: int) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self.history_store.list, name, limit=limit)
@@ -392,8 +355,11 @@ class Deployer:
     ) -> GateVerdict:
         """Greens take calls beside blue for ``bake_s``; then compare what each did."""
         blues = self._reg._replicas[name].of(from_gen)
-        blue_calls0, green_calls0 = await self._calls(blues), await self._calls(greens)
-        blue_checks0, green_checks0 = _checks(blues), _checks(greens)
+        blue_calls0, green_calls0 = (
+            await call_stats(self._reg._actors, blues),
+            await call_stats(self._reg._actors, greens),
+        )
+        blue_checks0, green_checks0 = health_checks(blues), health_checks(greens)
         began_ms = int(time.time() * 1000)
         deadline = time.monotonic() + bake_s
         while time.monotonic() < deadline:
@@ -401,9 +367,12 @@ class Deployer:
                 raise _RollBack("new version failed while baking: " + "; ".join(self._gone[name]))
             self._check_blue(name, from_gen)
             await asyncio.sleep(min(0.1, max(deadline - time.monotonic(), 0.0)))
-        blue_calls, green_calls = await self._calls(blues), await self._calls(greens)
-        blue_checks, green_checks = _checks(blues), _checks(greens)
-        before, during = await self._anomalies(name, began_ms, bake_s)
+        blue_calls, green_calls = (
+            await call_stats(self._reg._actors, blues),
+            await call_stats(self._reg._actors, greens),
+        )
+        blue_checks, green_checks = health_checks(blues), health_checks(greens)
+        before, during = await anomaly_counts(name, began_ms, bake_s)
         blue = GateSample(
             health_passed=blue_checks[0] - blue_checks0[0],
             health_failed=blue_checks[1] - blue_checks0[1],
@@ -427,46 +396,6 @@ class Deployer:
                 min_calls=rollback.min_calls,
             ),
         )
-
-    async def _calls(self, replicas: list[Replica]) -> CallStats:
-        """Calls and errors counted inside the replicas; one that does not answer adds none."""
-
-        async def one(replica: Replica) -> CallStats:
-            handle = self._reg._actors.get(replica.id)
-            if handle is None:
-                return CallStats()
-            try:
-                return CallStats.from_json(
-                    await asyncio.wait_for(handle._re_stats.remote(), timeout=2.0)
-                )
-            except Exception:
-                return CallStats()
-
-        return CallStats.total(await asyncio.gather(*(one(r) for r in replicas)))
-
-    async def _anomalies(
-        self, name: str, began_ms: int, bake_s: float
-    ) -> tuple[int | None, int | None]:
-        """Anomaly alerts on the service that began in the bake period, and in as long before
-        it (blue's own rate); ``(None, None)`` when no alert manager runs."""
-        import ray
-
-        from ray_enterprise.observability.alert_actor import ACTOR_NAME
-
-        try:
-            actor = ray.get_actor(ACTOR_NAME, namespace=_kv.NAMESPACE)
-            alerts = await asyncio.wait_for(actor.alerts.remote(service=name), timeout=5.0)
-        except Exception:
-            return None, None
-        window_ms = int(bake_s * 1000)
-        starts = [
-            int(a.get("starts_at", 0))
-            for a in alerts
-            if a.get("labels", {}).get("alertname") == "AnomalyDetected"
-        ]
-        before = sum(1 for t in starts if began_ms - window_ms <= t < began_ms)
-        during = sum(1 for t in starts if t >= began_ms)
-        return before, during
 
     async def _retire_blue(
         self,
@@ -502,16 +431,6 @@ class Deployer:
         members = [r for r in replicas.members.values() if r.generation == generation]
         await asyncio.gather(*(self._reg.retire(name, r) for r in members))
 
-    def _scaled(self, name: str, count: int) -> bool:
-        rec = self._reg._sup.record(name)
-        replicas = self._reg._replicas.get(name)
-        routes = self._reg._routes.get(name)
-        if replicas is None or routes is None:
-            return False
-        current = replicas.of(rec.generation)
-        draining = any(r.draining for r in replicas.members.values())
-        return len(current) == count and all(r.ready for r in current) and not draining
-
     async def _load_settings(self) -> DeploymentFrameworkConfig:
         """The ``deployment`` config section when a ConfigActor runs, else the defaults."""
         from ray_enterprise.config.actor import get_config_handle
@@ -529,7 +448,3 @@ class Deployer:
 
 def _unscaled(spec: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if k != "replicas"}
-
-
-def _checks(replicas: list[Replica]) -> tuple[int, int]:
-    return sum(r.passed for r in replicas), sum(r.failed for r in replicas)

@@ -19,6 +19,7 @@ from ray_enterprise import _kv
 from ray_enterprise.registry.routing import RouteTable, Routing, choose
 
 ROUTES = "registry/routes/"
+_RAY_ACTOR_METHODS = frozenset({"__ray_call__", "__ray_ready__"})
 
 
 class ServiceHandle:
@@ -46,9 +47,20 @@ class ServiceHandle:
         return self._service
 
     def __getattr__(self, method: str) -> _Method:
-        if method.startswith("__"):
+        # Python's and Ray's probes of a handle are not methods; Ray's own actor methods are.
+        if method.startswith(("__", "_ray_")) and method not in _RAY_ACTOR_METHODS:
             raise AttributeError(method)
         return _Method(self, method, {})
+
+    @property
+    def _ray_method_signatures(self) -> dict[str, Any]:
+        """The service class's method signatures, as an actor handle has them, so wrappers
+        that read them (``traced_handle``) treat this handle like an actor's."""
+        replicas = self.table().replicas
+        if not replicas:
+            return {}
+        signatures: dict[str, Any] = self._actor(replicas[0])._ray_method_signatures
+        return signatures
 
     # -- routing ------------------------------------------------------------------------------
 

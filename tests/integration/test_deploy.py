@@ -32,24 +32,34 @@ Registry = ray_enterprise.EnterpriseServiceRegistry
 class Callers:
     """``n`` threads calling ``work`` in a loop until stopped; counts answers and failures."""
 
-    def __init__(self, registry: Registry, name: str, n: int = 4, delay_s: float = 0.01) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        name: str,
+        n: int = 4,
+        delay_s: float = 0.01,
+        via: str | None = None,  # call ``relay`` on this service, which calls ``name``
+    ) -> None:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.versions: Counter[Any] = Counter()
         self.pids: set[int] = set()
         self.failures: list[str] = []
         self._threads = [
-            threading.Thread(target=self._run, args=(registry, name, delay_s), daemon=True)
+            threading.Thread(target=self._run, args=(registry, name, delay_s, via), daemon=True)
             for _ in range(n)
         ]
 
-    def _run(self, registry: Registry, name: str, delay_s: float) -> None:
-        handle = registry.get_service_sync(name, wait_s=30)
+    def _run(self, registry: Registry, name: str, delay_s: float, via: str | None) -> None:
+        handle = registry.get_service_sync(via or name, wait_s=30)
         i = 0
         while not self._stop.is_set():
             i += 1
             try:
-                answer = ray.get(handle.work.remote(i, delay_s), timeout=60)
+                if via is None:
+                    answer = ray.get(handle.work.remote(i, delay_s), timeout=60)
+                else:
+                    answer = ray.get(handle.relay.remote(name, i, delay_s), timeout=60)
             except Exception as exc:
                 with self._lock:
                     self.failures.append(f"{type(exc).__name__}: {str(exc)[-300:]}")
@@ -132,6 +142,22 @@ def test_scale_up_and_down_under_load_without_failed_calls(registry: Registry) -
     assert kinds == ["scale", "scale"]
 
 
+def test_autoscaling_follows_the_calls_in_flight_without_failed_calls(
+    registry: Registry,
+) -> None:
+    autoscale = {"min_replicas": 1, "max_replicas": 3, "target_inflight": 2.0}
+    autoscale |= {"downscale_delay_s": 1.0, "period_s": 0.2}
+    registry.register_app_sync([v("api", 1, autoscale=autoscale)])
+    registry.start_all_sync(timeout_s=60)
+    # 8 callers each keeping a 0.2 s call in flight: 8 in flight, 2 per replica -> the max, 3.
+    with Callers(registry, "api", n=8, delay_s=0.2) as callers:
+        wait_for(lambda: service(registry, "api")["replicas"] == 3, timeout=60, what="3 replicas")
+    wait_for(lambda: service(registry, "api")["replicas"] == 1, timeout=60, what="back to 1")
+    assert callers.failures == []
+    assert len(callers.pids) >= 2
+    wait_for(lambda: len(service_actor_names()) == 1, what="extra replicas stopped")
+
+
 @pytest.mark.parametrize("replicas", [1, 3])
 def test_upgrade_under_load_sees_zero_failed_calls(registry: Registry, replicas: int) -> None:
     registry.register_app_sync([v("api", 1, replicas=replicas)])
@@ -149,6 +175,21 @@ def test_upgrade_under_load_sees_zero_failed_calls(registry: Registry, replicas:
     names = service_actor_names()
     assert len(names) == replicas and all(n.startswith("svc:api:2") for n in names)
     assert service(registry, "api")["generation"] == 2
+
+
+def test_dependents_switch_to_the_new_version_without_failed_calls(registry: Registry) -> None:
+    registry.register_app_sync([v("api", 1), faulty("front", "api")])
+    registry.start_all_sync(timeout_s=60)
+    with Callers(registry, "api", via="front") as callers:
+        result = registry.upgrade_sync("api", v("api", 2), bake_s=0.5)
+        assert result["outcome"] == "done", result
+        seen = callers.calls()
+        wait_for(lambda: callers.calls() > seen + 50, what="calls after the upgrade")
+    assert callers.failures == []
+    assert callers.versions[1] > 0 and callers.versions[2] > 0
+    front = registry.get_service_sync("front")
+    assert ray.get(front.relay.remote("api", 0))["version"] == 2
+    assert service(registry, "front")["generation"] == 1  # the dependent was not restarted
 
 
 def test_a_green_failing_health_checks_is_rolled_back_with_alert_and_audit(
