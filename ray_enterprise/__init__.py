@@ -20,6 +20,9 @@ from ray_enterprise.observability.platform import EnterpriseObservabilityPlatfor
 from ray_enterprise.observability.tracing import TraceStatus, finish_span, start_trace
 from ray_enterprise.registry.client import EnterpriseServiceRegistry
 from ray_enterprise.registry.graph import DependencyGraph
+from ray_enterprise.registry.handle import ServiceHandle
+from ray_enterprise.registry.rollout import DeploymentError
+from ray_enterprise.registry.routing import Routing
 from ray_enterprise.registry.supervision import ServiceState
 from ray_enterprise.runtime import System, connect, shutdown_system
 from ray_enterprise.service import Health, Service
@@ -41,6 +44,7 @@ __all__ = [
     "DependencyCycleError",
     "DependencyError",
     "DependencyGraph",
+    "DeploymentError",
     "EnterpriseObservabilityPlatform",
     "EnterpriseServiceRegistry",
     "Health",
@@ -48,7 +52,9 @@ __all__ = [
     "NotConnectedError",
     "RayEnterpriseError",
     "RestartPolicy",
+    "Routing",
     "Service",
+    "ServiceHandle",
     "ServiceNotFoundError",
     "ServiceSpec",
     "ServiceState",

@@ -217,6 +217,7 @@ def _add_subsystem_commands() -> None:
     """Each subsystem owns its command group; the top level only gathers them."""
     from ray_enterprise.config.cli import config as config_group
     from ray_enterprise.observability.alert_cli import alerts as alerts_group
+    from ray_enterprise.registry import cli as deploy_cli
     from ray_enterprise.security.cli import audit as audit_group
     from ray_enterprise.security.cli import keys as keys_group
 
@@ -224,6 +225,8 @@ def _add_subsystem_commands() -> None:
     main.add_command(alerts_group)
     main.add_command(keys_group)
     main.add_command(audit_group)
+    for command in (deploy_cli.deploy, deploy_cli.rollback, deploy_cli.scale, deploy_cli.history):
+        main.add_command(command)
 
 
 _add_subsystem_commands()

@@ -29,12 +29,18 @@ Hooks, when they run and what may happen inside them:
     does not retry a value the service refused).
 ``stop()``
     On an orderly shutdown, within ``shutdown_timeout_s``; the actor is killed afterwards
-    either way. Not called after a crash.
+    either way. Not called after a crash. A replica taken away by a scale-down or an upgrade
+    gets it only after its calls in flight returned.
+
+Your own public methods are counted (calls, exceptions, calls in flight): an upgrade's gate
+compares error rates from these counts, a drain waits on them, and autoscaling reads them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -273,11 +279,73 @@ class Service:
             return health, ""
         return bool(health.ok), str(health.detail)
 
+    @ray.method(concurrency_group="re_health")
+    async def _re_stats(self) -> dict[str, int]:
+        """Calls and errors of the user's methods so far, and how many run now: what the
+        upgrade gate compares and what a drain waits on."""
+        return dict(self._re_counts)
+
+    @property
+    def _re_counts(self) -> dict[str, int]:
+        return self.__dict__.setdefault("_re_count", {"calls": 0, "errors": 0, "inflight": 0})
+
     @ray.method(concurrency_group="re_watch")
     async def _re_watch(self, timeout_s: float) -> str:
         """Long-poll that returns when the service ends; its failure is how a crash is seen."""
         await asyncio.to_thread(self._re_done.wait, timeout_s)
         return self._re_outcome if self._re_done.is_set() else "timeout"
+
+
+def counted(cls: type) -> type:
+    """A subclass whose public methods count their calls, errors and calls in flight.
+
+    The registry creates every service actor from it, so an upgrade can compare the new
+    version's error rate with the old one's and drain a replica until its last call returned,
+    without asking anything of the service's author. Hooks and ``_``-methods are not counted.
+    """
+    wrapped: dict[str, Any] = {}
+    for name in dir(cls):
+        if name.startswith("_") or hasattr(Service, name):
+            continue
+        attr = inspect.getattr_static(cls, name)
+        if not inspect.isfunction(attr):
+            continue
+        wrapped[name] = _counting(attr)
+    return type(cls.__name__, (cls,), {**wrapped, "__module__": cls.__module__})
+
+
+def _counting(fn: Any) -> Any:
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def call_async(self: Service, *args: Any, **kwargs: Any) -> Any:
+            counts = self._re_counts
+            counts["calls"] += 1
+            counts["inflight"] += 1
+            try:
+                return await fn(self, *args, **kwargs)
+            except BaseException:
+                counts["errors"] += 1
+                raise
+            finally:
+                counts["inflight"] -= 1
+
+        return call_async
+
+    @functools.wraps(fn)
+    def call(self: Service, *args: Any, **kwargs: Any) -> Any:
+        counts = self._re_counts
+        counts["calls"] += 1
+        counts["inflight"] += 1
+        try:
+            return fn(self, *args, **kwargs)
+        except BaseException:
+            counts["errors"] += 1
+            raise
+        finally:
+            counts["inflight"] -= 1
+
+    return call
 
 
 def default_service_name(cls: type) -> str:

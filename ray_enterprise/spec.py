@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ray_enterprise.errors import SpecError
+from ray_enterprise.registry.routing import Routing
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,62}$")
 
@@ -91,6 +92,24 @@ class ActorOptions(_Strict):
     runtime_env: dict[str, Any] | None = None
 
 
+class AutoscaleSpec(_Strict):
+    """Run between ``min_replicas`` and ``max_replicas`` so that each replica has about
+    ``target_inflight`` calls in flight (queue depth, counted inside each replica)."""
+
+    min_replicas: int = Field(1, ge=1)
+    max_replicas: int = Field(4, ge=1, le=64)
+    target_inflight: float = Field(8.0, gt=0)
+    # Down only after the load stayed low this long: a dip between bursts costs no cold start.
+    downscale_delay_s: float = Field(30.0, ge=0)
+    period_s: float = Field(1.0, gt=0)  # how often the calls in flight are sampled
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> AutoscaleSpec:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("max_replicas must be >= min_replicas")
+        return self
+
+
 class ServiceSpec(_Strict):
     """Everything the registry needs to start, supervise and stop one service."""
 
@@ -103,7 +122,9 @@ class ServiceSpec(_Strict):
     health: HealthSpec = HealthSpec()
     shutdown_timeout_s: float = Field(10.0, gt=0)
     actor: ActorOptions = ActorOptions()
-    replicas: int = Field(1, ge=1)
+    replicas: int = Field(1, ge=1, le=64)
+    routing: Routing = Routing.ROUND_ROBIN
+    autoscale: AutoscaleSpec | None = None  # replicas is then the count to start with
     config: dict[str, Any] = Field(default_factory=dict)
     config_section: str | None = None
 
@@ -140,10 +161,12 @@ class ServiceSpec(_Strict):
             raise ValueError(f"service {self.name!r} cannot depend on itself")
         if len(set(self.depends_on)) != len(self.depends_on):
             raise ValueError("depends_on lists a service twice")
-        if self.replicas != 1:
-            # Replicas behind one handle arrive with rolling upgrades; refuse rather than
-            # silently start one.
-            raise ValueError("replicas > 1 is not supported yet; use one service per replica")
+        scale = self.autoscale
+        if scale is not None and not scale.min_replicas <= self.replicas <= scale.max_replicas:
+            raise ValueError(
+                f"replicas={self.replicas} lies outside autoscale's "
+                f"[{scale.min_replicas}, {scale.max_replicas}]"
+            )
         return self
 
     def to_json(self) -> dict[str, Any]:

@@ -209,13 +209,26 @@ class RollbackThresholds(_Section):
     max_error_rate: float = Field(default=0.05, ge=0.0, le=1.0)
     max_latency_p99_ms: float = Field(default=1000.0, gt=0)
     min_health_score: float = Field(default=70.0, ge=0.0, le=100.0)
+    # Failed health checks of the new version during the bake period that still pass.
+    max_health_failures: int = Field(default=0, ge=0)
+    # Anomaly alerts on the service during the bake period beyond those of the same time before.
+    max_new_anomalies: int = Field(default=0, ge=0)
+    # Below this many calls to the new version, its error rate is not judged.
+    min_calls: int = Field(default=10, ge=1)
 
 
 class DeploymentFrameworkConfig(_Section):
-    strategy: Literal["blue_green", "rolling", "recreate"] = "blue_green"
+    # For replicated services; a single replica is always upgraded blue-green. "recreate"
+    # (stop, then start: downtime) is not offered by the registry and runs as rolling.
+    strategy: Literal["blue_green", "rolling", "recreate"] = "rolling"
     bake_period_seconds: float = Field(default=60.0, ge=0)
     traffic_steps: list[int] = Field(default_factory=lambda: [10, 50, 100])
     drain_timeout_seconds: float = Field(default=30.0, ge=0)
+    # How stale a caller's list of replicas may be; a replica taken out of it is stopped only
+    # after this long (plus its calls in flight), so callers never reach a stopped one.
+    route_ttl_seconds: float = Field(default=0.5, gt=0, le=30.0)
+    # How long a new version may take to pass its first health check before it is rolled back.
+    ready_timeout_seconds: float = Field(default=60.0, gt=0)
     rollback: RollbackThresholds = Field(default_factory=RollbackThresholds)
 
     @field_validator("traffic_steps")

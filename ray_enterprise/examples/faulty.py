@@ -12,10 +12,12 @@ from ray_enterprise.service import Health, Service
 
 
 class FaultyService(Service):
-    """Config: ``start_delay_s``, ``fail_start`` (raise in start), ``healthy`` (initial).
+    """Config: ``start_delay_s``, ``fail_start`` (raise in start), ``healthy`` (initial),
+    ``version`` (what ``work`` reports), ``fail_every`` (``work`` raises on every n-th call).
 
     Calls: ``set_healthy(bool)``, ``crash()`` (SIGKILL of its own process), ``pid()``,
-    ``events()`` (the hooks it saw, with times) and ``echo(x)``.
+    ``events()`` (the hooks it saw, with times), ``echo(x)``, ``work(x, delay_s)`` and
+    ``relay(dependency, x, delay_s)`` (``work`` on a dependency).
     """
 
     async def start(self) -> None:
@@ -55,6 +57,22 @@ class FaultyService(Service):
 
     async def echo(self, value: Any) -> Any:
         return value
+
+    async def work(self, value: Any, delay_s: float = 0.0) -> dict[str, Any]:
+        """A call that takes ``delay_s`` and says which version and replica answered."""
+        self._works = getattr(self, "_works", 0) + 1
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        every = int(self.config.get("fail_every", 0))
+        if every and self._works % every == 0:
+            raise RuntimeError(f"configured to fail every {every} calls")
+        return {"value": value, "version": self.config.get("version"), "pid": os.getpid()}
+
+    async def relay(self, dependency: str, value: Any, delay_s: float = 0.0) -> dict[str, Any]:
+        """``work`` on a dependency, through the handle ``self.dependency`` keeps."""
+        handle = await self.dependency(dependency)
+        answer: dict[str, Any] = await handle.work.remote(value, delay_s)
+        return answer
 
     async def stats(self) -> dict[str, Any]:
         return {"healthy": self._healthy, "events": len(self._events)}

@@ -20,7 +20,7 @@ import ray
 
 from ray_enterprise import _kv
 from ray_enterprise.observability.alert_model import Severity
-from ray_enterprise.observability.alert_sources import HealthInput
+from ray_enterprise.observability.alert_sources import HealthInput, RollbackInput
 
 logger = logging.getLogger("ray_enterprise.alerts")
 
@@ -32,12 +32,12 @@ class _HealthReporter:
     """One sender thread and a cached handle; the handle is looked up again when it fails."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[HealthInput] = queue.Queue(maxsize=_QUEUE_SIZE)
+        self._queue: queue.Queue[HealthInput | RollbackInput] = queue.Queue(maxsize=_QUEUE_SIZE)
         self._handle: Any = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, item: HealthInput) -> bool:
+    def submit(self, item: HealthInput | RollbackInput) -> bool:
         try:
             self._queue.put_nowait(item)
         except queue.Full:
@@ -61,7 +61,7 @@ class _HealthReporter:
             finally:
                 self._queue.task_done()
 
-    def _send(self, item: HealthInput) -> None:
+    def _send(self, item: HealthInput | RollbackInput) -> None:
         from ray_enterprise.observability.alert_actor import ACTOR_NAME
 
         for _attempt in range(2):  # a stale handle (actor replaced) gets one fresh lookup
@@ -107,6 +107,24 @@ def report_health_transition(
         item = HealthInput(service, str(state), Severity(str(criticality).lower()), reason or "")
     except Exception:
         logger.warning("health transition of %r ignored: bad criticality %r", service, criticality)
+        return False
+    return _reporter.submit(item)
+
+
+def report_rollback(
+    service: str, reason: str, deployment_id: str, criticality: str = "high"
+) -> bool:
+    """Raise DeploymentRolledBack for an automatic rollback; never raises, never blocks.
+
+    Goes through the same ordered queue as health transitions, so it cannot overtake the
+    service's own state changes.
+    """
+    if not ray.is_initialized():
+        return False
+    try:
+        item = RollbackInput(service, reason, deployment_id, Severity(str(criticality).lower()))
+    except Exception:
+        logger.warning("rollback of %r not reported: bad criticality %r", service, criticality)
         return False
     return _reporter.submit(item)
 

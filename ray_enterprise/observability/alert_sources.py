@@ -205,3 +205,30 @@ class SecurityInput:
                 expires_after_ms=self.expires_after_ms,
             ),
         )
+
+
+@dataclass(frozen=True)
+class RollbackInput:
+    """An upgrade that failed its gate and was rolled back: someone should look at the new
+    version before trying again. Expires on its own: nothing resolves a past event."""
+
+    service: str
+    reason: str
+    deployment_id: str
+    severity: Severity = Severity.HIGH
+    expires_after_ms: int = 60 * 60_000
+
+    def to_signals(self) -> tuple[AlertSignal, ...]:
+        return (
+            AlertSignal(
+                labels={
+                    "alertname": "DeploymentRolledBack",
+                    "service": self.service,
+                    "deployment": self.deployment_id,
+                },
+                severity=self.severity,
+                annotations={"summary": f"upgrade of {self.service} rolled back: {self.reason}"},
+                source="deployment",
+                expires_after_ms=self.expires_after_ms,
+            ),
+        )

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, deque
 from collections.abc import Coroutine
 from typing import Any
 
@@ -22,6 +21,10 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ray_enterprise import _kv
 from ray_enterprise.errors import RayEnterpriseError, ServiceNotFoundError
 from ray_enterprise.observability.alert_health import report_health_transition
+from ray_enterprise.registry.handle import ServiceHandle, publish_routes, withdraw_routes
+from ray_enterprise.registry.placement import Placement
+from ray_enterprise.registry.replicas import Replica, ReplicaSet, parse_replica_id, replica_id
+from ray_enterprise.registry.routing import RouteTable
 from ray_enterprise.registry.status import overall_status, service_status
 from ray_enterprise.registry.supervision import (
     LIVE_STATES,
@@ -33,7 +36,7 @@ from ray_enterprise.registry.supervision import (
     StartService,
     Supervisor,
 )
-from ray_enterprise.service import CONCURRENCY_GROUPS
+from ray_enterprise.service import CONCURRENCY_GROUPS, counted
 from ray_enterprise.spec import ServiceSpec
 from ray_enterprise.system_actors import get_system_actor
 
@@ -45,24 +48,18 @@ _SPEC = "registry/spec/"
 _RECORD = "registry/record/"
 _DESIRED = "registry/desired"
 _WATCH_POLL_S = 30.0
-_SUSPECT_S = 30.0  # how long a node whose actors went unreachable gets no new ones
 _STARTING_PROBE_S = 0.05  # probe fast until the first healthy check: dependents wait on it
+_ROUTE_TTL_S = 0.5  # how stale a caller's route table may be (deployment.route_ttl_seconds)
+_DRAIN_MARGIN_S = 0.2  # beyond the TTL: a call sent just before it expired is still on its way
 
 
 class ServiceUnavailableError(RayEnterpriseError):
     """The service exists but no actor of it is up right now."""
 
 
-def actor_name(service: str, generation: int) -> str:
-    """Service actors are named by service and generation, as Serve names its replicas."""
-    return f"{SERVICE_PREFIX}{service}:{generation}"
-
-
-def _parse_actor_name(name: str) -> tuple[str, int] | None:
-    if not name.startswith(SERVICE_PREFIX):
-        return None
-    service, _, gen = name[len(SERVICE_PREFIX) :].rpartition(":")
-    return (service, int(gen)) if gen.isdigit() else None
+def actor_name(service: str, generation: int, index: int = 0) -> str:
+    """Service actors are named by service, generation and replica, as Serve names replicas."""
+    return replica_id(service, generation, index)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -83,28 +80,34 @@ class RegistryActor:
     def __init__(self, tick_s: float = 0.05) -> None:
         self._tick_s = tick_s
         self._sup = Supervisor()
-        self._handles: dict[str, Any] = {}  # service -> handle of its current generation
-        self._nodes: dict[str, str] = {}  # service -> node of its live actor
-        self._last_node: dict[str, str] = {}  # service -> node of its latest actor, live or not
-        self._moves: deque[dict[str, Any]] = deque(maxlen=200)
-        self._placed: dict[str, str] = {}  # service -> node chosen for its latest actor
-        self._suspects: dict[str, float] = {}  # node -> until when nothing is placed there
-        self._node_info: dict[str, dict[str, Any]] = {}
-        self._alive_at = -1e9
-        self._monitors: dict[str, list[asyncio.Task[None]]] = {}
+        self._replicas: dict[str, ReplicaSet] = {}  # service -> its replica actors
+        self._actors: dict[str, Any] = {}  # replica id -> actor handle
+        self._routes: dict[str, RouteTable] = {}  # service -> the table callers read
+        self._retiring: dict[str, asyncio.Task[None]] = {}  # replica id -> its drain
+        self._place = Placement()
+        self._monitors: dict[str, list[asyncio.Task[None]]] = {}  # replica id -> its tasks
         self._persisted: dict[str, dict[str, Any]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         self._stopping: asyncio.Task[None] | None = None
         self._remote_classes: dict[str, Any] = {}
         self._reported: dict[str, str] = {}  # last state told to the alert manager
+        from ray_enterprise.registry.deployer import Deployer
+        from ray_enterprise.registry.scaling import Scaler
+
+        self.deployer = Deployer(self)
+        self.scaler = Scaler(self, self.deployer)
         adopted = self._recover()
         loop = asyncio.get_event_loop()
         for name in adopted:
-            self._spawn(self._launch(name, self._sup.record(name).generation, created=False))
+            spec = self._sup.record(name).spec
+            for replica in list(self._replicas[name].members.values()):
+                self._spawn(self._run_replica(name, replica, spec, created=False))
+            self._publish(name)
         if _kv.get(_DESIRED) == "stopping":
             self._stopping = loop.create_task(self._stop_all())
         self._loop_task = loop.create_task(self._reconcile_forever())
+        self._autoscale_task = loop.create_task(self.scaler.autoscale_forever())
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -115,20 +118,31 @@ class RegistryActor:
             self._sup.register_all(specs)
         desired = _kv.get(_DESIRED)
         self._sup.running = desired == "running"
+        records = {key[len(_RECORD) :]: rec for key, rec in _kv.scan(_RECORD).items()}
+        # An upgrade cut short ends here, as old or new: the record's generation says which.
+        generations = {n: int(r.get("generation", 0)) for n, r in records.items()}
+        for committed in self.deployer.recover(generations):
+            self._sup.register(committed)
+        live = [
+            (n, parsed)
+            for n in ray.util.list_named_actors(all_namespaces=False)
+            if (parsed := parse_replica_id(n)) is not None
+        ]
         adopted: list[str] = []
         keep: set[str] = set()
-        for key, rec in _kv.scan(_RECORD).items():
-            name = key[len(_RECORD) :]
-            if name not in {s.name for s in specs}:
+        names = {r.spec.name for r in self._sup.records()}
+        for name, rec in records.items():
+            if name not in names:
                 continue
             gen = int(rec.get("generation", 0))
             self._persisted[name] = rec
-            handle = self._lookup(actor_name(name, gen)) if gen else None
-            if handle is not None and desired in ("running", "stopping") and not rec["failed"]:
+            mine = [n for n, (svc, g, _) in live if svc == name and g == gen] if gen else []
+            if mine and desired in ("running", "stopping") and not rec["failed"]:
                 self._sup.adopt(name, gen)
                 self._sup.record(name).restarts = int(rec.get("restarts", 0))
-                self._handles[name] = handle
-                keep.add(actor_name(name, gen))
+                replicas = self._replicas.setdefault(name, ReplicaSet(name))
+                replicas.adopt(mine)
+                keep.update(mine)
                 adopted.append(name)
             else:
                 self._sup.restore(
@@ -136,12 +150,15 @@ class RegistryActor:
                 )
                 if not self._sup.running:
                     self._sup.stopped(name)
-        # Anything else named like a service is an orphan of a crash between steps: kill it.
-        for name in ray.util.list_named_actors(all_namespaces=False):
-            if _parse_actor_name(name) and name not in keep:
+        # Anything else named like a service is an orphan of a crash between steps (a green of
+        # an upgrade that did not commit, a blue of one that did): kill it.
+        for name, _ in live:
+            if name not in keep:
                 orphan = self._lookup(name)
                 if orphan is not None:
                     ray.kill(orphan, no_restart=True)
+        for name in {r.spec.name for r in self._sup.records()} - set(adopted):
+            withdraw_routes(name)
         if specs:
             logger.info("registry recovered %d specs, adopted %s", len(specs), adopted)
         return adopted
@@ -159,6 +176,7 @@ class RegistryActor:
         while True:
             try:
                 self._execute(self._sup.tick())
+                self._reconcile_replicas()
                 self._persist()
                 self._report_transitions()
             except Exception:  # the loop must outlive any one bad step
@@ -192,7 +210,7 @@ class RegistryActor:
         for action in actions:
             if isinstance(action, StartService):
                 self._persist_one(action.name)  # the generation is durable before the actor
-                self._spawn(self._launch(action.name, action.generation, created=True))
+                self._launch(action.name, action.generation)
             elif isinstance(action, KillService):
                 self._kill(action.name, action.generation)
             elif isinstance(action, NotifyDependency):
@@ -211,22 +229,41 @@ class RegistryActor:
             _kv.put(_RECORD + name, data)
             self._persisted[name] = data
 
+    def _reconcile_replicas(self) -> None:
+        """Desired replica count against actual, one step: start the missing, retire extras.
+
+        Only for a service that is up and not being upgraded (an upgrade owns its replicas
+        until it finishes); a starting service already starts all its replicas at once.
+        """
+        for rec in self._sup.records():
+            name = rec.spec.name
+            if rec.state not in UP_STATES or self.deployer.busy(name):
+                continue
+            replicas = self._replicas.setdefault(name, ReplicaSet(name))
+            wanted = self.scaler.desired_replicas(rec)
+            missing = replicas.shortfall(rec.generation, wanted)
+            for _ in range(missing):
+                replica = replicas.add(rec.generation)
+                self._spawn(self._run_replica(name, replica, rec.spec, created=True))
+            for replica in replicas.to_retire(rec.generation, -missing):
+                self.retire(name, replica)
+
     def _persist(self) -> None:
         for rec in self._sup.records():
             self._persist_one(rec.spec.name)
 
     # -- service actors -------------------------------------------------------------------
 
-    def _create(self, spec: ServiceSpec, generation: int) -> Any:
+    def _create(self, spec: ServiceSpec, rid: str) -> Any:
         cls = self._remote_classes.get(spec.class_path)
         if cls is None:
             # Concurrency groups can only be declared here, not in .options().
             remote: Any = ray.remote
-            cls = remote(concurrency_groups=CONCURRENCY_GROUPS)(spec.load_class())
+            cls = remote(concurrency_groups=CONCURRENCY_GROUPS)(counted(spec.load_class()))
             self._remote_classes[spec.class_path] = cls
         opts = spec.actor
         options: dict[str, Any] = {
-            "name": actor_name(spec.name, generation),
+            "name": rid,
             "namespace": NAMESPACE,
             "lifetime": "detached",  # owned by no process: the registry kills it itself
             "max_restarts": 0,  # restarts are ours, under our policy
@@ -245,7 +282,7 @@ class RegistryActor:
                 node_id=opts.node_id, soft=opts.node_soft
             )
         elif opts.spread:
-            target = None if opts.resources else self._choose_node()
+            target = None if opts.resources else self._place.choose_node()
             if target is None:  # custom resources: let Ray find a node that has them
                 options["scheduling_strategy"] = "SPREAD"
             else:
@@ -254,224 +291,302 @@ class RegistryActor:
                 options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
                     node_id=target, soft=False
                 )
-                self._placed[spec.name] = target
+                self._place.placed[spec.name] = target
         return cls.options(**options).remote()
 
-    async def _launch(self, name: str, generation: int, *, created: bool) -> None:
+    # -- replicas -------------------------------------------------------------------------
+
+    def _launch(self, name: str, generation: int) -> None:
+        """Start every replica of a new generation at once."""
         rec = self._sup.record(name)
-        spec = rec.spec
-        try:
-            handle = self._create(spec, generation) if created else self._handles[name]
-        except Exception as exc:  # bad class path, bad options: a failed start like any other
-            self._execute(self._sup.died(name, generation, f"could not create actor: {exc}"))
-            return
-        self._handles[name] = handle
-        self._monitors[name] = [
-            asyncio.current_task(),  # type: ignore[list-item]
-            self._spawn(self._watch(name, generation, handle)),
-        ]
-        try:
-            node = await asyncio.wait_for(
-                handle._re_start.remote(name, spec.config, generation, spec.config_section),
-                timeout=spec.health.startup_timeout_s,
-            )
-        except asyncio.TimeoutError:
-            self._execute(
-                self._sup.died(
-                    name, generation, f"start() took over {spec.health.startup_timeout_s:g} s"
-                )
-            )
-            self._kill(name, generation)
-            return
-        except (ActorDiedError, ActorUnavailableError) as exc:
-            self._execute(self._sup.died(name, generation, _death_reason(exc)))
-            return
-        except Exception as exc:
-            self._execute(self._sup.died(name, generation, f"start() raised {_error_text(exc)}"))
-            self._kill(name, generation)
-            return
-        self._nodes[name] = node
-        self._placed[name] = node
-        self._note_move(name, generation, node)
-        self._sup.started(name, generation)
-        await self._probe(name, generation, handle)
+        replicas = self._replicas.setdefault(name, ReplicaSet(name))
+        for _ in range(rec.spec.replicas):
+            replica = replicas.add(generation)
+            self._spawn(self._run_replica(name, replica, rec.spec, created=True))
 
-    def _node_table(self) -> dict[str, dict[str, Any]]:
-        now = time.monotonic()
-        if now - self._alive_at > 1.0:
-            self._node_info = {n["NodeID"]: n for n in ray.nodes()}
-            self._alive_at = now
-        return self._node_info
+    def start_replica(self, name: str, generation: int, spec: ServiceSpec) -> Replica:
+        """One more replica of ``generation`` running ``spec``: how an upgrade adds greens."""
+        replica = self._replicas.setdefault(name, ReplicaSet(name)).add(generation)
+        self._spawn(self._run_replica(name, replica, spec, created=True))
+        return replica
 
-    def _alive_nodes(self) -> list[str]:
-        return sorted(n for n, info in self._node_table().items() if info.get("Alive"))
+    def _is_member(self, name: str, replica: Replica) -> bool:
+        replicas = self._replicas.get(name)
+        return replicas is not None and replicas.get(replica.id) is replica
 
-    async def _node_gone(self, name: str) -> str | None:
-        """Why the node of this service is certainly gone, or None if it may still be there.
-
-        Ray declares a node dead only after its own health checks fail for ~15 s. A raylet
-        whose port refuses connections is gone for sure, so its services can be restarted
-        elsewhere now. A timeout proves nothing (a partition heals): the threshold decides.
-        """
-        node = self._nodes.get(name) or self._placed.get(name)
-        info = self._node_table().get(node or "")
-        if node is None or info is None:
-            return None
-        if not info.get("Alive"):
-            return f"node {node[:12]} is dead"
-        host, port = info["NodeManagerAddress"], int(info["NodeManagerPort"])
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=1.0)
-        except (ConnectionRefusedError, ConnectionResetError):
-            return f"node {node[:12]} lost: its raylet at {host}:{port} refuses connections"
-        except (OSError, asyncio.TimeoutError):
-            return None
-        writer.close()
-        return None
-
-    def _choose_node(self) -> str | None:
-        """The live, unsuspected node with the fewest of our services.
-
-        Ray takes ~15 s to declare a node dead; its SPREAD strategy may place a restarted
-        service back on the node we just saw go unreachable. We spread ourselves, so a service
-        that left a lost node starts elsewhere at once.
-        """
-        now = time.monotonic()
-        candidates = [n for n in self._alive_nodes() if self._suspects.get(n, 0.0) < now]
-        if not candidates:
-            return None
-        load = Counter(self._placed.values())
-        return min(candidates, key=lambda node: (load[node], node))
-
-    def _suspect(self, name: str) -> None:
-        """The service's actor is unreachable: keep new actors off its node for a while."""
-        node = self._nodes.get(name) or self._placed.get(name)
-        if node:
-            self._suspects[node] = time.monotonic() + _SUSPECT_S
-
-    def _note_move(self, name: str, generation: int, node: str) -> None:
-        """Remember a service that came back on another node, and why it left the old one."""
-        previous = self._last_node.get(name)
-        self._last_node[name] = node
-        if previous is None or previous == node:
-            return
-        alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
-        self._moves.append(
-            {
-                "service": name,
-                "generation": generation,
-                "from_node": previous,
-                "to_node": node,
-                "node_lost": previous not in alive,
-                "reason": self._sup.record(name).last_error,
-                "time": time.time(),
-            }
-        )
-
-    def _is_current(self, name: str, generation: int) -> bool:
+    def _is_current(self, name: str, replica: Replica) -> bool:
+        """A member of the service's current generation, which the supervisor watches."""
         try:
             rec = self._sup.record(name)
         except ServiceNotFoundError:  # forgotten while this monitor was between steps
             return False
-        return rec.generation == generation and rec.state in LIVE_STATES
+        return rec.generation == replica.generation and rec.state in LIVE_STATES
 
-    async def _probe(self, name: str, generation: int, handle: Any) -> None:
-        """Health checks for one generation, until it is no longer the live one."""
-        while self._is_current(name, generation):
-            rec = self._sup.record(name)
-            health = rec.spec.health
+    async def _run_replica(
+        self, name: str, replica: Replica, spec: ServiceSpec, *, created: bool
+    ) -> None:
+        """Create (or adopt), start and then health-check one replica until it leaves."""
+        try:
+            handle = self._create(spec, replica.id) if created else self._lookup(replica.id)
+            if handle is None:
+                raise RuntimeError(f"actor {replica.id} is gone")
+        except Exception as exc:  # bad class path, bad options: a failed start like any other
+            self._replica_failed(name, replica, f"could not create actor: {exc}", alive=False)
+            return
+        self._actors[replica.id] = handle
+        self._monitors[replica.id] = [
+            asyncio.current_task(),  # type: ignore[list-item]
+            self._spawn(self._watch(name, replica, handle)),
+        ]
+        try:
+            node = await asyncio.wait_for(
+                handle._re_start.remote(name, spec.config, replica.generation, spec.config_section),
+                timeout=spec.health.startup_timeout_s,
+            )
+        except asyncio.TimeoutError:
+            reason = f"start() took over {spec.health.startup_timeout_s:g} s"
+            self._replica_failed(name, replica, reason, alive=True)
+            return
+        except (ActorDiedError, ActorUnavailableError) as exc:
+            self._replica_failed(name, replica, _death_reason(exc), alive=False)
+            return
+        except Exception as exc:
+            self._replica_failed(name, replica, f"start() raised {_error_text(exc)}", alive=True)
+            return
+        replica.node = node
+        if self._is_current(name, replica):
+            self._place.nodes[name] = node
+            self._place.placed[name] = node
+            why = self._sup.record(name).last_error
+            self._place.note_move(name, replica.generation, node, why)
+            self._sup.started(name, replica.generation)
+        await self._probe(name, replica, handle, spec)
+
+    def _replica_failed(
+        self, name: str, replica: Replica, reason: str, *, alive: bool, health: bool = False
+    ) -> None:
+        """One replica died, failed to start, or failed its checks past the threshold.
+
+        A replica of an upgrade's new version is the upgrade's business: it is dropped and the
+        upgrade sees it gone. One of several in the current version is replaced alone. The
+        last one is the service itself failing: the supervisor decides, as it always did.
+        """
+        if not self._is_member(name, replica) or replica.draining:
+            return
+        replicas = self._replicas[name]
+        rec = self._sup.record(name)
+        current = self._is_current(name, replica)
+        if not current or replicas.others_up(replica.id, replica.generation):
+            replicas.remove(replica.id)
+            self._drop_actor(replica.id)
+            self._publish(name)
+            replica.failures = -1  # the upgrade reads this: gone for a reason, not retired
+            self.deployer.replica_gone(name, replica, reason)
+            if current:
+                self._execute(self._sup.replica_lost(name, replica.generation, reason))
+                self._wake.set()
+            return
+        if health:
+            self._execute(self._sup.health_failed(name, rec.generation, reason))
+        else:
+            self._execute(self._sup.died(name, replica.generation, reason))
+            self._kill(name, replica.generation)  # with any sibling still starting
+
+    async def _probe(self, name: str, replica: Replica, handle: Any, spec: ServiceSpec) -> None:
+        """Health checks for one replica, until it is no longer one of the service's."""
+        replicas = self._replicas[name]
+        while self._is_member(name, replica):
+            current = self._is_current(name, replica)
+            health = self._sup.record(name).spec.health if current else spec.health
             try:
                 ok, detail = await asyncio.wait_for(
                     handle._re_health.remote(), timeout=health.timeout_s
                 )
             except asyncio.TimeoutError:
                 ok, detail = False, f"health check timed out after {health.timeout_s:g} s"
-                gone = await self._node_gone(name)
+                gone = await self._place.node_gone(name, replica.node)
                 if gone is not None:
-                    self._execute(self._sup.died(name, generation, gone))
+                    self._replica_failed(name, replica, gone, alive=False)
                     return
             except ActorDiedError as exc:
-                self._execute(self._sup.died(name, generation, _death_reason(exc)))
+                self._replica_failed(name, replica, _death_reason(exc), alive=False)
                 return
             except ActorUnavailableError:
                 ok, detail = False, "actor unreachable"
-                self._suspect(name)
-                gone = await self._node_gone(name)
+                self._place.suspect(name, replica.node)
+                gone = await self._place.node_gone(name, replica.node)
                 if gone is not None:
-                    self._execute(self._sup.died(name, generation, gone))
+                    self._replica_failed(name, replica, gone, alive=False)
                     return
             except Exception as exc:
                 ok, detail = False, f"check_health raised {_error_text(exc)}"
+            if not self._is_member(name, replica):
+                return
+            current = self._is_current(name, replica)
             if ok:
-                before = rec.state
-                self._sup.health_passed(name, generation)
-                if before is not rec.state:
-                    self._wake.set()
+                replica.passed += 1
+                if replicas.health_passed(replica.id):
+                    self._publish(name)
+                if current:
+                    rec = self._sup.record(name)
+                    before = rec.state
+                    self._sup.health_passed(name, replica.generation)
+                    if before is not rec.state:
+                        self._wake.set()
             else:
-                self._execute(self._sup.health_failed(name, generation, detail))
-            starting = rec.state is ServiceState.STARTING
+                replica.failed += 1
+                past = replicas.health_failed(replica.id, health.failure_threshold)
+                alone = current and not replicas.others_up(replica.id, replica.generation)
+                if alone:
+                    self._replica_failed(name, replica, detail, alive=True, health=True)
+                elif past:
+                    detail = f"health check failed {replica.failures} times in a row: {detail}"
+                    self._replica_failed(name, replica, detail, alive=True)
+                    return
+            starting = not replica.ready
             await asyncio.sleep(_STARTING_PROBE_S if starting else health.period_s)
 
-    async def _watch(self, name: str, generation: int, handle: Any) -> None:
+    async def _watch(self, name: str, replica: Replica, handle: Any) -> None:
         """A call that is always pending on the actor, so its death is seen at once."""
-        while self._is_current(name, generation):
+        while self._is_member(name, replica):
             try:
                 outcome = await handle._re_watch.remote(_WATCH_POLL_S)
             except ActorDiedError as exc:
-                self._execute(self._sup.died(name, generation, _death_reason(exc)))
+                self._replica_failed(name, replica, _death_reason(exc), alive=False)
                 return
             except ActorUnavailableError:
                 await asyncio.sleep(0.5)  # unreachable for now; health checks count it
                 continue
-            if outcome == "completed":
-                self._execute(self._sup.completed(name, generation))
+            if outcome == "completed" and self._is_current(name, replica):
+                self._execute(self._sup.completed(name, replica.generation))
                 return
-            if outcome == "stopped":
+            if outcome in ("stopped", "completed"):
                 return
 
-    def _cancel_monitors(self, name: str) -> None:
+    def _publish(self, name: str) -> None:
+        """Tell callers which replicas take calls now, if that changed."""
+        replicas = self._replicas.get(name)
+        if replicas is None:
+            return
+        ids = tuple(replicas.routes())
+        old = self._routes.get(name)
+        spec = self._sup.record(name).spec
+        ttl = self.deployer.route_ttl_s
+        if old is not None and old.replicas == ids and old.routing is spec.routing:
+            return
+        table = RouteTable((old.epoch if old else 0) + 1, ids, ttl, spec.routing)
+        self._routes[name] = table
+        publish_routes(name, table)
+
+    def retire(self, name: str, replica: Replica) -> asyncio.Task[None]:
+        """Take a replica out of the routes, let its calls finish, stop it. Idempotent."""
+        task = self._retiring.get(replica.id)
+        if task is None:
+            replica.draining = True
+            self._publish(name)
+            task = self._spawn(self._drain(name, replica))
+            self._retiring[replica.id] = task
+        return task
+
+    async def _drain(self, name: str, replica: Replica) -> None:
+        """Wait out every caller's route table, then the calls in flight, then stop and kill."""
+        try:
+            await asyncio.sleep(self.deployer.route_ttl_s + _DRAIN_MARGIN_S)
+            handle = self._actors.get(replica.id)
+            deadline = time.monotonic() + self.deployer.drain_timeout_s
+            while handle is not None and time.monotonic() < deadline:
+                try:
+                    stats = await asyncio.wait_for(handle._re_stats.remote(), timeout=2.0)
+                except Exception:
+                    break  # gone or stuck: nothing more to wait for
+                if stats["inflight"] <= 0:
+                    break
+                await asyncio.sleep(0.05)
+            if handle is not None:
+                spec = self._sup.record(name).spec
+                try:
+                    await asyncio.wait_for(
+                        handle._re_stop.remote(), timeout=spec.shutdown_timeout_s
+                    )
+                except Exception as exc:
+                    logger.warning("stop() of %s did not finish cleanly: %s", replica.id, exc)
+        finally:
+            replicas = self._replicas.get(name)
+            if replicas is not None and replicas.get(replica.id) is replica:
+                replicas.remove(replica.id)
+            self._drop_actor(replica.id)
+            self._retiring.pop(replica.id, None)
+
+    def _cancel_monitors(self, rid: str) -> None:
         current = asyncio.current_task()
-        for task in self._monitors.pop(name, []):
+        for task in self._monitors.pop(rid, []):
             if task is not current:
                 task.cancel()
 
-    def _kill(self, name: str, generation: int) -> None:
-        self._cancel_monitors(name)
-        handle = self._handles.get(name)
-        if handle is None or generation != self._sup.record(name).generation:
-            handle = self._lookup(actor_name(name, generation))
+    def _drop_actor(self, rid: str) -> None:
+        self._cancel_monitors(rid)
+        handle = self._actors.pop(rid, None) or self._lookup(rid)
         if handle is not None:
             with contextlib.suppress(Exception):  # already gone
                 ray.kill(handle, no_restart=True)
-        self._handles.pop(name, None)
-        self._nodes.pop(name, None)
-        self._placed.pop(name, None)
+
+    def _kill(self, name: str, generation: int) -> None:
+        """Kill every replica of one generation of a service."""
+        replicas = self._replicas.get(name)
+        if replicas is not None:
+            for replica in [r for r in replicas.members.values() if r.generation == generation]:
+                replicas.remove(replica.id)
+                self._drop_actor(replica.id)
+            self._publish(name)
+        self._drop_actor(actor_name(name, generation))  # one a registry restart did not adopt
+        if generation == self._sup.record(name).generation:
+            self._place.forget(name)
 
     async def _notify(self, action: NotifyDependency) -> None:
-        handle = self._handles.get(action.target)
-        if handle is None or not self._is_current(action.target, action.generation):
+        replicas = self._replicas.get(action.target)
+        if replicas is None:
             return
-        try:
-            await asyncio.wait_for(
-                handle._re_dependency_change.remote(action.dependency, action.state.value),
-                timeout=10.0,
-            )
-        except Exception as exc:  # a slow or dead dependent must not stall the registry
-            logger.warning("on_dependency_change(%s) failed: %s", action.target, exc)
+        for replica in replicas.of(action.generation):
+            handle = self._actors.get(replica.id)
+            if handle is None or not self._is_current(action.target, replica):
+                continue
+            try:
+                await asyncio.wait_for(
+                    handle._re_dependency_change.remote(action.dependency, action.state.value),
+                    timeout=10.0,
+                )
+            except Exception as exc:  # a slow or dead dependent must not stall the registry
+                logger.warning("on_dependency_change(%s) failed: %s", replica.id, exc)
 
     async def _stop_one(self, name: str) -> None:
+        await self.deployer.abandon(name)
         generation = self._sup.begin_stop(name)
-        if generation is None:
+        replicas = self._replicas.get(name)
+        if generation is None and not (replicas and replicas.members):
             return
-        self._cancel_monitors(name)
-        handle = self._handles.get(name) or self._lookup(actor_name(name, generation))
-        if handle is not None:
-            timeout = self._sup.record(name).spec.shutdown_timeout_s
+        withdraw_routes(name)
+        self._routes.pop(name, None)
+        timeout = self._sup.record(name).spec.shutdown_timeout_s
+        members = list(replicas.members.values()) if replicas else []
+        for replica in members:
+            self._cancel_monitors(replica.id)
+
+        async def stop(replica: Replica) -> None:
+            handle = self._actors.get(replica.id) or self._lookup(replica.id)
+            if handle is None:
+                return
             try:
                 await asyncio.wait_for(handle._re_stop.remote(), timeout=timeout)
             except Exception as exc:
-                logger.warning("stop() of %s did not finish cleanly: %s", name, exc)
-        self._kill(name, generation)
+                logger.warning("stop() of %s did not finish cleanly: %s", replica.id, exc)
+
+        await asyncio.gather(*(stop(r) for r in members))
+        for replica in members:
+            if replicas is not None:
+                replicas.remove(replica.id)
+            self._drop_actor(replica.id)
+        if generation is not None:
+            self._kill(name, generation)
         self._sup.stopped(name)
 
     async def _stop_all(self) -> None:
@@ -504,6 +619,15 @@ class RegistryActor:
         self._wake.set()
         return [s.name for s in parsed]
 
+    async def get_specs(self, names: list[str]) -> list[dict[str, Any]]:
+        """The running specs of those of ``names`` that are registered."""
+        known = {r.spec.name: r.spec for r in self._sup.records()}
+        return [known[n].to_json() for n in names if n in known]
+
+    def save_spec(self, spec: ServiceSpec) -> None:
+        """Make a replaced spec durable (an upgrade's commit, a scale)."""
+        _kv.put(_SPEC + spec.name, spec.to_json())
+
     async def start_all(self, timeout_s: float | None = None) -> dict[str, Any]:
         """Start every service in dependency order; waits until all are up or given up on."""
         if self._stopping is not None and not self._stopping.done():
@@ -529,14 +653,18 @@ class RegistryActor:
         self._execute(self._sup.restart(name))
         return self._status_of(name).to_json()
 
-    async def get_service(self, name: str, wait_s: float = 0.0) -> Any:
-        """The current actor handle of a service; calls to it never pass through here."""
+    async def get_service(self, name: str, wait_s: float = 0.0) -> ServiceHandle:
+        """A handle that routes each call straight to one replica; never through here."""
         deadline = time.monotonic() + wait_s
         while True:
             rec = self._sup.record(name)
-            handle = self._handles.get(name)
-            if handle is not None and rec.state in UP_STATES | {ServiceState.UNHEALTHY}:
-                return handle
+            routes = self._routes.get(name)
+            if (
+                routes is not None
+                and routes.replicas
+                and rec.state in UP_STATES | {ServiceState.UNHEALTHY}
+            ):
+                return ServiceHandle(name)
             if time.monotonic() >= deadline:
                 raise ServiceUnavailableError(
                     f"service {name!r} is {rec.state.value}"
@@ -546,20 +674,31 @@ class RegistryActor:
             await asyncio.sleep(0.02)
 
     async def validate_service_health(self, name: str) -> dict[str, Any]:
-        """Probe the service now, outside the periodic schedule, and report what was seen."""
+        """Probe every replica now, outside the periodic schedule, and report what was seen."""
         rec = self._sup.record(name)
-        handle = self._handles.get(name)
+        replicas = self._replicas.get(name)
+        members = replicas.of(rec.generation) if replicas else []
         started = time.monotonic()
         ok, detail = False, f"service is {rec.state.value}"
-        if handle is not None and rec.state in LIVE_STATES:
-            try:
-                ok, detail = await asyncio.wait_for(
-                    handle._re_health.remote(), timeout=rec.spec.health.timeout_s
-                )
-            except asyncio.TimeoutError:
-                detail = f"health check timed out after {rec.spec.health.timeout_s:g} s"
-            except Exception as exc:
-                detail = f"health check failed: {_error_text(exc)}"
+        if members and rec.state in LIVE_STATES:
+            details = []
+            ok = True
+            for replica in members:
+                handle = self._actors.get(replica.id)
+                one_ok, one = False, "not created yet"
+                if handle is not None:
+                    try:
+                        one_ok, one = await asyncio.wait_for(
+                            handle._re_health.remote(), timeout=rec.spec.health.timeout_s
+                        )
+                    except asyncio.TimeoutError:
+                        one = f"health check timed out after {rec.spec.health.timeout_s:g} s"
+                    except Exception as exc:
+                        one = f"health check failed: {_error_text(exc)}"
+                ok = ok and bool(one_ok)
+                if one:
+                    details.append(one if len(members) == 1 else f"{replica.id}: {one}")
+            detail = "; ".join(details)
         status = self._status_of(name).to_json()
         status.update(
             {
@@ -574,10 +713,15 @@ class RegistryActor:
     def _status_of(self, name: str) -> Any:
         rec = self._sup.record(name)
         live = rec.state in LIVE_STATES
+        replicas = self._replicas.get(name)
+        routes = self._routes.get(name)
         return service_status(
             rec,
-            node_id=self._nodes.get(name) if live else None,
+            node_id=self._place.nodes.get(name) if live else None,
             actor_name=actor_name(name, rec.generation) if live else None,
+            replicas=len(routes.replicas) if routes is not None and live else 0,
+            replica_ids=tuple(replicas.members) if replicas is not None and live else (),
+            upgrading=self.deployer.busy(name),
         )
 
     async def list_services(self) -> list[dict[str, Any]]:
@@ -588,35 +732,56 @@ class RegistryActor:
         status = overall_status(services, running=self._sup.running)
         status["services"] = [s.to_json() for s in services]
         status["levels"] = [list(level) for level in self._sup.graph.levels()]
-        status["moves"] = list(self._moves)
+        status["moves"] = list(self._place.moves)
         return status
 
     async def moves(self) -> list[dict[str, Any]]:
         """Services that were restarted on another node than before, newest last."""
-        return list(self._moves)
+        return list(self._place.moves)
+
+    # -- deployments (the logic lives in the Deployer) ------------------------------------
+
+    async def upgrade(
+        self,
+        name: str,
+        spec: dict[str, Any],
+        bake_s: float | None = None,
+        deployment_id: str | None = None,
+    ) -> dict[str, Any]:
+        return await self.deployer.upgrade(name, spec, bake_s=bake_s, deployment_id=deployment_id)
+
+    async def rollback(self, name: str, deployment_id: str | None = None) -> dict[str, Any]:
+        return await self.deployer.rollback(name, deployment_id)
+
+    async def scale(self, name: str, replicas: int, wait_s: float = 60.0) -> dict[str, Any]:
+        return await self.scaler.scale(name, replicas, wait_s=wait_s)
+
+    async def deployment_history(self, name: str | None = None, limit: int = 50) -> list[Any]:
+        return await self.deployer.history(name, limit)
 
     async def forget(self) -> None:
         """Stop everything and erase the control state: used by ``down`` and between tests."""
         await self.stop_all()
         await self._wait_names_released()
         _kv.delete_prefix("registry/")
-        for name in list(self._monitors):
-            self._cancel_monitors(name)
+        for rid in list(self._monitors):
+            self._cancel_monitors(rid)
         self._sup = Supervisor()
-        self._handles.clear()
-        self._nodes.clear()
-        self._last_node.clear()
-        self._moves.clear()
-        self._placed.clear()
-        self._suspects.clear()
+        self._replicas.clear()
+        self._actors.clear()
+        self._routes.clear()
+        self._retiring.clear()
+        self._place.clear()
         self._reported.clear()
         self._persisted.clear()
+        self.deployer.forget()
+        self.scaler.forget()
 
     async def _wait_names_released(self, timeout_s: float = 10.0) -> None:
         """ray.kill is asynchronous: wait until no service actor name is still taken."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if not any(_parse_actor_name(n) for n in ray.util.list_named_actors()):
+            if not any(parse_replica_id(n) for n in ray.util.list_named_actors()):
                 return
             await asyncio.sleep(0.05)
 

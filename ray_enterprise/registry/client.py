@@ -13,6 +13,8 @@ from typing import Any
 import ray
 
 from ray_enterprise.errors import SpecError
+from ray_enterprise.registry.handle import ServiceHandle
+from ray_enterprise.registry.history import new_deployment_id
 from ray_enterprise.service import default_service_name
 from ray_enterprise.spec import AppSpec, ServiceSpec
 
@@ -115,9 +117,39 @@ class EnterpriseServiceRegistry:
         result: dict[str, Any] = await self._handle.restart.remote(name)
         return result
 
-    async def get_service(self, name: str, wait_s: float = 0.0) -> Any:
-        """The service's own actor handle: call it directly, the registry is not in the path."""
-        return await self._handle.get_service.remote(name, wait_s)
+    async def get_service(self, name: str, wait_s: float = 0.0) -> ServiceHandle:
+        """A handle to call the service with (``handle.method.remote(...)``): each call goes
+        straight to one of its replicas, the registry is not in the path, and the handle
+        follows scaling and upgrades by itself."""
+        handle: ServiceHandle = await self._handle.get_service.remote(name, wait_s)
+        return handle
+
+    async def upgrade(
+        self, name: str, spec: ServiceSpec, *, bake_s: float | None = None
+    ) -> dict[str, Any]:
+        """Replace the running version with ``spec`` (blue-green, or rolling for replicas);
+        returns the deployment record, whose ``outcome`` is ``done`` or ``rolled_back``."""
+        result: dict[str, Any] = await self._handle.upgrade.remote(
+            name, spec.to_json(), bake_s, new_deployment_id()
+        )
+        return result
+
+    async def rollback(self, name: str) -> dict[str, Any]:
+        """Go back to the spec the last finished upgrade replaced."""
+        result: dict[str, Any] = await self._handle.rollback.remote(name, new_deployment_id())
+        return result
+
+    async def scale(self, name: str, replicas: int, wait_s: float = 60.0) -> dict[str, Any]:
+        """Change the replica count live; returns when reached or after ``wait_s``."""
+        result: dict[str, Any] = await self._handle.scale.remote(name, replicas, wait_s)
+        return result
+
+    async def deployment_history(
+        self, name: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Upgrades, rollbacks and scales, newest first."""
+        result: list[dict[str, Any]] = await self._handle.deployment_history.remote(name, limit)
+        return result
 
     async def validate_service_health(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._handle.validate_service_health.remote(name)
@@ -161,8 +193,31 @@ class EnterpriseServiceRegistry:
         result: dict[str, Any] = ray.get(self._handle.restart.remote(name))
         return result
 
-    def get_service_sync(self, name: str, wait_s: float = 0.0) -> Any:
-        return ray.get(self._handle.get_service.remote(name, wait_s))
+    def get_service_sync(self, name: str, wait_s: float = 0.0) -> ServiceHandle:
+        handle: ServiceHandle = ray.get(self._handle.get_service.remote(name, wait_s))
+        return handle
+
+    def upgrade_sync(
+        self, name: str, spec: ServiceSpec, *, bake_s: float | None = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = ray.get(
+            self._handle.upgrade.remote(name, spec.to_json(), bake_s, new_deployment_id())
+        )
+        return result
+
+    def rollback_sync(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = ray.get(self._handle.rollback.remote(name, new_deployment_id()))
+        return result
+
+    def scale_sync(self, name: str, replicas: int, wait_s: float = 60.0) -> dict[str, Any]:
+        result: dict[str, Any] = ray.get(self._handle.scale.remote(name, replicas, wait_s))
+        return result
+
+    def deployment_history_sync(
+        self, name: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = ray.get(self._handle.deployment_history.remote(name, limit))
+        return result
 
     def validate_service_health_sync(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = ray.get(self._handle.validate_service_health.remote(name))

@@ -45,15 +45,26 @@ class ServiceStatus:
     state_since: float
     node_id: str | None = None
     actor_name: str | None = None
+    desired_replicas: int = 1
+    replicas: int = 0  # replicas taking calls now
+    replica_ids: tuple[str, ...] = ()
+    upgrading: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["depends_on"] = list(self.depends_on)
+        data["replica_ids"] = list(self.replica_ids)
         return data
 
 
 def service_status(
-    rec: ServiceRecord, *, node_id: str | None = None, actor_name: str | None = None
+    rec: ServiceRecord,
+    *,
+    node_id: str | None = None,
+    actor_name: str | None = None,
+    replicas: int = 0,
+    replica_ids: tuple[str, ...] = (),
+    upgrading: bool = False,
 ) -> ServiceStatus:
     return ServiceStatus(
         name=rec.spec.name,
@@ -68,6 +79,10 @@ def service_status(
         state_since=rec.state_since,
         node_id=node_id,
         actor_name=actor_name,
+        desired_replicas=rec.spec.replicas,
+        replicas=replicas,
+        replica_ids=replica_ids,
+        upgrading=upgrading,
     )
 
 

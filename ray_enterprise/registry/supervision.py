@@ -80,6 +80,7 @@ class ServiceRecord:
     started_at: float | None = None
     healthy_since: float | None = None
     restart_at: float = 0.0
+    reserved_generation: int = 0  # the highest generation an upgrade took for its new version
     seen_dependencies: dict[str, bool] = field(default_factory=dict)
 
 
@@ -274,6 +275,46 @@ class Supervisor:
             actions.extend(self._restart_dependents(name, "restart requested"))
         return actions
 
+    def replica_lost(self, name: str, generation: int, reason: str) -> list[Action]:
+        """One replica of several died or failed its checks; the others still take calls.
+
+        The replica is replaced, and the replacement counts against the restart intensity like
+        any restart: a version whose replicas keep dying is given up on as a whole.
+        """
+        rec = self._current(name, generation)
+        if rec is None:
+            return []
+        now = self._clock()
+        rec.last_error = f"replica lost: {reason}"
+        rec.restarts += 1
+        rec.tracker.record(now)
+        if rec.tracker.exceeded(now):
+            return self._fail(rec, f"replicas keep failing: {reason}")
+        return []
+
+    def reserve_generation(self, name: str) -> int:
+        """A generation for an upgrade's new version, which a restart will never reuse."""
+        rec = self.record(name)
+        rec.reserved_generation = max(rec.generation, rec.reserved_generation) + 1
+        return rec.reserved_generation
+
+    def check_replacement(self, spec: ServiceSpec) -> None:
+        """Raise if ``spec`` could not replace its service's spec (unknown or cyclic deps)."""
+        self.record(spec.name)
+        deps = {n: r.spec.depends_on for n, r in self._records.items()}
+        deps[spec.name] = spec.depends_on
+        DependencyGraph(deps)
+
+    def switch_generation(self, name: str, generation: int, spec: ServiceSpec) -> None:
+        """An upgrade's commit: ``generation``, running ``spec``, is now the service."""
+        self.check_replacement(spec)
+        rec = self.record(name)
+        rec.generation = generation
+        rec.spec = spec
+        rec.tracker.spec = spec.restart
+        rec.consecutive_failures = 0
+        self.register(spec)
+
     def started(self, name: str, generation: int) -> None:
         """The actor of ``generation`` was created and its start() hook returned."""
         rec = self._records.get(name)
@@ -296,7 +337,7 @@ class Supervisor:
                 state is ServiceState.RESTARTING and now >= rec.restart_at
             ):
                 if self._ready(name):
-                    rec.generation += 1
+                    rec.generation = max(rec.generation, rec.reserved_generation) + 1
                     if state is ServiceState.RESTARTING:
                         rec.restarts += 1
                     rec.started_at = now

@@ -245,6 +245,8 @@ def test_calls_go_straight_to_the_service_actor(registry: Registry) -> None:
     registry.register_app_sync([faulty("echo")])
     registry.start_all_sync(timeout_s=60)
     handle = registry.get_service_sync("echo")
-    assert isinstance(handle, ray.actor.ActorHandle)
+    assert isinstance(handle, ray_enterprise.ServiceHandle)
     assert ray.get(handle.echo.remote(41)) == 41
-    assert handle._actor_id == ray.get_actor("svc:echo:1")._actor_id
+    # The handle routes on the caller's side: its one replica is the service actor itself.
+    [actor] = handle.replicas()
+    assert actor._actor_id == ray.get_actor("svc:echo:1")._actor_id

@@ -103,3 +103,37 @@ def test_spec_errors_survive_pickling_unchanged() -> None:
     again = pickle.loads(pickle.dumps(err))
     assert str(again) == str(err)
     assert again.dependency == "db"
+
+
+def test_replicas_routing_and_autoscale_are_accepted() -> None:
+    app = parse_app_spec(
+        {
+            "services": {
+                "api": {
+                    "class": "pkg.mod:Api",
+                    "replicas": 2,
+                    "routing": "least_loaded",
+                    "autoscale": {"min_replicas": 1, "max_replicas": 4},
+                }
+            }
+        }
+    )
+    [api] = app.services
+    assert (api.replicas, api.routing.value) == (2, "least_loaded")
+    assert api.autoscale is not None and api.autoscale.max_replicas == 4
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"replicas": 0}, "replicas", "greater than or equal to 1"),
+        ({"routing": "random"}, "routing", "round_robin"),
+        ({"replicas": 5, "autoscale": {"max_replicas": 4}}, "services", "outside autoscale"),
+        ({"autoscale": {"min_replicas": 3, "max_replicas": 2}}, "autoscale", "max_replicas"),
+    ],
+)
+def test_bad_replica_settings_name_the_field(body: dict, field: str, message: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_app_spec({"services": {"api": {"class": "pkg.mod:Api", **body}}})
+    assert info.value.field == field
+    assert message in str(info.value)

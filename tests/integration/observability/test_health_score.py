@@ -89,7 +89,8 @@ def test_series_feed_the_anomaly_shards_and_their_rate_reaches_the_score(
         )
     except AssertionError as exc:
         seen = ray.get(shard.baseline_samples.remote(series))
-        raise AssertionError(f"{exc}; before={before} now={seen} {ray.get(shard.stats.remote())}")
+        stats = ray.get(shard.stats.remote())
+        raise AssertionError(f"{exc}; before={before} now={seen} {stats}") from None
     report = ray.get(central.get_system_health.remote())
     stats = ray.get(shard.stats.remote())
     assert stats["points"] >= 30

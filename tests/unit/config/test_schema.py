@@ -61,6 +61,8 @@ def test_unknown_top_level_section_lists_the_allowed_ones() -> None:
         ({"cache": {"tiers": {"l3": {"backend": "redis"}}}}, "cache.tiers.l3"),
         ({"cache": {"tiers": {"a": {"level": 1}, "b": {"level": 1}}}}, "cache"),
         ({"deployment": {"traffic_steps": [50, 10, 100]}}, "deployment.traffic_steps"),
+        ({"deployment": {"route_ttl_seconds": 0}}, "deployment.route_ttl_seconds"),
+        ({"deployment": {"rollback": {"min_calls": 0}}}, "deployment.rollback.min_calls"),
         ({"observability": {"flush_interval_seconds": 0}}, "observability.flush_interval_seconds"),
     ],
 )

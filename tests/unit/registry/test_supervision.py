@@ -250,3 +250,36 @@ def test_unknown_service_error_lists_the_known_ones() -> None:
     sup, _ = make(spec("a"))
     with pytest.raises(ServiceNotFoundError, match="registered: a"):
         sup.record("zzz")
+
+
+def test_a_lost_replica_counts_as_a_restart_and_too_many_fail_the_service() -> None:
+    sup, _ = make(spec("api", restart={"max_restarts": 1, "window_s": 60}))
+    [start] = sup.tick()
+    sup.health_passed("api", start.generation)
+    assert sup.replica_lost("api", start.generation, "boom") == []
+    assert sup.record("api").restarts == 1
+    assert sup.record("api").state is ServiceState.HEALTHY
+    actions = sup.replica_lost("api", start.generation, "boom again")
+    assert actions == [KillService("api", start.generation, "replicas keep failing: boom again")]
+    assert sup.record("api").state is ServiceState.FAILED
+
+
+def test_an_upgrade_generation_is_never_reused_by_a_restart() -> None:
+    sup, clock = make(spec("api"))
+    [start] = sup.tick()
+    green = sup.reserve_generation("api")
+    assert green == start.generation + 1
+    sup.health_passed("api", start.generation)
+    sup.died("api", start.generation, "crash")
+    clock.now += 100
+    [restart] = sup.tick()
+    assert restart.generation == green + 1
+
+
+def test_switch_generation_commits_the_new_spec() -> None:
+    sup, _ = make(spec("api"), spec("db"))
+    sup.tick()
+    sup.switch_generation("api", 7, spec("api", "db", replicas=2))
+    rec = sup.record("api")
+    assert (rec.generation, rec.spec.replicas, rec.spec.depends_on) == (7, 2, ("db",))
+    assert set(sup.graph.dependencies("api")) == {"db"}
