@@ -310,6 +310,8 @@ class ObservabilityActor:
         else:
             want = int(self._shard_setting)
         found = await _answers([h.node_id.remote() for h in self._shards], _REGISTRY_TIMEOUT_S)
+        if any(answer is None for answer in found):
+            return  # a busy or starting shard: where it runs is unknown, so place nothing yet
         lost = [i for i, node in enumerate(found) if isinstance(node, BaseException)]
         if want <= len(self._shards) and not lost and self._router is not None:
             return

@@ -181,6 +181,38 @@ def _instrument_class(
     return cls
 
 
+def _with_config(cls: type[T], section: str) -> type[T]:
+    """Give each replica ``self.config`` (the current ``section``) and keep it current.
+
+    The replica follows the ConfigActor from a thread of its own (a long poll), so a new
+    version arrives without a redeploy; ``on_config(section, value, version)`` on the class,
+    when it has one, is called with each version, in order, after ``self.config`` changed.
+    """
+    if getattr(cls, "__re_config_section__", None) == section:
+        return cls
+    original = cls.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        self.config, self.config_version = None, 0
+        original(self, *args, **kwargs)
+        from ray_enterprise.config.client import ConfigOrchestrator
+
+        def take(name: str, value: Any, version: int) -> Any:
+            self.config, self.config_version = value, version
+            hook = getattr(self, "on_config", None)
+            return hook(name, value, version) if hook is not None else None
+
+        orchestrator = ConfigOrchestrator()
+        orchestrator.add_change_handler(section, take, last_version=0)
+        orchestrator.start_watching_sync()
+        self._re_config_orchestrator = orchestrator
+
+    functools.update_wrapper(__init__, original)
+    setattr(cls, "__init__", __init__)  # noqa: B010 (mypy refuses assigning to __init__)
+    setattr(cls, "__re_config_section__", section)  # noqa: B010
+    return cls
+
+
 def instrument_deployment(
     target: Any = None,
     *,
@@ -188,6 +220,7 @@ def instrument_deployment(
     methods: Iterable[str] = ("__call__",),
     scope: Scope | str | None = None,
     db_url: str | None = None,
+    config_section: str | None = None,
 ) -> Any:
     """Instrument a Serve deployment (or the class it will be made of); see the module doc.
 
@@ -196,7 +229,9 @@ def instrument_deployment(
     With ``scope``, a request must also carry an API key with that scope and stay within the
     key's rate limit (``security`` config section); keys are read from ``db_url`` (default:
     the platform's durable store as the replica sees it). Refusals are 401/403/429 JSON
-    answers, as the management API gives them.
+    answers, as the management API gives them. With ``config_section`` (``"search"``,
+    ``"services.<name>"``), each replica has that section as ``self.config`` from its start,
+    kept current, and its ``on_config(section, value, version)`` is called on each change.
     """
     names = tuple(methods)
     guard = DeploymentGuard(Scope(scope), db_url) if scope is not None else None
@@ -208,9 +243,13 @@ def instrument_deployment(
             cls = obj.func_or_class
             if not inspect.isclass(cls):
                 raise TypeError("instrument_deployment needs a class deployment, not a function")
-            return obj.options(func_or_class=_instrument_class(cls, service, names, guard))
+            cls = _instrument_class(cls, service, names, guard)
+            if config_section is not None:
+                cls = _with_config(cls, config_section)
+            return obj.options(func_or_class=cls)
         if inspect.isclass(obj):
-            return _instrument_class(obj, service, names, guard)
+            cls = _instrument_class(obj, service, names, guard)
+            return _with_config(cls, config_section) if config_section is not None else cls
         raise TypeError(f"instrument_deployment decorates a class or a deployment, not {obj!r}")
 
     return apply if target is None else apply(target)

@@ -6,6 +6,8 @@ the test package.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ray import serve
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -30,3 +32,20 @@ def plain_greeter() -> type:
             return PlainTextResponse(f"hello {request.query_params.get('name', 'world')}")
 
     return PlainGreeter
+
+
+def config_greeter() -> type:
+    """Greets with ``greeting`` from its config section, and counts the versions it got."""
+
+    class ConfigGreeter:
+        def __init__(self) -> None:
+            self.versions: list[int] = []
+
+        def on_config(self, section: str, value: Any, version: int) -> None:
+            self.versions.append(version)
+
+        async def __call__(self, request: Request) -> PlainTextResponse:
+            config = getattr(self, "config", None) or {}
+            return PlainTextResponse(f"{config.get('greeting', '-')} {len(self.versions)}")
+
+    return ConfigGreeter

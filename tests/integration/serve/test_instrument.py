@@ -12,6 +12,7 @@ import ray.cloudpickle
 import requests
 from ray import serve
 
+from ray_enterprise.config.actor import get_config_handle
 from ray_enterprise.observability.platform import EnterpriseObservabilityPlatform, flush_all
 from ray_enterprise.observability.tracing import start_trace
 from ray_enterprise.security.apikeys import Scope
@@ -110,3 +111,23 @@ def test_with_a_scope_the_decorator_lets_only_keys_with_that_scope_through(api: 
         assert [r.to_dict()["details"]["reason"] for r in denials][1:] == ["scope"]
     finally:
         serve.delete("guarded")
+
+
+def test_a_config_section_reaches_every_replica_and_follows_changes(api: Api) -> None:
+    config = get_config_handle(create=False)
+    ray.get(config.set_value.remote("services.greeter.greeting", "hi"))
+    configured = instrument_deployment(
+        serve.deployment(name="ConfigGreeter", ray_actor_options={"num_cpus": 0})(
+            sample_app.config_greeter()
+        ),
+        config_section="services.greeter",
+    )
+    serve.run(configured.bind(), name="configured", route_prefix="/configured")
+    url = f"http://127.0.0.1:{api.port}/configured"
+    try:
+        # The replica has the section from its start, and on_config saw each version.
+        wait_for(lambda: requests.get(url, timeout=60).text == "hi 1", what="the section")
+        ray.get(config.set_value.remote("services.greeter.greeting", "hey"))
+        wait_for(lambda: requests.get(url, timeout=60).text == "hey 2", what="the change")
+    finally:
+        serve.delete("configured")
