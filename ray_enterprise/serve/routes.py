@@ -9,6 +9,7 @@ the ConfigActor's redacted view, never the live document.
 import asyncio
 import dataclasses
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -226,8 +227,7 @@ def build_app(
         window_s = max(1.0, min(window_s, 3600.0))
         max_points = max(1, min(max_points, 1000))
         plotted = await system.call("observability", lambda h: h.plot.remote(window_s, max_points))
-        oldest = min((p[0] for s in plotted for p in s["points"][:1]), default=None)
-        anomalies = await anomaly_view(oldest)
+        anomalies = await anomaly_view(time.time() - window_s)
         return {"series": plotted, **anomalies}
 
     @app.get("/traces")

@@ -225,8 +225,8 @@ async function refreshAlerts() {
     row.appendChild(html("td", {}, alert.labels.service || "-"));
     const state = alert.suppressed ? `${alert.state} (silenced)` : alert.state;
     row.appendChild(html("td", { class: "alert-state" }, state));
-    row.appendChild(html("td", {}, (alert.annotations && alert.annotations.summary) || ""));
-    const actions = html("td");
+    row.appendChild(html("td", { class: "summary" }, (alert.annotations && alert.annotations.summary) || ""));
+    const actions = html("td", { class: "actions" });
     const acked = alert.state === "acknowledged";
     const ack = html("button", { type: "button", class: acked ? "unack" : "ack" }, acked ? "Unacknowledge" : "Acknowledge");
     ack.addEventListener("click", () => alertAction(alert, acked ? "unack" : "ack"));

@@ -4,11 +4,13 @@ refused from the page, and a screenshot of the page under the demo is kept as an
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import random
 import shutil
 import signal
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ DEMO = Path(__file__).resolve().parents[3] / "cluster" / "demo.yaml"
 GREEN = "rgb(46, 125, 50)"  # --healthy in style.css
 RED = "rgb(211, 47, 47)"  # --restarting
 WAIT_MS = 60_000
+DETECTOR = {"name": "ewm_zscore", "params": {"alpha": 0.05, "warmup": 30}}
 
 
 def chromium_binary() -> str:
@@ -230,16 +233,21 @@ def test_under_the_demo_the_page_shows_every_service_series_anomalies_and_a_trac
     registry.start_all_sync()
     # One shard with a detector that learns fast, fed a series the store also holds, so the
     # plot of that series carries the shard's anomaly events.
-    shard = get_shard_handles(1, create=True, min_samples=20)[0]
+    remove_shards()
+    shard = get_shard_handles(1, create=True, detector=DETECTOR, min_samples=60)[0]
     platform = EnterpriseObservabilityPlatform()
     tags = {"endpoint": "/search"}
-    now = time.time()
-    for i in range(40):
-        value = 120.0 + (i % 5) if i != 35 else 900.0
+    rnd = random.Random(7)
+    values = [120.0 + 5.0 * math.sin(t / 10.0) + rnd.gauss(0.0, 1.0) for t in range(150)]
+    values[140] += 80.0
+    for value in values:  # one plotted point per flush
         platform.record_metric("page_latency_ms", value, MetricType.GAUGE, tags, "api")
-    flush_all()
+        flush_all()
     key = series_text("page_latency_ms", (("endpoint", "/search"), ("service", "api")))
-    points = [(key, now - 40 + i, 120.0 + (i % 5)) for i in range(39)] + [(key, now, 900.0)]
+    # The shard gets the plotted points themselves, as the central actor's feed would send them.
+    plotted = ray.get(platform.handle.plot.remote(600.0, 1000), timeout=60)
+    [mine] = [s for s in plotted if s["series"] == key]
+    points = [(key, t, v) for t, v in mine["points"]]
     assert ray.get(shard.ingest.remote(points), timeout=60) >= 1
     span = platform.start_trace("search_request", "api")
     child = platform.start_trace("query_index", "search")  # under the current span
@@ -251,7 +259,8 @@ def test_under_the_demo_the_page_shows_every_service_series_anomalies_and_a_trac
         page = open_page(browser, api, api.key(Scope.STATUS_READ, Scope.CONFIG_READ).secret)
         for spec in app.services:
             page.wait_for_selector(node(spec.name, "healthy"))
-        page.wait_for_selector(f'#series .plot[data-series="{key}"]:not([data-anomalies="0"])')
+        plot = f"#series .plot[data-series={json.dumps(key)}]"  # a CSS string, quotes escaped
+        page.wait_for_selector(plot + ':not([data-anomalies="0"]) circle.anomaly')
         assert "detector:" in page.text_content("#detector")
         page.wait_for_selector(f'#alerts tr[data-alert-id="{alert["id"]}"]')
         page.wait_for_selector("#waterfall g.span")
