@@ -255,6 +255,7 @@ function drawPlot(series, events) {
     const x = (t) => 2 + (236 * (t - t0)) / (t1 - t0);
     const y = (v) => (hi === lo ? 24 : 44 - (40 * (v - lo)) / (hi - lo));
     plot.appendChild(svg("polyline", { points: points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ") }));
+    if (points.length === 1) plot.appendChild(svg("circle", { class: "point", cx: x(points[0][0]), cy: y(points[0][1]), r: 2 }));
     for (const e of events) {
       const mark = svg("circle", { class: "anomaly", cx: x(e.timestamp), cy: y(e.value), r: 3 });
       mark.appendChild(svg("title", {}, `anomaly: value ${e.value}, score ${Number(e.score).toFixed(3)}, confidence ${Number(e.confidence).toFixed(2)} (${e.detector})`));

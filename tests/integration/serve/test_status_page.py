@@ -225,6 +225,34 @@ def test_a_key_without_the_scope_sees_acknowledge_and_rollback_refused(
     page.context.close()
 
 
+def test_a_rollback_from_the_page_runs_the_old_version_again(api: Api, browser: Any) -> None:
+    writer = api.key(Scope.CONFIG_READ, Scope.CONFIG_WRITE).secret
+    headers = {"Authorization": f"Bearer {writer}"}
+    before = requests.get(api.url + "/config", headers=headers, timeout=60).json()
+    put = requests.put(
+        api.url + "/config/services.pagerollback.enabled",
+        json={"value": True},
+        headers=headers,
+        timeout=60,
+    )
+    assert put.status_code == 200, put.text
+    page = open_page(
+        browser, api, api.key(Scope.STATUS_READ, Scope.CONFIG_READ, Scope.CONFIG_WRITE).secret
+    )
+    page.wait_for_selector(f"#config-version:has-text('running version {put.json()['version']}')")
+    page.click(f'#config-history li[data-version="{before["version"]}"] button.rollback')
+    page.wait_for_selector(
+        f"#config-message:has-text('Rolled back to version {before['version']}')"
+    )
+    after = requests.get(api.url + "/config", headers=headers, timeout=60).json()
+    assert after["version"] == put.json()["version"] + 1
+    assert after["value"] == before["value"]  # the old document, secrets still redacted
+    assert "pagerollback" not in str(after["value"])
+    trail = [r for r in api.audit.records() if r.action == "config.rollback"]
+    assert trail and trail[-1].target == str(before["version"])
+    page.context.close()
+
+
 def test_under_the_demo_the_page_shows_every_service_series_anomalies_and_a_trace(
     api: Api, registry: Any, browser: Any, artefacts: Path
 ) -> None:
