@@ -81,7 +81,6 @@ def open_page(browser: Any, api: Api, key: str) -> Any:
     page.goto(api.url + "/ui")
     page.fill("#key", key)
     page.click("#login button[type=submit]")
-    page.wait_for_selector("#board", state="visible")
     return page
 
 
@@ -109,6 +108,23 @@ def test_the_page_and_its_files_need_no_key_and_forbid_foreign_code(api: Api) ->
     assert requests.get(api.url + "/ui/..%2Fapi.py", timeout=60).status_code == 404
     assert requests.get(api.url + "/ui/nothing.js", timeout=60).status_code == 404
     assert requests.get(api.url + "/status", timeout=60).status_code == 401  # data still gated
+
+
+def test_the_key_stays_for_the_tab_and_a_refused_one_is_forgotten(api: Api, browser: Any) -> None:
+    page = open_page(browser, api, api.key(Scope.STATUS_READ).secret)
+    page.wait_for_selector("#verdict.verdict:not(:has-text('…'))")
+    page.reload()  # sessionStorage survives a reload of the tab: no second prompt
+    page.wait_for_selector("#board", state="visible")
+    assert page.is_hidden("#login")
+    page.click("#forget")
+    page.wait_for_selector("#login", state="visible")
+    assert page.evaluate("sessionStorage.length") == 0
+    page.fill("#key", "rek_not-a-real-key")
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("#login-error:has-text('401')")
+    assert page.is_hidden("#board")
+    assert page.evaluate("sessionStorage.length") == 0
+    page.context.close()
 
 
 def test_graph_shows_every_service_and_a_killed_one_turns_red_then_green(
@@ -272,10 +288,13 @@ def test_under_the_demo_the_page_shows_every_service_series_anomalies_and_a_trac
         platform.record_metric("page_latency_ms", value, MetricType.GAUGE, tags, "api")
         flush_all()
     key = series_text("page_latency_ms", (("endpoint", "/search"), ("service", "api")))
-    # The shard gets the plotted points themselves, as the central actor's feed would send them.
+    # The shard learns the same values over the time the plot spans (the collector may merge
+    # flushes, so the plotted points can be fewer), as the central actor's feed would send them.
     plotted = ray.get(platform.handle.plot.remote(600.0, 1000), timeout=60)
     [mine] = [s for s in plotted if s["series"] == key]
-    points = [(key, t, v) for t, v in mine["points"]]
+    first, last = mine["points"][0][0], mine["points"][-1][0]
+    step = (last - first) / (len(values) - 1)
+    points = [(key, first + i * step, v) for i, v in enumerate(values)]
     assert ray.get(shard.ingest.remote(points), timeout=60) >= 1
     span = platform.start_trace("search_request", "api")
     child = platform.start_trace("query_index", "search")  # under the current span
