@@ -12,7 +12,7 @@ const NODE_H = 34;
 // crash is the service coming back, so it shows as restarting until it is healthy again.
 const PHASES = ["healthy", "degraded", "unhealthy", "restarting", "failed", "stopped", "pending"];
 
-const ui = { selectedService: null, selectedTrace: null, timer: null, inFlight: false };
+const ui = { selectedService: null, selectedTrace: null, timer: null, inFlight: false, drawnGraph: null };
 
 function $(id) { return document.getElementById(id); }
 
@@ -98,8 +98,12 @@ function layout(levels, width, height) {
   return at;
 }
 
+// Redrawn only when something shown changed: a redraw every poll would close an open tooltip.
 function drawGraph(status) {
   const graph = $("graph");
+  const drawn = JSON.stringify([status.levels, status.services, ui.selectedService, graph.clientWidth]);
+  if (drawn === ui.drawnGraph) return;
+  ui.drawnGraph = drawn;
   const width = graph.clientWidth || 700;
   const height = Math.max(200, 60 * Math.max(1, ...status.levels.map((l) => l.length)));
   graph.setAttribute("viewBox", `0 0 ${width} ${height}`);

@@ -89,12 +89,26 @@ def node(name: str, phase: str | None = None) -> str:
     return selector + (f'[data-phase="{phase}"]' if phase else "")
 
 
-def fill_of(page: Any, name: str) -> str:
-    return str(page.eval_on_selector(node(name) + " rect", "e => getComputedStyle(e).fill"))
+def wait_coloured(page: Any, name: str, phase: str, colour: str) -> None:
+    """Until the node shows ``phase`` painted ``colour``, read in one go in the page (the
+    graph is redrawn when the status changes, so two separate reads could see two drawings)."""
+    page.wait_for_function(
+        """([selector, colour]) => {
+            const rect = document.querySelector(selector);
+            return rect !== null && getComputedStyle(rect).fill === colour;
+        }""",
+        arg=[node(name, phase) + " rect", colour],
+    )
 
 
-def x_of(page: Any, name: str) -> float:
-    return float(page.eval_on_selector(node(name), "e => e.getBoundingClientRect().x"))
+def columns(page: Any, names: list[str]) -> list[float]:
+    return list(
+        page.evaluate(
+            """(selectors) => selectors.map(
+                (s) => document.querySelector(s).getBoundingClientRect().x)""",
+            [node(n) for n in names],
+        )
+    )
 
 
 def test_the_page_and_its_files_need_no_key_and_forbid_foreign_code(api: Api) -> None:
@@ -140,18 +154,16 @@ def test_graph_shows_every_service_and_a_killed_one_turns_red_then_green(
     registry.start_all_sync()
     page = open_page(browser, api, api.key(Scope.STATUS_READ).secret)
     for spec in specs:
-        page.wait_for_selector(node(spec.name, "healthy"))
-        assert fill_of(page, spec.name) == GREEN
+        wait_coloured(page, spec.name, "healthy", GREEN)
     # One column per dependency level, dependencies to the left of their dependents.
-    assert x_of(page, "page-db") < x_of(page, "page-cache") < x_of(page, "page-api")
+    db, cache, api_x = columns(page, ["page-db", "page-cache", "page-api"])
+    assert db < cache < api_x
     assert "criticality: critical" in page.text_content(node("page-db") + " title")
 
     handle = registry.get_service_sync("page-cache")
     os.kill(ray.get(handle.pid.remote(), timeout=60), signal.SIGKILL)
-    page.wait_for_selector(node("page-cache", "restarting"))
-    assert fill_of(page, "page-cache") == RED
-    page.wait_for_selector(node("page-cache", "healthy"))
-    assert fill_of(page, "page-cache") == GREEN
+    wait_coloured(page, "page-cache", "restarting", RED)
+    wait_coloured(page, "page-cache", "healthy", GREEN)
     assert service(registry, "page-cache")["restarts"] == 1
     page.click(node("page-cache"))
     detail = page.text_content("#node-detail")
