@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
 from ray_enterprise.config.errors import ConfigError, ConfigVersionNotFoundError
+from ray_enterprise.observability.alert_errors import AlertError
 from ray_enterprise.security.apikeys import ApiKey, Scope
 from ray_enterprise.security.audit import AuditLog
 from ray_enterprise.serve.anomalies import anomaly_view
@@ -212,9 +213,12 @@ def build_app(
         except KeyError:
             return _not_found("alert")
         matchers = silence_matchers(alert["labels"])
-        made = await system.call(
-            "alerts", lambda h: h.silence.remote(matchers, duration, who(key), reason)
-        )
+        try:
+            made = await system.call(
+                "alerts", lambda h: h.silence.remote(matchers, duration, who(key), reason)
+            )
+        except AlertError as exc:  # a bad duration: alert errors name the field, no secret
+            return JSONResponse({"error": str(exc)}, status_code=422)
         await record(key, "alert.silence", alert_id, {"matchers": matchers, "for": duration})
         return made
 

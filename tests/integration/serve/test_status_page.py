@@ -218,6 +218,13 @@ def test_an_alert_acknowledged_and_silenced_on_the_page_is_so_at_the_alert_actor
     assert any("PageAckTest" in str(s["matchers"]) for s in mine)
     for s in mine:
         ray.get(actor.expire_silence.remote(s["id"]), timeout=60)
+    bad = requests.post(
+        f"{api.url}/alerts/{alert['id']}/silence",
+        json={"duration": "until friday"},
+        headers={"Authorization": f"Bearer {acker.secret}"},
+        timeout=60,
+    )
+    assert bad.status_code == 422 and "duration" in bad.json()["error"], bad.text
     _resolve(actor, alert)
     page.context.close()
 
