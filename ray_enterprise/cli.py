@@ -149,6 +149,7 @@ def up(
         if serve_api is not None:
             url = serve_api.start_management_api(host=api_host, port=api_port)
             click.echo(f"management API: {url}  (keys: `ray-enterprise keys create --scope ...`)")
+            click.echo(f"status page: {url}/ui  (needs a key with status:read)")
         while not stop_requested:
             ready, _ = ray.wait([pending], timeout=0)
             status = registry.get_system_status_sync()

@@ -25,7 +25,7 @@ from prometheus_client.core import Metric
 
 from ray_enterprise import _kv
 from ray_enterprise.observability.alert_matchers import Matcher
-from ray_enterprise.observability.anomaly_feed import AnomalyRate, anomaly_points
+from ray_enterprise.observability.anomaly_feed import AnomalyRate, anomaly_points, series_text
 from ray_enterprise.observability.anomaly_shard import AnomalyRouter, shard_handle
 from ray_enterprise.observability.collector import (
     CENTRAL_NAME,
@@ -44,6 +44,7 @@ from ray_enterprise.observability.prometheus import (
 )
 from ray_enterprise.observability.ray_mirror import RayMetricsMirror
 from ray_enterprise.observability.series import SeriesStore
+from ray_enterprise.observability.series_plot import plot_points
 from ray_enterprise.observability.trace_map import TraceMap
 from ray_enterprise.observability.tracing import SpanRecord
 
@@ -220,6 +221,26 @@ class ObservabilityActor:
     async def get_trace(self, trace_id: str) -> list[SpanRecord]:
         with self._lock:
             return self._traces.trace(trace_id)
+
+    async def recent_traces(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._traces.recent(limit)
+
+    async def plot(self, window_s: float = 300.0, max_points: int = 120) -> list[dict[str, Any]]:
+        """Every series with its points of the last ``window_s`` (one per flush), for plots."""
+        with self._lock:
+            start_ms = self._store.now_ms() - int(window_s * 1000)
+            return [
+                {
+                    "series": series_text(s.name, s.labels),
+                    "name": s.name,
+                    "type": s.kind.value,
+                    "labels": s.label_dict,
+                    "last": s.last,
+                    "points": plot_points(s, start_ms, max_points),
+                }
+                for s in self._store
+            ]
 
     async def dependency_map(self) -> list[dict[str, Any]]:
         with self._lock:

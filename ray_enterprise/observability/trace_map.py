@@ -90,6 +90,31 @@ class TraceMap:
     def trace_ids(self) -> list[str]:
         return list(self._traces)
 
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The ``limit`` traces seen last, newest first, each summarised by its root span
+        (the earliest span without a parent in the trace): enough to choose one to open."""
+        summaries = []
+        for trace_id in reversed(list(self._traces)[-limit:] if limit > 0 else []):
+            spans = self.trace(trace_id)
+            roots = [
+                s for s in spans if not s.parent_id or s.parent_id not in self._traces[trace_id]
+            ]
+            root = roots[0] if roots else spans[0]
+            start = min(s.start_ns for s in spans)
+            end = max(s.end_ns for s in spans)
+            summaries.append(
+                {
+                    "trace_id": trace_id,
+                    "name": root.name,
+                    "service": root.service,
+                    "start_ns": start,
+                    "duration_ms": (end - start) / 1e6,
+                    "spans": len(spans),
+                    "errors": sum(1 for s in spans if s.status != "success"),
+                }
+            )
+        return summaries
+
     def dependency_map(self) -> list[dict[str, Any]]:
         """One row per (caller, callee) service pair with calls, error rate and latencies."""
         return [

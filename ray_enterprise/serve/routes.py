@@ -8,6 +8,8 @@ the ConfigActor's redacted view, never the live document.
 
 import asyncio
 import dataclasses
+import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -16,11 +18,14 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
-from ray_enterprise.config.errors import ConfigError
+from ray_enterprise.config.errors import ConfigError, ConfigVersionNotFoundError
+from ray_enterprise.observability.alert_errors import AlertError
 from ray_enterprise.security.apikeys import ApiKey, Scope
 from ray_enterprise.security.audit import AuditLog
+from ray_enterprise.serve.anomalies import anomaly_view
 from ray_enterprise.serve.backends import SubsystemUnavailable, SystemBackends
 from ray_enterprise.serve.gate import Gate, Refusal
+from ray_enterprise.serve.page import PUBLIC_ROUTES, add_page
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -32,10 +37,15 @@ ROUTES: dict[tuple[str, str], Scope] = {
     ("POST", "/services/{name}/restart"): Scope.SERVICES_ADMIN,
     ("GET", "/config"): Scope.CONFIG_READ,
     ("PUT", "/config/{key}"): Scope.CONFIG_WRITE,
+    ("GET", "/config/history"): Scope.CONFIG_READ,
+    ("POST", "/config/rollback/{version}"): Scope.CONFIG_WRITE,
     ("GET", "/alerts"): Scope.STATUS_READ,
     ("POST", "/alerts/{alert_id}/ack"): Scope.ALERTS_ACK,
     ("POST", "/alerts/{alert_id}/unack"): Scope.ALERTS_ACK,
+    ("POST", "/alerts/{alert_id}/silence"): Scope.ALERTS_ACK,
+    ("GET", "/series"): Scope.STATUS_READ,
     ("GET", "/metrics"): Scope.STATUS_READ,
+    ("GET", "/traces"): Scope.STATUS_READ,
     ("GET", "/traces/{trace_id}"): Scope.STATUS_READ,
     ("GET", "/audit"): Scope.AUDIT_READ,
     ("GET", "/audit/verify"): Scope.AUDIT_READ,
@@ -131,6 +141,28 @@ def build_app(
         await record(caller, "config.set", key, {"version": version})
         return {"version": version}
 
+    @app.get("/config/history")
+    async def config_history(
+        _: Annotated[ApiKey, Depends(gated("GET", "/config/history"))], limit: int = 20
+    ) -> Any:
+        limit = max(1, min(limit, 200))
+        return await system.call("config", lambda h: h.history.remote(limit))
+
+    @app.post("/config/rollback/{version}")
+    async def rollback(
+        version: int,
+        caller: Annotated[ApiKey, Depends(gated("POST", "/config/rollback/{version}"))],
+    ) -> Any:
+        try:
+            now = await system.call("config", lambda h: h.rollback.remote(version))
+        except ConfigVersionNotFoundError:
+            return _not_found("config version")
+        except ConfigError as exc:
+            await record(caller, "config.rollback", str(version), {"refused": True})
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        await record(caller, "config.rollback", str(version), {"version": now})
+        return {"version": now, "rolled_back_to": version}
+
     @app.get("/alerts")
     async def alerts(
         _: Annotated[ApiKey, Depends(gated("GET", "/alerts"))],
@@ -169,6 +201,46 @@ def build_app(
     ) -> Any:
         return await change_ack(alert_id, key, reason, False)
 
+    @app.post("/alerts/{alert_id}/silence")
+    async def silence(
+        alert_id: str,
+        key: Annotated[ApiKey, Depends(gated("POST", "/alerts/{alert_id}/silence"))],
+        reason: Annotated[str, Body(embed=True)] = "",
+        duration: Annotated[str, Body(embed=True)] = "1h",
+    ) -> Any:
+        try:
+            alert = await system.call("alerts", lambda h: h.get.remote(alert_id))
+        except KeyError:
+            return _not_found("alert")
+        matchers = silence_matchers(alert["labels"])
+        try:
+            made = await system.call(
+                "alerts", lambda h: h.silence.remote(matchers, duration, who(key), reason)
+            )
+        except AlertError as exc:  # a bad duration: alert errors name the field, no secret
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        await record(key, "alert.silence", alert_id, {"matchers": matchers, "for": duration})
+        return made
+
+    @app.get("/series")
+    async def series(
+        _: Annotated[ApiKey, Depends(gated("GET", "/series"))],
+        window_s: float = 300.0,
+        max_points: int = 120,
+    ) -> Any:
+        window_s = max(1.0, min(window_s, 3600.0))
+        max_points = max(1, min(max_points, 1000))
+        plotted = await system.call("observability", lambda h: h.plot.remote(window_s, max_points))
+        anomalies = await anomaly_view(time.time() - window_s)
+        return {"series": plotted, **anomalies}
+
+    @app.get("/traces")
+    async def traces(
+        _: Annotated[ApiKey, Depends(gated("GET", "/traces"))], limit: int = 20
+    ) -> Any:
+        limit = max(1, min(limit, 200))
+        return await system.call("observability", lambda h: h.recent_traces.remote(limit))
+
     @app.get("/metrics")
     async def metrics(_: Annotated[ApiKey, Depends(gated("GET", "/metrics"))]) -> Response:
         text = await system.call("observability", lambda h: h.exposition.remote())
@@ -200,17 +272,25 @@ def build_app(
         report = await asyncio.to_thread(audit.verify)
         return dataclasses.asdict(report)
 
+    add_page(app)
     _check_every_route_is_gated(app)
     return app
 
 
+def silence_matchers(labels: dict[str, str]) -> str:
+    """Matchers for the alert's name and service: the same alert again, not its neighbours."""
+    chosen = {k: labels[k] for k in ("alertname", "service") if k in labels} or labels
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(chosen.items()))
+
+
 def _check_every_route_is_gated(app: FastAPI) -> None:
-    """A route added here without an entry in :data:`ROUTES` would be a hole: refuse it."""
+    """A route added here without an entry in :data:`ROUTES` would be a hole: refuse it.
+    Only the page's own files (:data:`PUBLIC_ROUTES`, no data in them) need no key."""
     for route in app.routes:
         if isinstance(route, APIRoute):
             for method in route.methods or ():
-                if (method, route.path) not in ROUTES:
+                if (method, route.path) not in ROUTES and (method, route.path) not in PUBLIC_ROUTES:
                     raise RuntimeError(f"{method} {route.path} has no scope in ROUTES")
 
 
-__all__ = ["PROMETHEUS_TEXT", "ROUTES", "build_app", "who"]
+__all__ = ["PROMETHEUS_TEXT", "ROUTES", "build_app", "silence_matchers", "who"]

@@ -27,6 +27,7 @@ PATH_VALUES = {
     "{key}": "services.apitest.enabled",
     "{alert_id}": "no-such-alert",
     "{trace_id}": "0" * 32,
+    "{version}": "999999",
 }
 BODIES = {"PUT": {"value": True}, "POST": {"reason": "scope test"}}
 

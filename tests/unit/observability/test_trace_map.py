@@ -65,3 +65,19 @@ def test_oldest_traces_are_evicted_past_the_bound() -> None:
         tmap.add([span(t, "a", None, "api", "req", 1)])
     assert tmap.trace_ids() == ["t2", "t3"]
     assert tmap.spans == 3
+
+
+def test_recent_lists_the_newest_traces_first_summarised_by_their_root() -> None:
+    tmap = TraceMap()
+    tmap.add([span("old", "a", None, "api", "req", 3)])
+    tmap.add(
+        [
+            span("new", "c", "b", "db", "get", 2, start_ms=4, status="error"),
+            span("new", "b", None, "api", "search", 10, start_ms=1),
+        ]
+    )
+    [newest] = tmap.recent(1)
+    assert (newest["trace_id"], newest["name"], newest["service"]) == ("new", "search", "api")
+    assert (newest["spans"], newest["errors"], newest["duration_ms"]) == (2, 1, 10.0)
+    assert [t["trace_id"] for t in tmap.recent(5)] == ["new", "old"]
+    assert tmap.recent(0) == []

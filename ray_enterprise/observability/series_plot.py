@@ -1,0 +1,38 @@
+"""A series as points to plot: one point per flush, reduced the way the anomaly feed reduces it.
+
+The anomaly shards see one value per series per batch (a counter's increment, a gauge's last
+value, a timer's or histogram's mean) stamped with the batch's flush time; plotting the same
+reduction puts every anomaly event exactly on a plotted point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ray_enterprise.observability.metric_batch import MetricType
+from ray_enterprise.observability.series import Series
+
+
+def plot_points(series: Series, start_ms: int, max_points: int) -> list[tuple[float, float]]:
+    """``(timestamp in seconds, value)`` from ``start_ms`` on, the newest ``max_points``."""
+    ts, values = series.ring.ordered()
+    lo = int(np.searchsorted(ts, start_ms, side="left"))
+    ts, values = ts[lo:], values[lo:]
+    if len(ts) == 0 or max_points <= 0:
+        return []
+    stamps, first = np.unique(ts, return_index=True)
+    bounds = [*first.tolist(), len(ts)]
+    points: list[tuple[float, float]] = []
+    for i, stamp in enumerate(stamps.tolist()):
+        chunk = values[bounds[i] : bounds[i + 1]]
+        if series.kind is MetricType.COUNTER:
+            value = float(chunk.sum())
+        elif series.kind is MetricType.GAUGE:
+            value = float(chunk[-1])
+        else:
+            value = float(chunk.mean())
+        points.append((stamp / 1000.0, value))
+    return points[-max_points:]
+
+
+__all__ = ["plot_points"]
