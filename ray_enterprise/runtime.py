@@ -125,12 +125,13 @@ def shutdown_system() -> None:
         ray.get(handle.forget.remote())
         ray.kill(handle, no_restart=True)
     remove_alert_actor()
-    remove_shards()
+    # The observability actor first: it re-creates anomaly shards it finds missing.
     for name in ray.util.list_named_actors():
         if name == CENTRAL_NAME or name.startswith(COLLECTOR_PREFIX):
             with contextlib.suppress(ValueError):
                 ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
     clear_checkpoint()
+    remove_shards()
     try:
         config = get_config_handle(create=False)
     except ValueError:
