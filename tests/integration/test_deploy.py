@@ -129,8 +129,9 @@ def test_scale_up_and_down_under_load_without_failed_calls(registry: Registry) -
     with Callers(registry, "api") as callers:
         up = registry.scale_sync("api", 3)
         assert "1 -> 3 replicas" in up["reason"]
-        seen = callers.calls()
-        wait_for(lambda: callers.calls() > seen + 50, what="calls on 3 replicas")
+        # Callers refresh their replica list every route_ttl (0.5 s): wait until calls reach
+        # all three, however many calls that takes on a loaded machine.
+        wait_for(lambda: len(callers.pids) == 3, timeout=60, what="calls on all 3 replicas")
         registry.scale_sync("api", 1)
         seen = callers.calls()
         wait_for(lambda: callers.calls() > seen + 50, what="calls after scaling down")
@@ -152,9 +153,10 @@ def test_autoscaling_follows_the_calls_in_flight_without_failed_calls(
     # 8 callers each keeping a 0.2 s call in flight: 8 in flight, 2 per replica -> the max, 3.
     with Callers(registry, "api", n=8, delay_s=0.2) as callers:
         wait_for(lambda: service(registry, "api")["replicas"] == 3, timeout=60, what="3 replicas")
+        # The callers' replica lists refresh every route_ttl: the new replicas take calls.
+        wait_for(lambda: len(callers.pids) >= 2, timeout=60, what="calls on a new replica")
     wait_for(lambda: service(registry, "api")["replicas"] == 1, timeout=60, what="back to 1")
     assert callers.failures == []
-    assert len(callers.pids) >= 2
     wait_for(lambda: len(service_actor_names()) == 1, what="extra replicas stopped")
 
 
