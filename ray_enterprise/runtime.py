@@ -111,7 +111,7 @@ def shutdown_system() -> None:
 
     Durable history (alerts, config versions, audit) stays in its database.
     """
-    from ray_enterprise.config.actor import get_config_handle
+    from ray_enterprise.config.actor import remove_config_actor
     from ray_enterprise.observability.alert_actor import remove_alert_actor
     from ray_enterprise.observability.anomaly_shard import remove_shards
     from ray_enterprise.observability.central import clear_checkpoint
@@ -132,9 +132,4 @@ def shutdown_system() -> None:
                 ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
     clear_checkpoint()
     remove_shards()
-    try:
-        config = get_config_handle(create=False)
-    except ValueError:
-        return
-    ray.get(config.forget.remote())
-    ray.kill(config, no_restart=True)
+    remove_config_actor()

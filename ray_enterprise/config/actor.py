@@ -16,6 +16,7 @@ import os
 import time
 from typing import Any
 
+import ray
 from pydantic import BaseModel
 
 from ray_enterprise import _kv
@@ -389,4 +390,24 @@ def get_config_handle(
     )
 
 
-__all__ = ["ACTOR_NAME", "ConfigActor", "get_config_handle"]
+def remove_config_actor(timeout_s: float = 30.0) -> None:
+    """Erase the ConfigActor's key-value state and kill it for good; history stays on disk.
+
+    For ``shutdown_system`` and tests: the name is free again when this returns.
+    """
+    try:
+        handle = ray.get_actor(ACTOR_NAME, namespace=NAMESPACE)
+    except ValueError:
+        return
+    ray.get(handle.forget.remote(), timeout=timeout_s)
+    ray.kill(handle, no_restart=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:  # ray.kill is asynchronous; the name frees later
+        try:
+            ray.get_actor(ACTOR_NAME, namespace=NAMESPACE)
+        except ValueError:
+            return
+        time.sleep(0.02)
+
+
+__all__ = ["ACTOR_NAME", "ConfigActor", "get_config_handle", "remove_config_actor"]

@@ -14,7 +14,11 @@ from typing import Any, TypeVar
 
 import ray
 
-from ray_enterprise.config.actor import ACTOR_NAME, NAMESPACE, get_config_handle
+from ray_enterprise.config.actor import (
+    ACTOR_NAME,
+    get_config_handle,
+    remove_config_actor,
+)
 from ray_enterprise.config.settings import ConfigSettings
 
 T = TypeVar("T")
@@ -34,16 +38,6 @@ def eventually(probe: Callable[[], T], timeout: float = 10.0, what: str = "") ->
 
 def config_actor_names() -> list[str]:
     return [n for n in ray.util.list_named_actors() if n == ACTOR_NAME]
-
-
-def remove_config_actor() -> None:
-    try:
-        handle = ray.get_actor(ACTOR_NAME, namespace=NAMESPACE)
-    except ValueError:
-        return
-    ray.get(handle.forget.remote(), timeout=30)
-    ray.kill(handle, no_restart=True)
-    eventually(lambda: not config_actor_names(), 15.0, "the config actor's name to be released")
 
 
 @contextmanager

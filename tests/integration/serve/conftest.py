@@ -14,20 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
 import yaml
 from ray import serve
 
 import ray_enterprise
-from ray_enterprise.config.actor import ACTOR_NAME as CONFIG_NAME
-from ray_enterprise.config.actor import NAMESPACE, get_config_handle
+from ray_enterprise.config.actor import get_config_handle, remove_config_actor
 from ray_enterprise.config.settings import ConfigSettings
 from ray_enterprise.config.sources import DatabaseConfigSource
 from ray_enterprise.security.apikeys import ApiKeyStore, IssuedKey, Scope
 from ray_enterprise.security.audit import AuditLog
 from ray_enterprise.serve.api import start_management_api, stop_management_api
 from ray_enterprise.storage import make_engine
-from tests.integration.helpers import wait_for
 
 PLANTED = "planted-serve-secret-4b9e21"
 ALLOWED_ORIGIN = "https://ops.example.com"
@@ -50,24 +47,6 @@ class Api:
 
     def key(self, *scopes: Scope | str, **options: Any) -> IssuedKey:
         return self.store.create(list(scopes), **options)
-
-
-def remove_config_actor() -> None:
-    try:
-        handle = ray.get_actor(CONFIG_NAME, namespace=NAMESPACE)
-    except ValueError:
-        return
-    ray.get(handle.forget.remote(), timeout=30)
-    ray.kill(handle, no_restart=True)
-
-    def released() -> bool:
-        try:
-            ray.get_actor(CONFIG_NAME, namespace=NAMESPACE)
-        except ValueError:
-            return True
-        return False
-
-    wait_for(released, timeout=15, what="the config actor's name to be released")
 
 
 @pytest.fixture(scope="package")
