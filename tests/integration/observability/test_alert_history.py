@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +17,8 @@ from ray_enterprise.observability.alert_history import (
 from ray_enterprise.observability.alert_model import AlertSignal, ChangeKind, Severity
 from ray_enterprise.observability.alert_routing import policy_from_config
 from ray_enterprise.observability.alerts import AlertManager
+from tests.integration.helpers import postgres_schema_engine
 
-PG_ENV = "RAY_ENTERPRISE_TEST_PG_DSN"
 DAY = 86_400_000
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -33,33 +31,6 @@ class FakeClock:
         return self.now
 
 
-def _postgres_engine() -> Iterator[sa.Engine]:
-    dsn = os.environ.get(PG_ENV)
-    if not dsn:
-        if os.environ.get("CI"):
-            pytest.fail(f"{PG_ENV} is not set but CI is: the PostgreSQL history test must run")
-        pytest.skip(f"{PG_ENV} is not set (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
-    url = sa.make_url(dsn)
-    if url.drivername == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    schema = f"alert_history_{uuid.uuid4().hex[:10]}"
-    base = sa.create_engine(url)
-    try:
-        with base.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:
-        base.dispose()
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG_ENV} is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL at {PG_ENV} is unreachable: {exc}")
-    try:
-        yield base.execution_options(schema_translate_map={None: schema})
-    finally:
-        with base.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        base.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     if request.param == "sqlite":
@@ -67,7 +38,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine
         yield sqlite
         sqlite.dispose()
     else:
-        yield from _postgres_engine()
+        yield from postgres_schema_engine("alert_history", "history test")
 
 
 def fire(am: AlertManager, name: str, service: str, severity: Severity) -> str:
