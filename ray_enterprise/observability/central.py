@@ -56,6 +56,10 @@ _SHARD_QUEUE = 1000  # batches waiting for the anomaly shards
 _REGISTRY_TIMEOUT_S = 5.0
 
 
+def _alive_nodes() -> list[str]:
+    return [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+
+
 async def _answers(refs: list[Any], timeout_s: float) -> list[Any]:
     """Each call's result or exception; ``None`` for one still pending at the deadline (a
     shard that is starting or restarting is neither placed nor lost yet)."""
@@ -320,12 +324,13 @@ class ObservabilityActor:
                 except Exception as exc:  # a shard restarting: its points for now are lost
                     logger.warning("could not feed the anomaly shards: %s", exc)
 
-    async def _ensure_shards(self) -> None:
+    async def _ensure_shards(self, alive: list[str] | None = None) -> None:
         """Keep ``anomaly_shards`` shards, or with ``"auto"`` one per node that ever joined:
         a new node gets a shard placed on it, and the router re-hashes (rendezvous: only the
         series that rank the new shard first move there, and learn afresh). A shard whose
         node died is re-created on a live node and resumes from its checkpoint."""
-        alive = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+        if alive is None:
+            alive = _alive_nodes()
         if self._shard_setting == "auto":
             want = max(len(self._shards), len(alive))
         else:
@@ -383,15 +388,16 @@ class ObservabilityActor:
     async def _refresh_forever(self) -> None:
         while True:
             try:
+                alive = _alive_nodes()  # one GCS read per period, for shards and collectors
                 if self._shard_setting:
-                    await self._ensure_shards()
+                    await self._ensure_shards(alive)
                 await self._refresh_health()
-                self._ensure_collectors()
+                self._ensure_collectors(alive)
             except Exception:
                 logger.exception("health refresh failed")
             await asyncio.sleep(self._health_period_s)
 
-    def _ensure_collectors(self) -> None:
+    def _ensure_collectors(self, alive: list[str]) -> None:
         """A node that joined after boot gets its collector within one refresh period."""
         named = {
             a["name"]
@@ -399,7 +405,6 @@ class ObservabilityActor:
             if a["namespace"] == NAMESPACE
         }
         actor_class: Any = ray.remote(CollectorActor)
-        for node in ray.nodes():
-            node_id = node["NodeID"]
-            if node.get("Alive") and collector_name(node_id) not in named:
+        for node_id in alive:
+            if collector_name(node_id) not in named:
                 actor_class.options(**collector_options(node_id)).remote()
