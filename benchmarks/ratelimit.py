@@ -23,32 +23,7 @@ from benchmarks._common import median, start_ray, write_result
 from ray_enterprise.security.events import SecurityEvents
 from ray_enterprise.security.limiter_actor import get_limiter_handle
 from ray_enterprise.security.limiter_client import LeasingLimiter
-
-
-@ray.remote(num_cpus=0)
-class Hammer:
-    """One client process: admits as fast as it can and counts admissions in a fixed window."""
-
-    def ready(self) -> bool:
-        return True
-
-    def hammer(
-        self, key: str, route: str, stop: float, window: tuple[float, float]
-    ) -> dict[str, Any]:
-        limiter = LeasingLimiter(
-            get_limiter_handle(create=False), events=SecurityEvents(metrics=False)
-        )
-        admitted = in_window = 0
-        while True:
-            decision = limiter.try_acquire(key, route)
-            now = time.time()
-            if now >= stop:
-                break
-            if decision.admitted:
-                admitted += 1
-                in_window += window[0] <= now < window[1]
-        limiter.close()
-        return {"admitted": admitted, "in_window": in_window, "calls": limiter.remote_calls}
+from tests.integration.security.hammer import Hammer  # the same client the accuracy test runs
 
 
 def leased_cost(limiter: LeasingLimiter, key: str, requests: int) -> float:
@@ -80,7 +55,7 @@ def accuracy_round(handle: Any, rate: float, seconds: float) -> dict[str, Any]:
         ray.kill(h)
     admitted = sum(r["in_window"] for r in results)
     total = sum(r["admitted"] for r in results)
-    calls = sum(r["calls"] for r in results)
+    calls = sum(r["remote_calls"] for r in results)
     return {
         "admitted_in_window": admitted,
         "expected": rate * seconds,
