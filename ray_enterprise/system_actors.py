@@ -8,6 +8,7 @@ constructors. One function keeps those choices in one place.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import ray
@@ -67,4 +68,23 @@ def get_system_actor(
             f"the {name} actor did not come up within {timeout_s:g} s; see its log under "
             "the Ray session's logs directory"
         ) from exc
+    return handle
+
+
+def kill_system_actor(name: str, timeout_s: float = 20.0) -> Any:
+    """Kill the named system actor for good and wait until its name is free (``ray.kill`` is
+    asynchronous), so the next ``get_system_actor(create=True)`` makes a new one; returns the
+    killed handle, or ``None`` when none ran."""
+    try:
+        handle = ray.get_actor(name, namespace=NAMESPACE)
+    except ValueError:
+        return None
+    ray.kill(handle, no_restart=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:
+            break
+        time.sleep(0.02)
     return handle

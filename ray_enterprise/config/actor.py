@@ -51,7 +51,7 @@ from ray_enterprise.errors import RayEnterpriseError
 from ray_enterprise.security.audit import AuditSink
 from ray_enterprise.spec import import_object
 from ray_enterprise.storage import make_engine
-from ray_enterprise.system_actors import get_system_actor
+from ray_enterprise.system_actors import get_system_actor, kill_system_actor
 
 logger = logging.getLogger("ray_enterprise.config")
 
@@ -400,14 +400,7 @@ def remove_config_actor(timeout_s: float = 30.0) -> None:
     except ValueError:
         return
     ray.get(handle.forget.remote(), timeout=timeout_s)
-    ray.kill(handle, no_restart=True)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:  # ray.kill is asynchronous; the name frees later
-        try:
-            ray.get_actor(ACTOR_NAME, namespace=NAMESPACE)
-        except ValueError:
-            return
-        time.sleep(0.02)
+    kill_system_actor(ACTOR_NAME, timeout_s)
 
 
 __all__ = ["ACTOR_NAME", "ConfigActor", "get_config_handle", "remove_config_actor"]

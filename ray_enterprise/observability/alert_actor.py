@@ -20,8 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any, TypeVar
 
-import ray
-
 from ray_enterprise import _kv
 from ray_enterprise.observability.alert_errors import AlertConfigError, AlertInputError
 from ray_enterprise.observability.alert_feeds import follow_config_events
@@ -52,7 +50,7 @@ from ray_enterprise.observability.alert_views import (
 from ray_enterprise.observability.alert_windows import observability_source, read_windows
 from ray_enterprise.observability.alerts import AlertManager, wall_clock_ms
 from ray_enterprise.security.audit import AuditSink
-from ray_enterprise.system_actors import get_system_actor
+from ray_enterprise.system_actors import get_system_actor, kill_system_actor
 
 logger = logging.getLogger("ray_enterprise.alerts")
 
@@ -372,19 +370,8 @@ def remove_alert_actor(timeout_s: float = 20.0) -> None:
 
     For ``shutdown_system`` and tests: the name is free again when this returns.
     """
-    try:
-        handle = ray.get_actor(ACTOR_NAME, namespace=NAMESPACE)
-    except ValueError:
-        return
-    ray.kill(handle, no_restart=True)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:  # ray.kill is asynchronous; the name frees later
-        try:
-            ray.get_actor(ACTOR_NAME, namespace=NAMESPACE)
-        except ValueError:
-            break
-        time.sleep(0.05)
-    forget_settings()
+    if kill_system_actor(ACTOR_NAME, timeout_s) is not None:
+        forget_settings()
 
 
 __all__ = [
