@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import psutil
 import ray
@@ -39,7 +39,7 @@ from ray_enterprise.config.settings import ConfigSettings, VaultSettings
 from ray_enterprise.config.sources import DatabaseConfigSource
 from ray_enterprise.observability.alert_actor import ACTOR_NAME as ALERTS_NAME
 from ray_enterprise.observability.alert_actor import get_alert_handle
-from ray_enterprise.observability.collector import CENTRAL_NAME, COLLECTOR_PREFIX, collector_name
+from ray_enterprise.observability.collector import CENTRAL_NAME, COLLECTOR_PREFIX
 from ray_enterprise.observability.platform import boot_observability
 from ray_enterprise.registry.actor import SERVICE_PREFIX
 from ray_enterprise.runtime import connect
@@ -87,15 +87,16 @@ def actor_pid(name: str, timeout_s: float = 30.0) -> int:
     return int(ray.get(handle.__ray_call__.remote(_pid), timeout=timeout_s))
 
 
-def alive_actor_table() -> list[dict[str, Any]]:
-    """Every ALIVE actor of the cluster, read from the GCS (no dashboard needed).
+def live_actor_table() -> list[dict[str, Any]]:
+    """Every actor of the cluster that is not dead (alive, pending or restarting), read from
+    the GCS (no dashboard needed).
 
-    ``ray._private.state`` is private API; it is used here alone, for the orphan check.
+    ``ray._private.state`` is private API; it is used here alone, for the actor census.
     """
     from ray._private import state
 
     table: dict[str, Any] = state.actors()
-    return [a for a in table.values() if a.get("State") == "ALIVE"]
+    return [a for a in table.values() if a.get("State") != "DEAD"]
 
 
 def wait_for(
@@ -114,7 +115,13 @@ def wait_for(
         time.sleep(interval_s)
 
 
-Outcome = tuple[float, bool, str]  # a call: when (wall clock), whether it succeeded, why not
+class Outcome(NamedTuple):
+    """One call to the api: when it was sent and answered (wall clock), and how it went."""
+
+    began: float
+    ended: float
+    ok: bool
+    error: str
 
 
 @dataclass
@@ -194,6 +201,11 @@ class SoakReport:
                 + (f"  ERROR {f.error}" if f.error else "")
             )
         lines.append("")
+        lines.append(f"{'system actor':<44} {'first':>8} {'peak':>8} {'last':>8}  (MB RSS)")
+        for name, mb in self.memory.items():
+            first, peak, last = mb["first_mb"], mb["peak_mb"], mb["last_mb"]
+            lines.append(f"{name[:44]:<44} {first:>8.0f} {peak:>8.0f} {last:>8.0f}")
+        lines.append("")
         lines += [f"{k}: {v}" for k, v in self.summary().items()]
         return "\n".join(lines)
 
@@ -206,7 +218,7 @@ class CallLoad:
         self._pause_s = pause_s
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self.outcomes: list[tuple[float, bool, str]] = []  # (wall clock, ok, error)
+        self.outcomes: list[Outcome] = []
         self._threads = [
             threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)
         ]
@@ -234,8 +246,15 @@ class CallLoad:
             except Exception as exc:  # the api itself down: count it, go on
                 ok, error = False, f"{type(exc).__name__}: {str(exc)[:120]}"
             with self._lock:
-                self.outcomes.append((began, ok, error))
+                self.outcomes.append(Outcome(began, time.time(), ok, error))
             self._stop.wait(self._pause_s)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 class MemorySampler:
@@ -260,7 +279,7 @@ class MemorySampler:
     def sample_once(self) -> None:
         for name in self._names():
             pid = self._pids.get(name)
-            if pid is None or not psutil.pid_exists(pid):
+            if pid is None or not _running(pid):
                 try:
                     pid = actor_pid(name, timeout_s=5)
                 except Exception:
@@ -269,6 +288,8 @@ class MemorySampler:
             try:
                 rss = psutil.Process(pid).memory_info().rss / 2**20
             except psutil.Error:
+                continue
+            if rss == 0:  # a zombie: the killed process, not yet reaped
                 continue
             self.samples.setdefault(name, []).append((time.time(), pid, rss))
 
@@ -655,7 +676,7 @@ class Soak:
             memory.stop()
         checks = self._checks(load, memory, settle_s)
         fired, resolved = self._alert_counts(began)
-        failed = [o for o in load.outcomes if not o[1]]
+        failed = [o for o in load.outcomes if not o.ok]
         _, table, _ = memory.verdict()
         return SoakReport(
             duration_s=time.time() - began,
@@ -682,15 +703,26 @@ class Soak:
 
     # -- the checks ---------------------------------------------------------------------------
 
-    def _failed_outside(
-        self, failed: list[tuple[float, bool, str]]
-    ) -> list[tuple[float, bool, str]]:
+    def _failed_outside(self, failed: list[Outcome]) -> list[Outcome]:
         windows = [
             (f.injected_at, (f.recovered_at or time.time()) + CALL_GRACE_S)
             for f in self.faults
             if f.kind in DISRUPTIVE
         ]
-        return [o for o in failed if not any(a <= o[0] <= b for a, b in windows)]
+        # A call counts as the fault's when it was in flight during the window.
+        return [o for o in failed if not any(o.began <= b and o.ended >= a for a, b in windows)]
+
+    def _place(self, outcome: Outcome) -> str:
+        """Where a failed call falls among the faults, for the report."""
+        before = [f for f in self.faults if f.injected_at <= outcome.began]
+        if not before:
+            return f"before any fault: {outcome.error[:160]}"
+        last = before[-1]
+        end = last.recovered_at or last.injected_at
+        return (
+            f"{outcome.began - end:+.1f} s after {last.kind} {last.target} recovered "
+            f"(took {outcome.ended - outcome.began:.1f} s): {outcome.error[:160]}"
+        )
 
     def _history(self, since: float) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = ray.get(
@@ -738,9 +770,25 @@ class Soak:
         status = self.registry.get_system_status_sync()
         bad = [f"{s['name']} {s['state']}" for s in status["services"] if s["state"] != "healthy"]
         checks.append(Check("every service healthy", healthy and not bad, ", ".join(bad) or "6/6"))
-        dupes, orphans = self._actor_census(status)
+        census: tuple[list[str], list[str], list[str]] = ([], [], [])
+
+        def counted() -> bool:
+            nonlocal census
+            census = self._actor_census()
+            return not any(census)
+
+        with contextlib.suppress(TimeoutError):  # collectors follow nodes within a period
+            wait_for(counted, 30, "a clean actor census", interval_s=1.0)
+        dupes, orphans, unobserved = census
         checks.append(Check("no duplicate service actor", not dupes, ", ".join(dupes) or "none"))
         checks.append(Check("no orphaned actor", not orphans, ", ".join(orphans) or "none"))
+        checks.append(
+            Check(
+                "a collector on every node",
+                not unobserved,
+                ", ".join(unobserved) or f"{len(ray.nodes())} nodes known",
+            )
+        )
 
         # Config: subscribers current, invalid changes rejected, last good values in force.
         try:
@@ -804,14 +852,14 @@ class Soak:
         checks.append(self._secret_check())
 
         # Calls.
-        failed = [o for o in load.outcomes if not o[1]]
+        failed = [o for o in load.outcomes if not o.ok]
         outside = self._failed_outside(failed)
         checks.append(
             Check(
                 "calls failed only while a service was down",
                 bool(load.outcomes) and not outside,
                 f"{len(failed)} of {len(load.outcomes)} failed, {len(outside)} outside a fault"
-                + (f" (first: {outside[0][2]})" if outside else ""),
+                + "".join(f"; {self._place(o)}" for o in outside[:3]),
             )
         )
         faults_ok = [f for f in self.faults if f.error]
@@ -825,17 +873,19 @@ class Soak:
         )
         return checks
 
-    def _actor_census(self, status: dict[str, Any]) -> tuple[list[str], list[str]]:
-        """Duplicates: two live actors for one service; orphans: a live actor of ours that
-        no service, node or shard owns (a leftover of a restart or a lost node)."""
+    def _actor_census(self) -> tuple[list[str], list[str], list[str]]:
+        """Duplicates: two actors for one service; orphans: an actor of ours (alive, or
+        waiting to be placed or restarted) that no service or live node owns; and the live
+        nodes without a collector."""
+        status = self.registry.get_system_status_sync()
         owned = {s["actor_name"] for s in status["services"] if s.get("actor_name")}
         for s in status["services"]:
             owned.update(s.get("replica_ids") or [])
         alive_nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
         per_service: dict[str, int] = {}
-        dupes: list[str] = []
         orphans: list[str] = []
-        for actor in alive_actor_table():
+        collectors: set[str] = set()
+        for actor in live_actor_table():
             name = actor.get("Name") or ""
             if actor.get("RayNamespace", NAMESPACE) != NAMESPACE or not name:
                 continue
@@ -843,17 +893,15 @@ class Soak:
                 service = name[len(SERVICE_PREFIX) :].split(":", 1)[0]
                 per_service[service] = per_service.get(service, 0) + 1
                 if name not in owned:
-                    orphans.append(name)
-            elif (
-                name.startswith(COLLECTOR_PREFIX)
-                and name[len(COLLECTOR_PREFIX) :] not in alive_nodes
-            ):
-                orphans.append(name)
+                    orphans.append(f"{name} ({actor.get('State')})")
+            elif name.startswith(COLLECTOR_PREFIX):
+                node = name[len(COLLECTOR_PREFIX) :]
+                collectors.add(node)
+                if node not in alive_nodes:
+                    orphans.append(f"collector of lost node {node[:12]} ({actor.get('State')})")
         dupes = [f"{s} x{n}" for s, n in per_service.items() if n > 1]
-        for node in alive_nodes:
-            if collector_name(node) not in ray.util.list_named_actors():
-                orphans.append(f"(no collector on node {node[:12]})")
-        return dupes, orphans
+        unobserved = [node[:12] for node in sorted(alive_nodes - collectors)]
+        return dupes, orphans, unobserved
 
     def _audit_check(self) -> Check:
         import sqlalchemy as sa
