@@ -8,6 +8,8 @@ in this step": its score is 0 and its state is untouched (bad points are refused
 Every detector here follows one vocabulary: ``score_and_learn(values, ts)`` scores each point
 against what was learnt before it, then learns it, and returns ``(scores, confidences)`` in 0..1;
 ``to_state()`` returns plain data (dicts, floats, numpy arrays) that ``from_state`` rebuilds.
+Rows are independent: ``resize(n)`` keeps the first rows as they are and gives new ones the state
+a fresh detector starts with, so a shard allocates rows as series arrive, not all up front.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ class VectorDetector(Protocol):
         self, values: FloatArray, ts: float | FloatArray
     ) -> tuple[FloatArray, FloatArray]: ...
 
-    def to_state(self) -> dict[str, Any]: ...
+    def resize(self, n_series: int) -> None: ...
+
+    def to_state(self, rows: int | None = None) -> dict[str, Any]: ...
 
 
 def squash(z: FloatArray, half: float) -> FloatArray:
@@ -69,7 +73,8 @@ class ArrayState:
     A subclass names its ``kind`` (registered here, for :func:`vector_from_state`), keeps its
     constructor's keyword arguments in ``params`` and lists in ``ARRAYS`` the arrays it learns;
     a checkpoint is those, and a restore is a fresh instance with the arrays put back (in the
-    dtypes the fresh instance has, so float32 tables stay float32).
+    dtypes the fresh instance has, so float32 tables stay float32). ``resize`` and
+    ``to_state(rows)`` work on every array in ``ARRAYS``: each must have one row per series.
     """
 
     kind: ClassVar[str]
@@ -90,12 +95,26 @@ class ArrayState:
     def _start_surprise(self) -> None:
         self.short, self.long_mean, self.long_var = (np.zeros(self.n_series) for _ in range(3))
 
-    def to_state(self) -> dict[str, Any]:
+    def resize(self, n_series: int) -> None:
+        """Room for ``n_series`` rows: the first kept, new ones as a fresh detector has them."""
+        # A fresh instance gives each array its starting value and dtype; its big tables are
+        # np.zeros, whose pages the OS maps only when a row is written.
+        fresh = type(self)(n_series, **self.params)
+        keep = min(n_series, self.n_series)
+        for name in self.ARRAYS:
+            array = getattr(fresh, name)
+            array[:keep] = getattr(self, name)[:keep]
+            setattr(self, name, array)
+        self.n_series = n_series
+
+    def to_state(self, rows: int | None = None) -> dict[str, Any]:
+        """The params and a copy of the first ``rows`` rows of each array (all by default)."""
+        rows = self.n_series if rows is None else min(rows, self.n_series)
         return {
             "kind": self.kind,
-            "n_series": self.n_series,
+            "n_series": rows,
             "params": dict(self.params),
-            "arrays": {name: getattr(self, name).copy() for name in self.ARRAYS},
+            "arrays": {name: getattr(self, name)[:rows].copy() for name in self.ARRAYS},
         }
 
     @classmethod
@@ -335,13 +354,22 @@ class VectorCombined:
             self.quiet_left = np.where(fired, float(self.quiet), self.quiet_left)
         return scores, confidence
 
-    def to_state(self) -> dict[str, Any]:
+    def resize(self, n_series: int) -> None:
+        for part in self.parts:
+            part.resize(n_series)
+        keep = min(n_series, self.n_series)
+        quiet_left = np.zeros(n_series)
+        quiet_left[:keep] = self.quiet_left[:keep]
+        self.quiet_left, self.n_series = quiet_left, n_series
+
+    def to_state(self, rows: int | None = None) -> dict[str, Any]:
+        rows = self.n_series if rows is None else min(rows, self.n_series)
         return {
             "kind": self.kind,
-            "n_series": self.n_series,
+            "n_series": rows,
             "params": {"how": self.how, "fire": self.fire, "quiet": self.quiet},
-            "parts": [p.to_state() for p in self.parts],
-            "arrays": {"quiet_left": self.quiet_left.copy()},
+            "parts": [p.to_state(rows) for p in self.parts],
+            "arrays": {"quiet_left": self.quiet_left[:rows].copy()},
         }
 
     @classmethod

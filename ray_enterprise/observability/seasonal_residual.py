@@ -107,8 +107,13 @@ class SeasonalResidual(ArrayState):
         ready = self.warmup + self.residuals.warmup
         return scores, np.minimum(1.0, self.seen / ready)
 
-    def to_state(self) -> dict[str, Any]:
-        return {**super().to_state(), "residuals": self.residuals.to_state()}
+    def resize(self, n_series: int) -> None:
+        super().resize(n_series)
+        self.residuals.resize(n_series)
+        self._rows = np.arange(n_series)
+
+    def to_state(self, rows: int | None = None) -> dict[str, Any]:
+        return {**super().to_state(rows), "residuals": self.residuals.to_state(rows)}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> SeasonalResidual:

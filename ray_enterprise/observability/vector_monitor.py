@@ -3,6 +3,11 @@
 Metrics arrive as frames (one flush interval, many series), so a shard can score a whole frame
 with one call of a numpy detector. Baselines, thresholds and rate limits are arrays too; only
 the few points that become events are touched one by one.
+
+Arrays have a row per series held, grown by doubling as series arrive (up to ``capacity``), and
+a checkpoint holds only those rows: the default detector needs ~37 KB per series, so sizing for
+10,000 series up front would cost a shard 360 MB whatever it holds, in every checkpoint and in
+every restore from one.
 """
 
 from __future__ import annotations
@@ -13,9 +18,28 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ray_enterprise.observability.anomaly_events import AnomalyEvent
 from ray_enterprise.observability.detectors import DEFAULT_DETECTOR, build_vector_detector
+
+_FIRST_ROWS = 64
+# The monitor's own per-series arrays and what a new series starts with in each.
+_STARTS = {
+    "points": 0.0,  # points admitted per series: the warm-up count
+    "seen": 0.0,  # scores learnt per series (a detector may give NaN)
+    "mean": 0.0,
+    "m2": 0.0,
+    "last_ts": -np.inf,
+    "last_event": -np.inf,
+}
+
+
+def _resized(array: npt.NDArray[np.float64], rows: int, start: float) -> npt.NDArray[np.float64]:
+    out = np.full(rows, start)
+    keep = min(rows, len(array))
+    out[:keep] = array[:keep]
+    return out
 
 
 class VectorAnomalyMonitor:
@@ -35,7 +59,8 @@ class VectorAnomalyMonitor:
         keep_events: int = 1000,
     ) -> None:
         self.detector_config = dict(detector_config)
-        self.detector = build_vector_detector(self.detector_config, capacity)
+        self.rows = min(capacity, _FIRST_ROWS)  # allocated; series held are len(self.names)
+        self.detector = build_vector_detector(self.detector_config, self.rows)
         self.detector_name = detector_name or (
             "default"
             if self.detector_config == dict(DEFAULT_DETECTOR)
@@ -46,12 +71,9 @@ class VectorAnomalyMonitor:
         self.period = period
         self.index: dict[str, int] = {}
         self.names: list[str] = []
-        self.points = np.zeros(capacity)  # points admitted per series: the warm-up count
-        self.seen = np.zeros(capacity)  # scores learnt per series (a detector may give NaN)
-        self.mean = np.zeros(capacity)
-        self.m2 = np.zeros(capacity)
-        self.last_ts = np.full(capacity, -np.inf)
-        self.last_event = np.full(capacity, -np.inf)
+        self.points = self.seen = self.mean = self.m2 = np.zeros(0)
+        self.last_ts = self.last_event = np.zeros(0)
+        self._resize(self.rows)
         self.refused: Counter[str] = Counter()
         self.admitted = 0
         self.events: deque[AnomalyEvent] = deque(maxlen=keep_events)
@@ -64,11 +86,21 @@ class VectorAnomalyMonitor:
                 return None
             slot = self.index[series] = len(self.names)
             self.names.append(series)
+            if slot >= self.rows:
+                self._resize(min(self.capacity, max(2 * self.rows, slot + 1)))
         return slot
+
+    def _resize(self, rows: int) -> None:
+        """Rows for ``rows`` series in the detector and in the monitor's own arrays."""
+        if rows != self.detector.n_series:
+            self.detector.resize(rows)
+        for name, start in _STARTS.items():
+            setattr(self, name, _resized(getattr(self, name), rows, start))
+        self.rows = rows
 
     def frame(self, points: Iterable[tuple[str, Any]]) -> np.ndarray:
         """Values aligned with the slots (NaN where a series has no point); bad ones counted."""
-        values = np.full(self.capacity, np.nan)
+        by_slot: dict[int, float] = {}  # slots first: a new series may grow the arrays
         for series, raw in points:
             if isinstance(raw, bool) or not isinstance(raw, (int, float)):
                 self.refused["not_a_number"] += 1
@@ -81,11 +113,18 @@ class VectorAnomalyMonitor:
                 continue
             slot = self.slot(series)
             if slot is not None:
-                values[slot] = raw
+                by_slot[slot] = raw
+        values = np.full(self.rows, np.nan)
+        values[list(by_slot)] = list(by_slot.values())
         return values
 
     def observe_frame(self, ts: float, values: np.ndarray) -> list[AnomalyEvent]:
-        """Score and learn one frame at time ``ts``; returns the events it raised."""
+        """Score and learn one frame at time ``ts``; returns the events it raised.
+
+        ``values`` has one entry per slot, NaN where a series has no point; entries past the
+        series held are ignored.
+        """
+        values = _resized(np.asarray(values, dtype=np.float64), self.rows, np.nan)
         present = ~np.isnan(values)
         stale = present & (ts <= self.last_ts)
         if stale.any():
@@ -145,14 +184,13 @@ class VectorAnomalyMonitor:
         return 0 if slot is None else int(self.points[slot])
 
     def to_state(self) -> dict[str, Any]:
+        """Plain data for a checkpoint: the rows of the series held, not the spare ones."""
+        held = len(self.names)
         return {
             "config": self.detector_config,
-            "detector": self.detector.to_state(),
+            "detector": self.detector.to_state(held),
             "names": list(self.names),
-            "arrays": {
-                name: getattr(self, name).copy()
-                for name in ("points", "seen", "mean", "m2", "last_ts", "last_event")
-            },
+            "arrays": {name: getattr(self, name)[:held].copy() for name in _STARTS},
             "refused": dict(self.refused),
             "admitted": self.admitted,
         }
@@ -167,3 +205,5 @@ class VectorAnomalyMonitor:
             setattr(self, name, np.array(array, dtype=float))
         self.refused = Counter(state["refused"])
         self.admitted = int(state["admitted"])
+        # Older checkpoints kept all ``capacity`` rows: only the ones in use stay.
+        self._resize(min(self.capacity, max(_FIRST_ROWS, len(self.names))))
