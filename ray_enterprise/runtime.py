@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray._private import ray_constants as _ray_constants
 
 from ray_enterprise import _kv
 from ray_enterprise.errors import NotConnectedError
@@ -21,8 +23,7 @@ NAMESPACE = _kv.NAMESPACE
 
 # Ray's defaults that a laptop or CI user would not want: usage reports off.
 _RAY_ENV_DEFAULTS = {"RAY_USAGE_STATS_ENABLED": "0"}
-# With this unset, a local Ray binds its ports on every interface; set, on loopback only.
-_LOCAL_ENV_DEFAULTS = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,35 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> None
         "log_to_driver": True,
         "configure_logging": False,
     }
-    if address == "local":
-        for key, value in _LOCAL_ENV_DEFAULTS.items():
-            os.environ.setdefault(key, value)
-        kwargs["num_cpus"] = num_cpus if num_cpus is not None else os.cpu_count()
-        kwargs["include_dashboard"] = False
-        kwargs["_node_ip_address"] = "127.0.0.1"  # a local instance stays on loopback
-    ray.init(**kwargs)
+    if address != "local":
+        ray.init(**kwargs)
+        return
+    kwargs["num_cpus"] = num_cpus if num_cpus is not None else os.cpu_count()
+    kwargs["include_dashboard"] = False
+    kwargs["_node_ip_address"] = LOOPBACK
+    with loopback_only():
+        ray.init(**kwargs)
+
+
+@contextlib.contextmanager
+def loopback_only() -> Iterator[None]:
+    """Ray nodes started inside stay on 127.0.0.1: ``init_ray("local")``, a test ``Cluster``.
+
+    Ray binds the GCS, raylet, object manager, worker and agent servers on loopback when the
+    node IP is 127.0.0.1, and on every interface otherwise. But ``ray.init`` replaces a
+    127.0.0.1 node IP with this machine's outward address unless
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, and Ray reads that variable once, when ``ray`` is
+    imported (``ray_constants.ENABLE_RAY_CLUSTER``): setting it in ``init_ray`` comes too
+    late. This switches the flag off inside the block only, so that a later join of a real
+    cluster from this process, which must find its node by its real IP, is as Ray has it.
+    A node started without an IP (``ray.cluster_utils.Cluster``) takes 127.0.0.1 inside too.
+    """
+    saved = _ray_constants.ENABLE_RAY_CLUSTER
+    _ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        _ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
 def registry_actor(*, create: bool = False) -> Any:
