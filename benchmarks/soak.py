@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.cluster_utils import Cluster
 
 from benchmarks._common import RESULTS, median, write_result
-from ray_enterprise.runtime import init_ray, shutdown_system
+from ray_enterprise.testing import local_cluster
 from tests.chaos.soak import Fault, Soak
 
 
@@ -87,30 +86,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "soak.md")
     args = parser.parse_args()
 
-    cluster = Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
-    )
-    for _ in range(2):
-        cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    init_ray(cluster.address)
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="soak-") as tmp,
-            TimedSoak(
-                cluster,
-                Path(tmp),
-                seed=args.seed,
-                pg_dsn=os.environ.get("RAY_ENTERPRISE_TEST_PG_DSN"),
-                callers=args.callers,
-            ) as soak,
-        ):
-            report = soak.run(duration_s=args.minutes * 60.0)
-            bare = soak.bare_recoveries
-    finally:
-        shutdown_system()
-        ray.shutdown()
-        cluster.shutdown()
+    pg_dsn = os.environ.get("RAY_ENTERPRISE_TEST_PG_DSN")
+    with (
+        local_cluster(nodes=3) as cluster,
+        tempfile.TemporaryDirectory(prefix="soak-") as tmp,
+        TimedSoak(cluster, Path(tmp), seed=args.seed, pg_dsn=pg_dsn, callers=args.callers) as soak,
+    ):
+        report = soak.run(duration_s=args.minutes * 60.0)
+        bare = soak.bare_recoveries
 
     ours = [f.recovery_s for f in report.faults if f.kind == "service_kill" and f.recovery_s]
     summary = report.summary()

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import psutil
@@ -29,6 +30,38 @@ def kill_node(cluster: Any, node: Any) -> int:
             child.send_signal(signal.SIGKILL)
     cluster.remove_node(node, allow_graceful=False)
     return len(children) + 1
+
+
+@contextlib.contextmanager
+def local_cluster(nodes: int = 3, num_cpus: int = 1) -> Iterator[Any]:
+    """A ``ray.cluster_utils.Cluster`` of ``nodes`` on this machine, on loopback, joined by
+    this process; on exit the system actors are removed and every node is stopped.
+
+    Nodes the caller adds inside the block stay on loopback too. The head runs without the
+    dashboard (it costs ~1 GB here and nothing in the system needs it).
+    """
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from ray_enterprise.runtime import init_ray, loopback_only, shutdown_system
+
+    if ray.is_initialized():
+        ray.shutdown()  # one process joins one Ray at a time
+    with loopback_only():
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": num_cpus, "include_dashboard": False},
+        )
+        try:
+            for _ in range(nodes - 1):
+                cluster.add_node(num_cpus=num_cpus)
+            cluster.wait_for_nodes()
+            init_ray(cluster.address)
+            yield cluster
+            shutdown_system()
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
 
 
 def _free_port() -> int:

@@ -14,26 +14,14 @@ import ray
 from ray.cluster_utils import Cluster
 
 import ray_enterprise
-from ray_enterprise.runtime import init_ray, loopback_only, registry_actor
+from ray_enterprise.runtime import registry_actor
+from ray_enterprise.testing import local_cluster
 
 
 @pytest.fixture(scope="package")
 def cluster() -> Iterator[Cluster]:
-    if ray.is_initialized():
-        ray.shutdown()
-    with loopback_only():  # every node, and those tests add later, on 127.0.0.1
-        cluster = Cluster(
-            initialize_head=True,
-            head_node_args={"num_cpus": 1, "include_dashboard": False},
-        )
-        for _ in range(2):
-            cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
-        init_ray(cluster.address)
-        yield cluster
-        ray_enterprise.shutdown_system()
-        ray.shutdown()
-        cluster.shutdown()
+    with local_cluster(nodes=3) as running:
+        yield running
 
 
 @pytest.fixture
