@@ -51,6 +51,8 @@ _WATCH_POLL_S = 30.0
 _STARTING_PROBE_S = 0.05  # probe fast until the first healthy check: dependents wait on it
 _ROUTE_TTL_S = 0.5  # how stale a caller's route table may be (deployment.route_ttl_seconds)
 _DRAIN_MARGIN_S = 0.2  # beyond the TTL: a call sent just before it expired is still on its way
+_ALERTING = frozenset({"failed", "degraded", "restarting"})  # states that raise an alert
+_SETTLED = frozenset({"healthy", "stopped"})  # states that resolve them
 
 
 class ServiceUnavailableError(RayEnterpriseError):
@@ -186,19 +188,28 @@ class RegistryActor:
             self._wake.clear()
 
     def _report_transitions(self) -> None:
-        """FAILED and DEGRADED raise alerts; getting healthy again resolves them.
+        """FAILED, DEGRADED and an unplanned RESTARTING raise alerts; getting healthy again (or
+        being stopped) resolves them.
 
-        Never waits: the alert side queues and sends on its own thread.
+        Reads every transition since the last tick, not the states now: a restart quicker than
+        one tick is told too. The first settled state of each service is always told, so a
+        registry that restarted resolves what recovered while it was down. Never waits: the
+        alert side queues and sends on its own thread.
         """
-        for rec in self._sup.records():
-            name, state = rec.spec.name, rec.state.value
-            told = self._reported.get(name, "healthy")  # the last state the alerts know of
-            alerting = state in ("failed", "degraded")
-            if (alerting and state != told) or (state == "healthy" and told != "healthy"):
-                self._reported[name] = state
-                report_health_transition(
-                    name, state, rec.spec.criticality.value, rec.last_error or ""
-                )
+        for change in self._sup.take_transitions():
+            state = change.state.value
+            if change.planned:
+                continue  # an operator's restart is no fault; its end is told as usual
+            told = self._reported.get(change.name)  # the last state the alerts know of
+            if (state in _ALERTING and state != told) or (
+                state in _SETTLED and told not in _SETTLED
+            ):
+                try:
+                    criticality = self._sup.record(change.name).spec.criticality.value
+                except ServiceNotFoundError:  # unregistered since
+                    continue
+                self._reported[change.name] = state
+                report_health_transition(change.name, state, criticality, change.reason or "")
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_event_loop().create_task(coro)
