@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from ray_enterprise.observability.alert_errors import AlertConfigError, AlertInp
 from ray_enterprise.observability.alert_feeds import follow_config_events
 from ray_enterprise.observability.alert_handlers import CallableHandler, NotificationDispatcher
 from ray_enterprise.observability.alert_health import (
+    RestartAlert,
     registry_health_inputs,
     report_health_transition,
 )
@@ -72,6 +74,8 @@ class AlertManagerActor:
         self._audit = AuditSink(engine)  # acks and silences are operator actions: audited
         self._manager = AlertManager(self._settings.policy())
         self._manager.restore(self._history.open_alerts(), self._history.active_silences())
+        # Its own restart is told to itself, once its alerts are back; the first tick writes it.
+        restart_alert = RestartAlert(ACTOR_NAME, report=self._manager.ingest)
         self._dispatcher = NotificationDispatcher(
             self._settings.handler_objects(),
             timeout_s=self._settings.ms("dispatch_timeout") / 1000,
@@ -87,6 +91,7 @@ class AlertManagerActor:
             self._spawn(loop_body())
         self._spawn(self._sync_health_once())
         self._spawn(follow_config_events(self))
+        restart_alert.recovered()
         logger.info(
             "alert manager up: %d open alerts, %d silences restored",
             len(self._manager.alerts()),
@@ -180,6 +185,9 @@ class AlertManagerActor:
 
     async def ping(self) -> str:
         return "ok"
+
+    async def pid(self) -> int:
+        return os.getpid()
 
     async def ingest(self, inputs: Sequence[Any]) -> int:
         """Apply a batch of inputs (source dataclasses, signals or dicts); returns how many

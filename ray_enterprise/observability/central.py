@@ -24,6 +24,7 @@ import ray
 from prometheus_client.core import Metric
 
 from ray_enterprise import _kv
+from ray_enterprise.observability.alert_health import RestartAlert
 from ray_enterprise.observability.alert_matchers import Matcher
 from ray_enterprise.observability.anomaly_feed import AnomalyRate, anomaly_points, series_text
 from ray_enterprise.observability.anomaly_shard import AnomalyRouter, shard_handle
@@ -106,6 +107,7 @@ class ObservabilityActor:
         checkpoint_s: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        restart_alert = RestartAlert(CENTRAL_NAME)
         self._clock = clock
         self._lock = threading.Lock()
         self._store = SeriesStore(
@@ -125,6 +127,7 @@ class ObservabilityActor:
         self._sender: asyncio.Task[None] | None = None
         self.shard_points_dropped = 0
         self._shards: list[Any] = []
+        self._collectors_seen: set[str] = set()
         self._shard_rate = AnomalyRate()
         self._measured_rate: float | None = None
         self._health: HealthReport | None = None
@@ -151,11 +154,16 @@ class ObservabilityActor:
         loop = asyncio.get_event_loop()
         self._task = loop.create_task(self._refresh_forever())
         self._checkpoint_task = loop.create_task(self._checkpoint_forever())
+        restart_alert.recovered()  # series restored from the checkpoint: serving again
 
     async def ping(self) -> str:
         return "ok"
 
+    async def pid(self) -> int:
+        return os.getpid()
+
     async def process_id(self) -> int:
+        """The same as :meth:`pid` (the older name)."""
         return os.getpid()
 
     # -- intake ---------------------------------------------------------------------------
@@ -345,7 +353,7 @@ class ObservabilityActor:
         free = [node for node in alive if node not in placed]
         handles = list(self._shards)
         for index in lost:
-            handles[index] = shard_handle(index, free.pop(0) if free else None)
+            handles[index] = shard_handle(index, free.pop(0) if free else None, recreated=True)
         for index in range(len(handles), want):
             handles.append(shard_handle(index, free.pop(0) if free else None))
         self._shards, self._router = handles, AnomalyRouter(handles)
@@ -406,5 +414,9 @@ class ObservabilityActor:
         }
         actor_class: Any = ray.remote(CollectorActor)
         for node_id in alive:
-            if collector_name(node_id) not in named:
-                actor_class.options(**collector_options(node_id)).remote()
+            name = collector_name(node_id)
+            if name not in named:
+                # One this actor saw before was lost for good (killed, not restarted by Ray).
+                recreated = name in self._collectors_seen
+                actor_class.options(**collector_options(node_id)).remote(recreated=recreated)
+            self._collectors_seen.add(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -20,7 +21,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ray_enterprise import _kv
 from ray_enterprise.errors import RayEnterpriseError, ServiceNotFoundError
-from ray_enterprise.observability.alert_health import report_health_transition
+from ray_enterprise.observability.alert_health import RestartAlert, report_health_transition
 from ray_enterprise.registry.handle import ServiceHandle, publish_routes, withdraw_routes
 from ray_enterprise.registry.placement import Placement
 from ray_enterprise.registry.replicas import Replica, ReplicaSet, parse_replica_id, replica_id
@@ -80,6 +81,7 @@ class RegistryActor:
     """Named, detached, restartable; one reconcile loop over every service."""
 
     def __init__(self, tick_s: float = 0.05) -> None:
+        restart_alert = RestartAlert("registry")
         self._tick_s = tick_s
         self._sup = Supervisor()
         self._replicas: dict[str, ReplicaSet] = {}  # service -> its replica actors
@@ -110,6 +112,7 @@ class RegistryActor:
             self._stopping = loop.create_task(self._stop_all())
         self._loop_task = loop.create_task(self._reconcile_forever())
         self._autoscale_task = loop.create_task(self.scaler.autoscale_forever())
+        restart_alert.recovered()  # specs reloaded, live actors adopted: serving again
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -612,6 +615,9 @@ class RegistryActor:
 
     async def ping(self) -> str:
         return "ok"
+
+    async def pid(self) -> int:
+        return os.getpid()
 
     async def register_service(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Add or replace one service; validated here too, since any process may call."""
