@@ -18,11 +18,12 @@ import os
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, TypeVar
 
 from ray_enterprise import _kv
 from ray_enterprise.observability.alert_errors import AlertConfigError, AlertInputError
+from ray_enterprise.observability.alert_faults import MetricsRefusedInput
 from ray_enterprise.observability.alert_feeds import follow_config_events
 from ray_enterprise.observability.alert_handlers import CallableHandler, NotificationDispatcher
 from ray_enterprise.observability.alert_health import (
@@ -192,9 +193,15 @@ class AlertManagerActor:
     async def ingest(self, inputs: Sequence[Any]) -> int:
         """Apply a batch of inputs (source dataclasses, signals or dicts); returns how many
         alerts they touched. One history transaction per batch: send bursts as one call."""
-        touched = self._manager.ingest_many(to_input(item) for item in inputs)
+        touched = self._manager.ingest_many(self._with_settings(to_input(i)) for i in inputs)
         self._changed()
         return touched
+
+    def _with_settings(self, item: Any) -> Any:
+        """Inputs that leave a setting of this actor to it get it filled in."""
+        if isinstance(item, MetricsRefusedInput) and item.quiet_ms is None:
+            return replace(item, quiet_ms=self._settings.ms("metrics_refused_quiet"))
+        return item
 
     async def acknowledge(self, alert_id: str, by: str, reason: str = "") -> dict[str, Any]:
         alert = self._manager.acknowledge(alert_id, by, reason)
