@@ -140,3 +140,44 @@ def test_a_batch_of_nan_values_and_bad_names_fires_metrics_refused_until_quiet(
     assert kept["total_sum"] == 1.0
     counts = ray.get(central.refusals.remote())["counts"]
     assert counts["fault_alerts_nan:nan"] >= 1
+
+
+def test_a_sigkilled_alert_actor_records_its_own_restart_and_recovery(
+    start_alerts: Callable[..., Any],
+) -> None:
+    actor = start_alerts()
+    pid = ray.get(actor.pid.remote())
+    os.kill(pid, signal.SIGKILL)
+    wait_for(
+        lambda: fired_then_resolved(
+            episodes(actor, "SystemActorRestarted", service="alertmanager"), 1
+        ),
+        timeout=60,
+        what="the alert actor's own SystemActorRestarted in its history",
+    )
+    assert ray.get(actor.pid.remote()) != pid
+
+
+def test_a_registry_killed_with_its_service_reports_both_restarts_when_it_is_back(
+    start_alerts: Callable[..., Any], registry: Any
+) -> None:
+    actor = start_alerts()
+    registry.register_app_sync([faulty("leaf")])
+    registry.start_all_sync(timeout_s=60)
+    service_pid = ray.get(registry.get_service_sync("leaf").pid.remote())
+    registry_handle = ray.get_actor("registry", namespace="ray_enterprise")
+    registry_pid = ray.get(registry_handle.pid.remote())
+    os.kill(service_pid, signal.SIGKILL)
+    os.kill(registry_pid, signal.SIGKILL)  # whatever it told before dying, or not
+    wait_for(
+        lambda: fired_then_resolved(episodes(actor, "SystemActorRestarted", service="registry"), 1),
+        timeout=60,
+        what="the registry's SystemActorRestarted fired and resolved",
+    )
+    wait_for(
+        lambda: fired_then_resolved(episodes(actor, "ServiceRestarting", service="leaf"), 1),
+        timeout=60,
+        what="the restarted registry restarting leaf, and telling it",
+    )
+    assert states(registry)["leaf"] == "healthy"
+    assert ray.get(registry_handle.pid.remote()) != registry_pid
