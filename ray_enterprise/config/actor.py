@@ -48,6 +48,7 @@ from ray_enterprise.config.sources import (
 from ray_enterprise.config.subscriptions import SUBSCRIPTION_PREFIX, ConfigSubscriptions
 from ray_enterprise.config.views import ConfigViews
 from ray_enterprise.errors import RayEnterpriseError
+from ray_enterprise.observability.alert_health import RestartAlert
 from ray_enterprise.security.audit import AuditSink
 from ray_enterprise.spec import import_object
 from ray_enterprise.storage import make_engine
@@ -67,6 +68,7 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
     """Named ``config``, detached, restartable; one apply lock, one task per source."""
 
     def __init__(self, settings: ConfigSettings | None = None) -> None:
+        self._restart_alert = RestartAlert(ACTOR_NAME)
         self._settings = settings or ConfigSettings()
         self._sources: list[ConfigSource] = self._settings.build_sources()
         self._values: dict[str, dict[str, Any]] = {s.layer: {} for s in self._sources}
@@ -114,6 +116,7 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         for data in _kv.scan(SUBSCRIPTION_PREFIX).values():
             self._fanout.add(Subscription(**data))
         self._ready.set()
+        self._restart_alert.recovered()  # history resumed, sources loaded: serving again
         logger.info("config actor ready at version %d", self._app.version)
         loop = asyncio.get_event_loop()
         self._tasks += [loop.create_task(self._watch(s)) for s in self._sources]

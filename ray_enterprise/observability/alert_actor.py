@@ -14,17 +14,20 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, TypeVar
 
 from ray_enterprise import _kv
 from ray_enterprise.observability.alert_errors import AlertConfigError, AlertInputError
+from ray_enterprise.observability.alert_faults import MetricsRefusedInput
 from ray_enterprise.observability.alert_feeds import follow_config_events
 from ray_enterprise.observability.alert_handlers import CallableHandler, NotificationDispatcher
 from ray_enterprise.observability.alert_health import (
+    RestartAlert,
     registry_health_inputs,
     report_health_transition,
 )
@@ -72,6 +75,8 @@ class AlertManagerActor:
         self._audit = AuditSink(engine)  # acks and silences are operator actions: audited
         self._manager = AlertManager(self._settings.policy())
         self._manager.restore(self._history.open_alerts(), self._history.active_silences())
+        # Its own restart is told to itself, once its alerts are back; the first tick writes it.
+        restart_alert = RestartAlert(ACTOR_NAME, report=self._manager.ingest)
         self._dispatcher = NotificationDispatcher(
             self._settings.handler_objects(),
             timeout_s=self._settings.ms("dispatch_timeout") / 1000,
@@ -87,6 +92,7 @@ class AlertManagerActor:
             self._spawn(loop_body())
         self._spawn(self._sync_health_once())
         self._spawn(follow_config_events(self))
+        restart_alert.recovered()
         logger.info(
             "alert manager up: %d open alerts, %d silences restored",
             len(self._manager.alerts()),
@@ -181,12 +187,21 @@ class AlertManagerActor:
     async def ping(self) -> str:
         return "ok"
 
+    async def pid(self) -> int:
+        return os.getpid()
+
     async def ingest(self, inputs: Sequence[Any]) -> int:
         """Apply a batch of inputs (source dataclasses, signals or dicts); returns how many
         alerts they touched. One history transaction per batch: send bursts as one call."""
-        touched = self._manager.ingest_many(to_input(item) for item in inputs)
+        touched = self._manager.ingest_many(self._with_settings(to_input(i)) for i in inputs)
         self._changed()
         return touched
+
+    def _with_settings(self, item: Any) -> Any:
+        """Inputs that leave a setting of this actor to it get it filled in."""
+        if isinstance(item, MetricsRefusedInput) and item.quiet_ms is None:
+            return replace(item, quiet_ms=self._settings.ms("metrics_refused_quiet"))
+        return item
 
     async def acknowledge(self, alert_id: str, by: str, reason: str = "") -> dict[str, Any]:
         alert = self._manager.acknowledge(alert_id, by, reason)

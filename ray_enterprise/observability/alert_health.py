@@ -1,11 +1,12 @@
-"""Service health transitions, from the registry to the alert actor, without ever hurting it.
+"""Alert inputs from the rest of the system to the alert actor, without ever hurting the sender.
 
-The registry's reconcile loop must not wait on, or fail because of, alerting. So
-:func:`report_health_transition` only puts the transition on a bounded in-process queue and
-returns; one daemon thread per process sends the queue in order (a quick FAILED -> HEALTHY
-must not arrive reversed) to the alert actor when it runs, and drops what it cannot deliver.
-A transition missed while the alert actor was down is caught up by the actor itself: at start it
-reads the registry's current states.
+The registry's reconcile loop (or a system actor's constructor) must not wait on, or fail
+because of, alerting. So :func:`report_health_transition`, :func:`report_input` and
+:class:`RestartAlert` only put the input on a bounded in-process queue and return; one daemon
+thread per process sends the queue in order (a quick FAILED -> HEALTHY must not arrive
+reversed) to the alert actor when it runs, and drops what it cannot deliver. A transition
+missed while the alert actor was down is caught up by the actor itself: at start it reads the
+registry's current states.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import asyncio
 import logging
 import queue
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import ray
 
 from ray_enterprise import _kv
+from ray_enterprise.observability.alert_faults import SystemActorInput
 from ray_enterprise.observability.alert_model import Severity
-from ray_enterprise.observability.alert_sources import HealthInput, RollbackInput
+from ray_enterprise.observability.alert_sources import AlertInput, HealthInput, RollbackInput
 
 logger = logging.getLogger("ray_enterprise.alerts")
 
@@ -32,16 +36,16 @@ class _HealthReporter:
     """One sender thread and a cached handle; the handle is looked up again when it fails."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[HealthInput | RollbackInput] = queue.Queue(maxsize=_QUEUE_SIZE)
+        self._queue: queue.Queue[AlertInput] = queue.Queue(maxsize=_QUEUE_SIZE)
         self._handle: Any = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, item: HealthInput | RollbackInput) -> bool:
+    def submit(self, item: AlertInput) -> bool:
         try:
             self._queue.put_nowait(item)
         except queue.Full:
-            logger.warning("health transition of %s dropped: alert queue full", item.service)
+            logger.warning("alert input %r dropped: alert queue full", item)
             return False
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
@@ -57,11 +61,11 @@ class _HealthReporter:
             try:
                 self._send(item)
             except Exception as exc:  # alerting must never take the caller down with it
-                logger.debug("health transition of %s not delivered: %s", item.service, exc)
+                logger.debug("alert input %r not delivered: %s", item, exc)
             finally:
                 self._queue.task_done()
 
-    def _send(self, item: HealthInput | RollbackInput) -> None:
+    def _send(self, item: AlertInput) -> None:
         from ray_enterprise.observability.alert_actor import ACTOR_NAME
 
         for _attempt in range(2):  # a stale handle (actor replaced) gets one fresh lookup
@@ -129,9 +133,70 @@ def report_rollback(
     return _reporter.submit(item)
 
 
+def report_input(item: AlertInput) -> bool:
+    """Send any alert input (e.g. :mod:`alert_faults`) through the same ordered queue; never
+    raises, never blocks. ``False`` outside Ray or when the queue is full."""
+    if not ray.is_initialized():
+        return False
+    return _reporter.submit(item)
+
+
+def was_restarted() -> bool:
+    """True inside an actor that Ray restarted after its process died."""
+    try:
+        return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+    except Exception:  # not an actor (a driver, a test): nothing was restarted
+        return False
+
+
+class RestartAlert:
+    """SystemActorRestarted for one system actor, from its own constructor.
+
+    Create it first thing in the constructor: when Ray restarted the actor (or its owner
+    re-created it after a loss, ``recreated=True``) it fires. Call :meth:`recovered` once the
+    actor has restored its state and serves calls: that resolves it, with the recovery time in
+    the summary. Nothing happens for an actor's first start. ``report`` defaults to the ordered
+    queue to the alert actor (the alert actor itself ingests locally).
+    """
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        recreated: bool = False,
+        report: Callable[[AlertInput], object] = report_input,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.service = service
+        self.restarted = recreated or was_restarted()
+        self._report = report
+        self._clock = clock
+        self._began = clock()
+        self._open = self.restarted
+        if self.restarted:
+            how = "re-created after a loss" if recreated else "restarted by Ray"
+            self._report(SystemActorInput(service, restarted=True, detail=how))
+
+    def recovered(self) -> None:
+        """State restored, calls served: resolve (once; nothing if it never fired)."""
+        if not self._open:
+            return
+        self._open = False
+        took = self._clock() - self._began
+        self._report(
+            SystemActorInput(self.service, restarted=False, detail=f"recovered in {took:.3f} s")
+        )
+
+
+#: Registry states the alert actor catches up on at start: those that fire, and the settled
+#: ones that resolve what fired before.
+_CATCH_UP_STATES = ("failed", "degraded", "restarting", "healthy", "stopped")
+
+
 async def registry_health_inputs(timeout_s: float = 30.0) -> list[HealthInput]:
-    """What the registry says now, as health inputs: FAILED and DEGRADED services fire, healthy
-    ones resolve. The alert actor reads it at start, to catch up on transitions it missed."""
+    """What the registry says now, as health inputs: FAILED, DEGRADED and RESTARTING services
+    fire, healthy and stopped ones resolve. The alert actor reads it at start, to catch up on
+    transitions it missed."""
     try:
         registry = ray.get_actor("registry", namespace=_kv.NAMESPACE)
         services = await asyncio.wait_for(registry.list_services.remote(), timeout_s)
@@ -140,7 +205,7 @@ async def registry_health_inputs(timeout_s: float = 30.0) -> list[HealthInput]:
     return [
         HealthInput(s["name"], s["state"], Severity(s["criticality"]), s.get("last_error") or "")
         for s in services
-        if s.get("state") in ("failed", "degraded", "healthy")
+        if s.get("state") in _CATCH_UP_STATES
     ]
 
 

@@ -73,6 +73,9 @@ class AlertSettings(BaseModel):
     dispatch_timeout: Duration = "30s"
     health_sync_interval: Duration = "30s"
     max_sleep: Duration = "1s"
+    #: MetricsRefused resolves after this long without new refusals; the central actor looks
+    #: every second, so keep it above that.
+    metrics_refused_quiet: Duration = "30s"
     db_url: str | None = None
 
     @model_validator(mode="after")
@@ -81,7 +84,14 @@ class AlertSettings(BaseModel):
         policy = self.policy()
         self.handler_objects()
         self.metric_rules()
-        for key in ("rule_interval", "retention", "dispatch_timeout", "max_sleep"):
+        keys = (
+            "rule_interval",
+            "retention",
+            "dispatch_timeout",
+            "max_sleep",
+            "metrics_refused_quiet",
+        )
+        for key in keys:
             if self.ms(key) <= 0:
                 raise AlertConfigError(key, "must be longer than zero")
         self.ms("health_sync_interval")

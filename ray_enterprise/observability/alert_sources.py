@@ -86,14 +86,19 @@ class AnomalyInput:
 
 
 _HEALTH_ALERTS = {"FAILED": "ServiceFailed", "DEGRADED": "ServiceDegraded"}
+#: The steps of a restart: ServiceRestarting stays as it is until the service is up again
+#: (HEALTHY, DEGRADED), given up on (FAILED) or stopped; any of those resolves it.
+_RESTART_STEPS = frozenset({"RESTARTING", "STARTING", "UNHEALTHY"})
 
 
 @dataclass(frozen=True)
 class HealthInput:
     """A service changed state. FAILED and DEGRADED fire; any other state resolves both.
 
-    FAILED takes the service's criticality as severity; DEGRADED is one level lower, since the
-    service still answers.
+    RESTARTING (the service died, or failed its checks past the threshold, and is being started
+    again) fires ServiceRestarting, which the end of the restart resolves: the service up
+    again, given up on or stopped. FAILED takes the service's criticality as severity;
+    DEGRADED and RESTARTING are one level lower, since the service still answers or soon will.
     """
 
     service: str
@@ -109,6 +114,7 @@ class HealthInput:
             Severity.MEDIUM: Severity.LOW,
             Severity.LOW: Severity.LOW,
         }
+        summary = {"summary": f"service {self.service} is {state}: {self.reason}"}
         out = []
         for health, name in _HEALTH_ALERTS.items():
             severity = self.criticality if health == "FAILED" else lowered[self.criticality]
@@ -117,7 +123,17 @@ class HealthInput:
                     labels={"alertname": name, "service": self.service},
                     severity=severity,
                     firing=state == health,
-                    annotations={"summary": f"service {self.service} is {state}: {self.reason}"},
+                    annotations=summary,
+                    source="health",
+                )
+            )
+        if state == "RESTARTING" or state not in _RESTART_STEPS:
+            out.append(
+                AlertSignal(
+                    labels={"alertname": "ServiceRestarting", "service": self.service},
+                    severity=lowered[self.criticality],
+                    firing=state == "RESTARTING",
+                    annotations=summary,
                     source="health",
                 )
             )

@@ -44,6 +44,7 @@ def change_view(change: AlertChange) -> dict[str, Any]:
         "alert_id": alert.id,
         "alertname": alert.name,
         "service": alert.service,
+        "labels": dict(alert.labels),
         "severity": alert.severity.value,
         "actor": change.actor,
         "reason": change.reason,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import pickle
 import re
 import time
@@ -23,6 +24,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ray_enterprise import _kv
+from ray_enterprise.observability.alert_health import RestartAlert
 from ray_enterprise.observability.anomaly_events import AnomalyEvent, AnomalyMonitor
 from ray_enterprise.observability.detectors import DEFAULT_DETECTOR, DetectorConfigError
 from ray_enterprise.observability.vector_monitor import VectorAnomalyMonitor
@@ -78,7 +80,9 @@ class AnomalyShardActor:
         capacity: int = 10_000,
         checkpoint_s: float = 5.0,
         alert_actor: str = "alertmanager",
+        recreated: bool = False,
     ) -> None:
+        restart_alert = RestartAlert(f"anomaly-shard:{index}", recreated=recreated)
         self.index = index
         self._checkpoint_s = checkpoint_s
         self._alert_actor = alert_actor
@@ -96,9 +100,13 @@ class AnomalyShardActor:
         self._dirty = False
         loop = asyncio.get_event_loop()
         self._task = loop.create_task(self._checkpoint_forever())
+        restart_alert.recovered()  # detectors resumed from the checkpoint: serving again
 
     async def ping(self) -> str:
         return "ok"
+
+    async def pid(self) -> int:
+        return os.getpid()
 
     async def node_id(self) -> str:
         return str(ray.get_runtime_context().get_node_id())
@@ -197,11 +205,12 @@ def get_shard_handles(shards: int, *, create: bool, **options: Any) -> list[Any]
     ]
 
 
-def shard_handle(index: int, node_id: str | None = None) -> Any:
+def shard_handle(index: int, node_id: str | None = None, *, recreated: bool = False) -> Any:
     """Shard ``index``, created without waiting when missing; ``node_id`` is where a new one
     must run, else Ray spreads them. The affinity is hard because Ray does not keep soft
     affinity for detached actors; a shard whose node died is re-created elsewhere by the
-    observability actor, from its checkpoint."""
+    observability actor, from its checkpoint, with ``recreated`` (it raises
+    SystemActorRestarted)."""
     try:
         return ray.get_actor(shard_name(index), namespace=NAMESPACE)
     except ValueError:
@@ -210,7 +219,7 @@ def shard_handle(index: int, node_id: str | None = None) -> Any:
     if node_id is not None:
         strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
     options = system_actor_options(shard_name(index), on_head=False, scheduling_strategy=strategy)
-    return ray.remote(AnomalyShardActor).options(**options).remote(index)
+    return ray.remote(AnomalyShardActor).options(**options).remote(index, recreated=recreated)
 
 
 class AnomalyRouter:

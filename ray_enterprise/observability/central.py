@@ -24,6 +24,7 @@ import ray
 from prometheus_client.core import Metric
 
 from ray_enterprise import _kv
+from ray_enterprise.observability.alert_health import RestartAlert, report_input
 from ray_enterprise.observability.alert_matchers import Matcher
 from ray_enterprise.observability.anomaly_feed import AnomalyRate, anomaly_points, series_text
 from ray_enterprise.observability.anomaly_shard import AnomalyRouter, shard_handle
@@ -34,6 +35,7 @@ from ray_enterprise.observability.collector import (
     collector_name,
     collector_options,
 )
+from ray_enterprise.observability.fault_watch import NodeWatch, RefusalWatch
 from ray_enterprise.observability.health import HealthReport, health_score
 from ray_enterprise.observability.metric_batch import Labels, MetricBatch
 from ray_enterprise.observability.prometheus import (
@@ -52,6 +54,7 @@ logger = logging.getLogger("ray_enterprise.observability")
 
 _PORT_KEY = "observability/prometheus"
 _CHECKPOINT_KEY = "observability/checkpoint"
+_NODES_KEY = "observability/nodes"  # the NodeWatch: alive nodes and open losses
 _SHARD_QUEUE = 1000  # batches waiting for the anomaly shards
 _REGISTRY_TIMEOUT_S = 5.0
 
@@ -86,8 +89,10 @@ def _pack(state: dict[str, Any]) -> bytes:
 
 
 def clear_checkpoint() -> None:
-    """Forget the store's checkpoint (``down``: the next ``up`` starts empty)."""
+    """Forget the store's checkpoint and the nodes it knew (``down``: the next ``up`` starts
+    empty)."""
     _kv.delete(_CHECKPOINT_KEY)
+    _kv.delete(_NODES_KEY)
 
 
 class ObservabilityActor:
@@ -104,8 +109,10 @@ class ObservabilityActor:
         mirror_to_ray: bool = False,
         anomaly_shards: int | str = 0,
         checkpoint_s: float = 5.0,
+        refusal_check_s: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        restart_alert = RestartAlert(CENTRAL_NAME)
         self._clock = clock
         self._lock = threading.Lock()
         self._store = SeriesStore(
@@ -125,6 +132,7 @@ class ObservabilityActor:
         self._sender: asyncio.Task[None] | None = None
         self.shard_points_dropped = 0
         self._shards: list[Any] = []
+        self._collectors_seen: set[str] = set()
         self._shard_rate = AnomalyRate()
         self._measured_rate: float | None = None
         self._health: HealthReport | None = None
@@ -147,15 +155,27 @@ class ObservabilityActor:
         if self._owns_state:
             _kv.put(_PORT_KEY, list(address))
             self.restored_series = self._restore()
+        # Faults seen here go to the alert actor; only the system actor reports them.
+        self._nodes = NodeWatch(_kv.get(_NODES_KEY) if self._owns_state else None)
+        self._nodes_saved = self._nodes.to_state()
+        self._refusals = RefusalWatch(self._store.refused)  # restored counts are not new
+        self._refusal_check_s = refusal_check_s
         self._health_period_s = health_period_s
         loop = asyncio.get_event_loop()
         self._task = loop.create_task(self._refresh_forever())
         self._checkpoint_task = loop.create_task(self._checkpoint_forever())
+        if self._owns_state:
+            self._refusal_task = loop.create_task(self._watch_refusals_forever())
+        restart_alert.recovered()  # series restored from the checkpoint: serving again
 
     async def ping(self) -> str:
         return "ok"
 
+    async def pid(self) -> int:
+        return os.getpid()
+
     async def process_id(self) -> int:
+        """The same as :meth:`pid` (the older name)."""
         return os.getpid()
 
     # -- intake ---------------------------------------------------------------------------
@@ -345,7 +365,7 @@ class ObservabilityActor:
         free = [node for node in alive if node not in placed]
         handles = list(self._shards)
         for index in lost:
-            handles[index] = shard_handle(index, free.pop(0) if free else None)
+            handles[index] = shard_handle(index, free.pop(0) if free else None, recreated=True)
         for index in range(len(handles), want):
             handles.append(shard_handle(index, free.pop(0) if free else None))
         self._shards, self._router = handles, AnomalyRouter(handles)
@@ -389,6 +409,7 @@ class ObservabilityActor:
         while True:
             try:
                 alive = _alive_nodes()  # one GCS read per period, for shards and collectors
+                self._watch_nodes(alive)
                 if self._shard_setting:
                     await self._ensure_shards(alive)
                 await self._refresh_health()
@@ -396,6 +417,31 @@ class ObservabilityActor:
             except Exception:
                 logger.exception("health refresh failed")
             await asyncio.sleep(self._health_period_s)
+
+    def _watch_nodes(self, alive: list[str]) -> None:
+        """NodeLost for a node gone since the last period; resolved when capacity is back."""
+        if not self._owns_state:
+            return
+        for item in self._nodes.observe(alive):
+            report_input(item)
+        state = self._nodes.to_state()
+        if state != self._nodes_saved:  # a restarted actor resolves what it raised
+            _kv.put(_NODES_KEY, state)
+            self._nodes_saved = state
+
+    async def _watch_refusals_forever(self) -> None:
+        """MetricsRefused for each reason with new refusals since the last look; the alert
+        actor lets it expire after its quiet period without a new one."""
+        while True:
+            await asyncio.sleep(self._refusal_check_s)
+            try:
+                with self._lock:
+                    counts = dict(self._store.refused)
+                    messages = dict(self._store.refusal_messages)
+                for item in self._refusals.observe(counts, messages):
+                    report_input(item)
+            except Exception:
+                logger.exception("refusal check failed")
 
     def _ensure_collectors(self, alive: list[str]) -> None:
         """A node that joined after boot gets its collector within one refresh period."""
@@ -406,5 +452,9 @@ class ObservabilityActor:
         }
         actor_class: Any = ray.remote(CollectorActor)
         for node_id in alive:
-            if collector_name(node_id) not in named:
-                actor_class.options(**collector_options(node_id)).remote()
+            name = collector_name(node_id)
+            if name not in named:
+                # One this actor saw before was lost for good (killed, not restarted by Ray).
+                recreated = name in self._collectors_seen
+                actor_class.options(**collector_options(node_id)).remote(recreated=recreated)
+            self._collectors_seen.add(name)

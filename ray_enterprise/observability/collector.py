@@ -19,6 +19,7 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from ray_enterprise.observability.alert_health import RestartAlert
 from ray_enterprise.observability.metric_batch import MetricBatch, merge_batches
 from ray_enterprise.system_actors import NAMESPACE, system_actor_options
 
@@ -38,7 +39,9 @@ def collector_name(node_id: str) -> str:
 class CollectorActor:
     """Merges the batches and spans of its node and forwards them every ``forward_interval_s``."""
 
-    def __init__(self, forward_interval_s: float = 0.5) -> None:
+    def __init__(self, forward_interval_s: float = 0.5, *, recreated: bool = False) -> None:
+        node = ray.get_runtime_context().get_node_id()
+        restart_alert = RestartAlert(f"collector:{node}", recreated=recreated)
         self._interval = forward_interval_s
         self._batches: list[MetricBatch] = []
         self._held_points = 0
@@ -48,11 +51,16 @@ class CollectorActor:
         self._forwarded_points = 0
         self._lock = asyncio.Lock()
         self._task = asyncio.get_event_loop().create_task(self._forward_forever())
+        restart_alert.recovered()  # nothing to restore: what it held died with it
 
     async def ping(self) -> str:
         return str(ray.get_runtime_context().get_node_id())
 
+    async def pid(self) -> int:
+        return os.getpid()
+
     async def process_id(self) -> int:
+        """The same as :meth:`pid` (the older name)."""
         return os.getpid()
 
     async def ingest(self, batch: MetricBatch) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ray_enterprise.errors import RayEnterpriseError
@@ -106,6 +106,18 @@ def check_tags(name: str, tags: Mapping[str, object]) -> Refusal | None:
                 f"{MAX_LABEL_VALUE_LEN} characters, got {type(value).__name__}",
             )
     return None
+
+
+def check_series(name: str, labels: Iterable[tuple[str, object]]) -> Refusal | None:
+    """``None`` when a series key that did not come through a recorder (a batch sent to the
+    store directly) is one the exposition can use; the ``service`` label is the platform's."""
+    plain = {}
+    for key, value in labels:
+        if key != SERVICE_LABEL:
+            plain[key] = value
+        elif not isinstance(value, str):
+            return Refusal(name, RefusalReason.INVALID_TAG, f"service of {name!r} is not a string")
+    return check_name(name) or check_tags(name, plain)
 
 
 def check_value(name: str, value: object) -> tuple[float | None, Refusal | None]:

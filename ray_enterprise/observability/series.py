@@ -28,6 +28,8 @@ from ray_enterprise.observability.metric_names import (
     DEFAULT_CARDINALITY_LIMIT,
     CardinalityGuard,
     Refusal,
+    RefusalReason,
+    check_series,
 )
 
 #: The windows every series is summarised over, in milliseconds.
@@ -200,7 +202,9 @@ class SeriesStore:
         return int(self._clock() * 1000)
 
     def ingest(self, batch: MetricBatch) -> list[Refusal]:
-        """Add a batch; returns the refusals this store made itself (cardinality, type)."""
+        """Add a batch; returns the refusals this store made itself (cardinality, type, and
+        what a recorder would have refused in a batch that did not come through one: bad
+        names and tags, NaN and infinite values). A refused point is counted, never stored."""
         refusals: list[Refusal] = []
         for key, count in batch.refused.items():
             self.refused[key] = self.refused.get(key, 0) + count
@@ -208,14 +212,17 @@ class SeriesStore:
             self.refusal_messages.setdefault(key, message)
         self.dropped += batch.dropped
         for points in batch.series:
+            values = self._finite(points.name, points.values, refusals)
+            if not len(values):
+                continue
             series = self._series.get((points.name, points.labels))
             if series is None:
-                refusal = self._guard.admit(points.name, points.kind.value, points.labels)
+                refusal = check_series(points.name, points.labels) or self._guard.admit(
+                    points.name, points.kind.value, points.labels
+                )
                 if refusal is not None:
                     refusals.append(refusal)
-                    key = (refusal.metric, refusal.reason.value)
-                    self.refused[key] = self.refused.get(key, 0) + len(points.values)
-                    self.refusal_messages.setdefault(key, refusal.message)
+                    self._count(refusal, len(values))
                     continue
                 series = Series(
                     points.name,
@@ -226,9 +233,32 @@ class SeriesStore:
                 )
                 self._series[(points.name, points.labels)] = series
                 self._by_name.setdefault(points.name, []).append(series)
-            series.add(batch.ts_ms, points.values)
-            self.points += len(points.values)
+            series.add(batch.ts_ms, values)
+            self.points += len(values)
         return refusals
+
+    def _count(self, refusal: Refusal, points: int) -> None:
+        key = (refusal.metric, refusal.reason.value)
+        self.refused[key] = self.refused.get(key, 0) + points
+        self.refusal_messages.setdefault(key, refusal.message)
+
+    def _finite(self, name: str, values: FloatArray, refusals: list[Refusal]) -> FloatArray:
+        """The finite values; NaN and infinities are refused and counted (a recorder refuses
+        them before they are sent; a batch built by hand may still carry them)."""
+        finite = np.isfinite(values)
+        if finite.all():
+            return values
+        nan = int(np.isnan(values).sum())
+        infinite = len(values) - int(finite.sum()) - nan
+        for count, reason, what in (
+            (nan, RefusalReason.NAN, "NaN"),
+            (infinite, RefusalReason.INFINITE, "infinite"),
+        ):
+            if count:
+                refusal = Refusal(name, reason, f"value of metric {name!r} is {what}")
+                refusals.append(refusal)
+                self._count(refusal, count)
+        return values[finite]
 
     def __iter__(self) -> Iterator[Series]:
         return iter(list(self._series.values()))

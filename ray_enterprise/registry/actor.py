@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -20,7 +21,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ray_enterprise import _kv
 from ray_enterprise.errors import RayEnterpriseError, ServiceNotFoundError
-from ray_enterprise.observability.alert_health import report_health_transition
+from ray_enterprise.observability.alert_health import RestartAlert, report_health_transition
 from ray_enterprise.registry.handle import ServiceHandle, publish_routes, withdraw_routes
 from ray_enterprise.registry.placement import Placement
 from ray_enterprise.registry.replicas import Replica, ReplicaSet, parse_replica_id, replica_id
@@ -51,6 +52,8 @@ _WATCH_POLL_S = 30.0
 _STARTING_PROBE_S = 0.05  # probe fast until the first healthy check: dependents wait on it
 _ROUTE_TTL_S = 0.5  # how stale a caller's route table may be (deployment.route_ttl_seconds)
 _DRAIN_MARGIN_S = 0.2  # beyond the TTL: a call sent just before it expired is still on its way
+_ALERTING = frozenset({"failed", "degraded", "restarting"})  # states that raise an alert
+_SETTLED = frozenset({"healthy", "stopped"})  # states that resolve them
 
 
 class ServiceUnavailableError(RayEnterpriseError):
@@ -78,6 +81,7 @@ class RegistryActor:
     """Named, detached, restartable; one reconcile loop over every service."""
 
     def __init__(self, tick_s: float = 0.05) -> None:
+        restart_alert = RestartAlert("registry")
         self._tick_s = tick_s
         self._sup = Supervisor()
         self._replicas: dict[str, ReplicaSet] = {}  # service -> its replica actors
@@ -108,6 +112,7 @@ class RegistryActor:
             self._stopping = loop.create_task(self._stop_all())
         self._loop_task = loop.create_task(self._reconcile_forever())
         self._autoscale_task = loop.create_task(self.scaler.autoscale_forever())
+        restart_alert.recovered()  # specs reloaded, live actors adopted: serving again
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -186,19 +191,28 @@ class RegistryActor:
             self._wake.clear()
 
     def _report_transitions(self) -> None:
-        """FAILED and DEGRADED raise alerts; getting healthy again resolves them.
+        """FAILED, DEGRADED and an unplanned RESTARTING raise alerts; getting healthy again (or
+        being stopped) resolves them.
 
-        Never waits: the alert side queues and sends on its own thread.
+        Reads every transition since the last tick, not the states now: a restart quicker than
+        one tick is told too. The first settled state of each service is always told, so a
+        registry that restarted resolves what recovered while it was down. Never waits: the
+        alert side queues and sends on its own thread.
         """
-        for rec in self._sup.records():
-            name, state = rec.spec.name, rec.state.value
-            told = self._reported.get(name, "healthy")  # the last state the alerts know of
-            alerting = state in ("failed", "degraded")
-            if (alerting and state != told) or (state == "healthy" and told != "healthy"):
-                self._reported[name] = state
-                report_health_transition(
-                    name, state, rec.spec.criticality.value, rec.last_error or ""
-                )
+        for change in self._sup.take_transitions():
+            state = change.state.value
+            if change.planned:
+                continue  # an operator's restart is no fault; its end is told as usual
+            told = self._reported.get(change.name)  # the last state the alerts know of
+            if (state in _ALERTING and state != told) or (
+                state in _SETTLED and told not in _SETTLED
+            ):
+                try:
+                    criticality = self._sup.record(change.name).spec.criticality.value
+                except ServiceNotFoundError:  # unregistered since
+                    continue
+                self._reported[change.name] = state
+                report_health_transition(change.name, state, criticality, change.reason or "")
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_event_loop().create_task(coro)
@@ -601,6 +615,9 @@ class RegistryActor:
 
     async def ping(self) -> str:
         return "ok"
+
+    async def pid(self) -> int:
+        return os.getpid()
 
     async def register_service(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Add or replace one service; validated here too, since any process may call."""

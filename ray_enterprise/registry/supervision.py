@@ -65,6 +65,20 @@ class NotifyDependency:
 Action = StartService | KillService | NotifyDependency
 
 
+@dataclass(frozen=True)
+class Transition:
+    """A service entered ``state``. Kept until the registry takes it, so that a restart
+    quicker than a reconcile tick (RESTARTING -> STARTING -> HEALTHY) is still seen whole.
+
+    ``planned`` marks an operator's restart, which is no fault.
+    """
+
+    name: str
+    state: ServiceState
+    reason: str | None
+    planned: bool = False
+
+
 @dataclass
 class ServiceRecord:
     """What the supervisor knows about one service; the actor persists the durable part."""
@@ -91,6 +105,7 @@ class Supervisor:
         self._clock = clock
         self._records: dict[str, ServiceRecord] = {}
         self._graph = DependencyGraph({})
+        self._transitions: list[Transition] = []
         self.running = False  # desired state: start_all sets it, stop_all clears it
 
     # -- registration ---------------------------------------------------------------------
@@ -144,10 +159,16 @@ class Supervisor:
 
     # -- observations ---------------------------------------------------------------------
 
-    def _set_state(self, rec: ServiceRecord, state: ServiceState) -> None:
+    def _set_state(self, rec: ServiceRecord, state: ServiceState, *, planned: bool = False) -> None:
         if rec.state is not state:
             rec.state = state
             rec.state_since = self._clock()
+            self._transitions.append(Transition(rec.spec.name, state, rec.last_error, planned))
+
+    def take_transitions(self) -> list[Transition]:
+        """Every state change since the last call, oldest first (the alerts' feed)."""
+        taken, self._transitions = self._transitions, []
+        return taken
 
     def _current(self, name: str, generation: int) -> ServiceRecord | None:
         """The record if the observation is about its current generation, else None."""
@@ -248,7 +269,7 @@ class Supervisor:
             actions.extend(self._restart_dependents(rec.spec.name, reason))
         return actions
 
-    def _restart_dependents(self, name: str, reason: str) -> list[Action]:
+    def _restart_dependents(self, name: str, reason: str, *, planned: bool = False) -> list[Action]:
         actions: list[Action] = []
         for dep_name in self._graph.dependents(name):
             dep = self._records[dep_name]
@@ -257,7 +278,7 @@ class Supervisor:
                 dep.last_error = f"restarted with {name} (rest_for_one): {reason}"
                 dep.healthy_since = None
                 dep.restart_at = self._clock()
-                self._set_state(dep, ServiceState.RESTARTING)
+                self._set_state(dep, ServiceState.RESTARTING, planned=planned)
         return actions
 
     def restart(self, name: str) -> list[Action]:
@@ -270,9 +291,9 @@ class Supervisor:
         rec.restart_at = self._clock()
         rec.healthy_since = None
         rec.last_error = None
-        self._set_state(rec, ServiceState.RESTARTING)
+        self._set_state(rec, ServiceState.RESTARTING, planned=True)
         if rec.spec.strategy is Strategy.REST_FOR_ONE:
-            actions.extend(self._restart_dependents(name, "restart requested"))
+            actions.extend(self._restart_dependents(name, "restart requested", planned=True))
         return actions
 
     def replica_lost(self, name: str, generation: int, reason: str) -> list[Action]:

@@ -18,6 +18,7 @@ import ray
 from ray.exceptions import GetTimeoutError
 
 from ray_enterprise import _kv
+from ray_enterprise.observability.alert_health import RestartAlert
 from ray_enterprise.security.errors import SecurityError
 from ray_enterprise.security.ratelimit import Lease, LeaseBook, RateLimit
 
@@ -36,6 +37,7 @@ class RateLimiterActor:
     def __init__(
         self, rate: float | None = None, burst: float | None = None, lease_ttl_s: float = 0.1
     ) -> None:
+        restart_alert = RestartAlert(LIMITER_NAME)
         saved = _kv.get(_SETTINGS)
         if saved is None:  # first start: what the creator asked for, kept for restarts
             saved = {
@@ -51,9 +53,15 @@ class RateLimiterActor:
         for key, value in _kv.scan(_LIMIT).items():
             limit_key, _, route = key[len(_LIMIT) :].partition("|")
             self._book.set_limit(limit_key, route, RateLimit(value["rate"], value["burst"]))
+        restart_alert.recovered()  # limits reloaded (buckets restart full): serving again
 
     def ping(self) -> str:
         return "ok"
+
+    def pid(self) -> int:
+        """The process holding the buckets (sync like every method here: one ``async def``
+        would make this an asyncio actor, whose calls no longer run one at a time)."""
+        return os.getpid()
 
     def process_id(self) -> int:
         """Which process holds the buckets: it changes when the limiter was restarted."""

@@ -118,6 +118,32 @@ def test_store_cardinality_limit_refuses_and_counts_points() -> None:
     assert "cardinality limit of 2" in store.refusal_messages[("per_user", "cardinality")]
 
 
+def test_a_batch_built_by_hand_has_nan_and_infinite_values_refused_and_counted() -> None:
+    store = SeriesStore(clock=FakeClock())
+    nan, inf = float("nan"), float("inf")
+    store.ingest(batch(9_999, "latency_ms", MetricType.GAUGE, [1.0, nan, 3.0, inf, nan]))
+    store.ingest(batch(9_999, "all_bad", MetricType.GAUGE, [nan]))
+    [series] = list(store)  # "all_bad" never became a series
+    described = store.describe(series)
+    assert (described["total_count"], described["total_sum"]) == (2, 4.0)
+    assert store.refused == {
+        ("latency_ms", "nan"): 2,
+        ("latency_ms", "infinite"): 1,
+        ("all_bad", "nan"): 1,
+    }
+    assert store.refusal_messages[("latency_ms", "nan")] == "value of metric 'latency_ms' is NaN"
+
+
+def test_a_batch_built_by_hand_has_bad_names_and_tags_refused_and_counted() -> None:
+    store = SeriesStore(clock=FakeClock())
+    store.ingest(batch(9_999, "bad name", MetricType.GAUGE, [1.0, 2.0]))
+    store.ingest(batch(9_999, "ok_total", MetricType.GAUGE, [1.0], **{"bad-tag": "x"}))
+    store.ingest(batch(9_999, "ok", MetricType.GAUGE, [1.0], service="api"))
+    assert [s.name for s in store] == ["ok"]
+    assert store.refused == {("bad name", "invalid_name"): 2, ("ok_total", "invalid_tag"): 1}
+    assert "must match" in store.refusal_messages[("bad name", "invalid_name")]
+
+
 def test_store_is_a_window_source_for_metric_rules() -> None:
     clock = FakeClock(10_000.0)
     store = SeriesStore(clock=clock)

@@ -283,3 +283,37 @@ def test_switch_generation_commits_the_new_spec() -> None:
     rec = sup.record("api")
     assert (rec.generation, rec.spec.replicas, rec.spec.depends_on) == (7, 2, ("db",))
     assert set(sup.graph.dependencies("api")) == {"db"}
+
+
+def test_a_restart_quicker_than_one_tick_leaves_every_transition_to_take() -> None:
+    sup, _ = make(spec("db"))
+    sup.tick()
+    bring_up(sup, "db")
+    sup.take_transitions()
+    sup.died("db", 1, "actor died: SIGKILL")
+    sup.tick()  # the first restart has no backoff: RESTARTING -> STARTING in one step
+    sup.health_passed("db", 2)
+    assert sup.record("db").state is ServiceState.HEALTHY
+    taken = [(t.name, t.state, t.reason, t.planned) for t in sup.take_transitions()]
+    assert taken == [
+        ("db", ServiceState.RESTARTING, "actor died: SIGKILL", False),
+        ("db", ServiceState.STARTING, "actor died: SIGKILL", False),
+        ("db", ServiceState.HEALTHY, "actor died: SIGKILL", False),
+    ]
+    assert sup.take_transitions() == []
+
+
+def test_an_operator_restart_is_a_planned_transition() -> None:
+    sup, _ = make(spec("db", strategy="rest_for_one"), spec("api", "db"))
+    sup.tick()
+    bring_up(sup, "db")
+    bring_up(sup, "api")
+    sup.take_transitions()
+    sup.restart("db")  # with its dependent, as rest_for_one says
+    restarting = [t for t in sup.take_transitions() if t.state is ServiceState.RESTARTING]
+    assert [(t.name, t.planned) for t in restarting] == [("db", True), ("api", True)]
+    sup.tick()
+    sup.health_passed("db", 2)
+    sup.died("db", 2, "boom")  # a crash after it is a fault again
+    [crash] = [t for t in sup.take_transitions() if t.state is ServiceState.RESTARTING]
+    assert (crash.name, crash.planned, crash.reason) == ("db", False, "boom")
