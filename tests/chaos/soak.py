@@ -250,6 +250,15 @@ class CallLoad:
             self._stop.wait(self._pause_s)
 
 
+def _alerted_as(actor: str) -> str:
+    """The ``service`` label of a system actor's SystemActorRestarted alert."""
+    if actor.startswith(SHARD_PREFIX):
+        return "anomaly-shard:" + actor[len(SHARD_PREFIX) :]
+    if actor.startswith(COLLECTOR_PREFIX):
+        return "collector:" + actor[len(COLLECTOR_PREFIX) :]
+    return actor
+
+
 def _running(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -380,7 +389,11 @@ class Soak:
         boot_observability(anomaly_shards="auto")
         self.alerts = get_alert_handle(
             create=True,
-            settings={"db_url": f"sqlite:///{self.workdir / 'alerts.db'}", "max_sleep": "200ms"},
+            settings={
+                "db_url": f"sqlite:///{self.workdir / 'alerts.db'}",
+                "max_sleep": "200ms",
+                "metrics_refused_quiet": "5s",
+            },
         )
         self.registry = connect().registry
         specs = []
@@ -512,7 +525,7 @@ class Soak:
     def kill_system_actor(self, name: str | None = None) -> Fault:
         name = name or self.rng.choice(self.system_actor_names())
         pid = actor_pid(name)
-        fault = self._begin("system_actor_kill", f"{name} (pid {pid})", service=name)
+        fault = self._begin("system_actor_kill", f"{name} (pid {pid})", service=_alerted_as(name))
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: actor_pid(name, timeout_s=5) != pid, 120, f"{name} back in a new process")
         if name == "registry":
