@@ -48,6 +48,7 @@ SERVICE_PREFIX = "svc:"
 _SPEC = "registry/spec/"
 _RECORD = "registry/record/"
 _DESIRED = "registry/desired"
+_REPORTED = "registry/reported"  # the last state told to the alerts, per service
 _WATCH_POLL_S = 30.0
 _STARTING_PROBE_S = 0.05  # probe fast until the first healthy check: dependents wait on it
 _ROUTE_TTL_S = 0.5  # how stale a caller's route table may be (deployment.route_ttl_seconds)
@@ -102,6 +103,7 @@ class RegistryActor:
         self.deployer = Deployer(self)
         self.scaler = Scaler(self, self.deployer)
         adopted = self._recover()
+        self._report_again()
         loop = asyncio.get_event_loop()
         for name in adopted:
             spec = self._sup.record(name).spec
@@ -180,6 +182,7 @@ class RegistryActor:
     async def _reconcile_forever(self) -> None:
         while True:
             try:
+                self._report_transitions()  # a death seen since: told before its restart starts
                 self._execute(self._sup.tick())
                 self._reconcile_replicas()
                 self._persist()
@@ -199,6 +202,7 @@ class RegistryActor:
         registry that restarted resolves what recovered while it was down. Never waits: the
         alert side queues and sends on its own thread.
         """
+        reports = []
         for change in self._sup.take_transitions():
             state = change.state.value
             if change.planned:
@@ -212,7 +216,22 @@ class RegistryActor:
                 except ServiceNotFoundError:  # unregistered since
                     continue
                 self._reported[change.name] = state
-                report_health_transition(change.name, state, criticality, change.reason or "")
+                reports.append((change.name, state, criticality, change.reason or ""))
+        if reports:
+            # Durable before it is sent: a registry killed in between tells it again.
+            _kv.put(_REPORTED, self._reported)
+        for report in reports:
+            report_health_transition(*report)
+
+    def _report_again(self) -> None:
+        """After a restart: what fired before may never have left the dead process, so tell it
+        again (an open alert only refreshes); the next settled state resolves it as usual."""
+        self._reported = dict(_kv.get(_REPORTED, {}))
+        for rec in self._sup.records():
+            told = self._reported.get(rec.spec.name)
+            if told in _ALERTING:
+                why = "told again after a registry restart"
+                report_health_transition(rec.spec.name, told, rec.spec.criticality.value, why)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_event_loop().create_task(coro)

@@ -66,7 +66,7 @@ def test_each_sigkill_of_a_service_fires_service_restarting_and_recovery_resolve
         os.kill(pid, signal.SIGKILL)
         wait_for(
             lambda n=kill: fired_then_resolved(episodes(actor, "ServiceRestarting"), n),  # type: ignore[misc]
-            timeout=60,
+            timeout=120,
             what=f"ServiceRestarting fired and resolved for kill {kill}",
         )
         assert states(registry)["leaf"] == "healthy"
@@ -79,7 +79,7 @@ def test_a_sigkilled_config_actor_fires_system_actor_restarted_and_resolves_it_w
 ) -> None:
     actor = start_alerts()
     config = get_config_handle(create=True)
-    version = ray.get(config.ready.remote(), timeout=60)
+    version = ray.get(config.ready.remote(), timeout=120)
     pid = ray.get(config.pid.remote())
     os.kill(pid, signal.SIGKILL)
     rows = wait_for(
@@ -89,13 +89,13 @@ def test_a_sigkilled_config_actor_fires_system_actor_restarted_and_resolves_it_w
             )
             and found
         ),
-        timeout=60,
+        timeout=120,
         what="SystemActorRestarted of config fired and resolved",
     )
     (_, fired_at), (_, resolved_at) = rows
     assert resolved_at >= fired_at  # the episode spans the recovery
     # Back and serving at the version it had, for the tests after this one.
-    assert ray.get(config.ready.remote(), timeout=60) == version
+    assert ray.get(config.ready.remote(), timeout=120) == version
     assert ray.get(config.pid.remote()) != pid
 
 
@@ -123,12 +123,12 @@ def test_a_batch_of_nan_values_and_bad_names_fires_metrics_refused_until_quiet(
 
     wait_for(
         lambda: {"invalid_name", "nan"} <= refused_alerts(),
-        timeout=30,
+        timeout=60,
         what="MetricsRefused for invalid_name and nan",
     )
     wait_for(
         lambda: not ({"invalid_name", "nan"} & refused_alerts()),
-        timeout=30,
+        timeout=60,
         what="MetricsRefused resolved after the quiet period",
     )
     for reason in ("invalid_name", "nan"):
@@ -152,7 +152,7 @@ def test_a_sigkilled_alert_actor_records_its_own_restart_and_recovery(
         lambda: fired_then_resolved(
             episodes(actor, "SystemActorRestarted", service="alertmanager"), 1
         ),
-        timeout=60,
+        timeout=120,
         what="the alert actor's own SystemActorRestarted in its history",
     )
     assert ray.get(actor.pid.remote()) != pid
@@ -171,13 +171,22 @@ def test_a_registry_killed_with_its_service_reports_both_restarts_when_it_is_bac
     os.kill(registry_pid, signal.SIGKILL)  # whatever it told before dying, or not
     wait_for(
         lambda: fired_then_resolved(episodes(actor, "SystemActorRestarted", service="registry"), 1),
-        timeout=60,
+        timeout=120,
         what="the registry's SystemActorRestarted fired and resolved",
     )
+    # Each restart is one episode; under load the recovering registry may restart leaf more
+    # than once, so: at least one, every one resolved, none left open.
     wait_for(
-        lambda: fired_then_resolved(episodes(actor, "ServiceRestarting", service="leaf"), 1),
-        timeout=60,
+        lambda: (
+            any(
+                fired_then_resolved(episodes(actor, "ServiceRestarting", service="leaf"), n)
+                for n in (1, 2, 3)
+            )
+            and states(registry)["leaf"] == "healthy"
+        ),
+        timeout=120,
         what="the restarted registry restarting leaf, and telling it",
     )
     assert states(registry)["leaf"] == "healthy"
     assert ray.get(registry_handle.pid.remote()) != registry_pid
+    assert [a for a in ray.get(actor.alerts.remote()) if a["labels"]["service"] == "leaf"] == []
