@@ -45,6 +45,7 @@ from ray_enterprise.config.sources import (
     SourceUpdate,
     describe_error,
 )
+from ray_enterprise.config.stages import StageLog
 from ray_enterprise.config.subscriptions import SUBSCRIPTION_PREFIX, ConfigSubscriptions
 from ray_enterprise.config.views import ConfigViews
 from ray_enterprise.errors import RayEnterpriseError
@@ -81,6 +82,7 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
                 self._models.register(service.removeprefix(_MODELS), _load_model(path))
         self._audit: AuditSink | None = None
         self._audited = self._events.last_seq
+        self._stages = StageLog()
         self._fanout = Fanout(self._current, self._push)
         self._fanout.on_drop = lambda sub: _kv.delete(SUBSCRIPTION_PREFIX + sub.key)
         self._handles: dict[str, Any] = {}
@@ -153,6 +155,8 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         if not update.values_changed:
             return
         self._values[source.layer] = update.values
+        self._stages.pending("woke", source.woke_at or None)
+        self._stages.pending("detected")
         self._mark_dirty(source.name)
 
     def _note_health(self, source: ConfigSource, ok: bool) -> None:
@@ -205,9 +209,11 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         async with self._lock:
             trigger = ", ".join(sorted(self._dirty))
             self._dirty.clear()
+            self._stages.pending("apply_start")
             try:
                 applied = await asyncio.to_thread(self._app.apply, self._compose(), trigger)
             except ConfigError:
+                self._stages.begin(None)
                 self._save_rejections()
                 await self._write_audit()
                 return True
@@ -241,6 +247,7 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         return MergedConfig(merged.document, provenance)
 
     def _announce(self, applied: Applied | None) -> None:
+        self._stages.begin(applied.version if applied is not None else None)
         if applied is None:
             return
         self._fanout.changed(applied.changed_sections)
@@ -280,6 +287,10 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
 
     async def pid(self) -> int:
         return os.getpid()
+
+    async def stage_times(self, version: int) -> dict[str, float]:
+        """Wall times at which ``version`` passed each propagation stage (see ``StageLog``)."""
+        return self._stages.get(version)
 
     async def current_version(self) -> int:
         await self._ready.wait()
