@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from ray_enterprise import _kv
 from ray_enterprise.config.applier import Applied, ConfigApplier
+from ray_enterprise.config.burst import BurstWindow
 from ray_enterprise.config.errors import (
     ConfigError,
     ConfigSourceError,
@@ -90,8 +91,7 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         self._ready = asyncio.Event()
         self._new_version = asyncio.Event()
         self._dirty: set[str] = set()
-        self._first_dirty = 0.0
-        self._last_dirty = 0.0
+        self._window = BurstWindow(self._settings.wait_min_s, self._settings.wait_max_s)
         self._apply_task: asyncio.Task[None] | None = None
         self._pin: tuple[int, dict[str, Any]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -176,10 +176,7 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
             )
 
     def _mark_dirty(self, trigger: str) -> None:
-        now = time.monotonic()
-        if not self._dirty:
-            self._first_dirty = now
-        self._last_dirty = now
+        self._window.mark()
         self._dirty.add(trigger)
         self._unpin()
         if self._apply_task is None or self._apply_task.done():
@@ -192,12 +189,9 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
             _kv.delete(_PIN)
 
     async def _apply_loop(self) -> None:
-        """Apply once writes paused ``wait_min_s`` or the oldest is ``wait_max_s`` old."""
+        """Apply when the burst window says so (see :class:`BurstWindow`)."""
         while self._dirty:
-            due = min(
-                self._last_dirty + self._settings.wait_min_s,
-                self._first_dirty + self._settings.wait_max_s,
-            )
+            due = self._window.not_before()
             if time.monotonic() < due:
                 await asyncio.sleep(due - time.monotonic())
                 continue
@@ -209,6 +203,7 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         async with self._lock:
             trigger = ", ".join(sorted(self._dirty))
             self._dirty.clear()
+            self._window.taken()
             self._stages.pending("apply_start")
             try:
                 applied = await asyncio.to_thread(self._app.apply, self._compose(), trigger)
@@ -220,6 +215,7 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
             except Exception as exc:
                 logger.warning("config version not recorded (%s); will retry", describe_error(exc))
                 self._dirty.add(trigger)
+                self._window.mark()
                 return False
             self._announce(applied)
             await self._write_audit()
