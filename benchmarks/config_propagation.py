@@ -60,6 +60,9 @@ class Collector:
                 await asyncio.wait_for(event.wait(), remaining)
         return max(self.arrivals[marker])
 
+    async def first(self, marker: str) -> float:
+        return min(self.arrivals[marker])
+
 
 class Subscriber:
     """Applies a pushed section, from the ConfigActor or from the bare pusher alike."""
@@ -94,6 +97,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+def ms(values: list[float], q: float) -> float:
+    return percentile(values, q) * 1000
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -125,12 +132,25 @@ def start_bao() -> tuple[subprocess.Popen[bytes], str] | None:
     return None
 
 
-def one_round(name: str, write: Callable[[str], None], collector: Any, n: int) -> float:
+def one_round(
+    name: str,
+    write: Callable[[str], None],
+    collector: Any,
+    n: int,
+    stages: Callable[[], dict[str, float]] | None = None,
+) -> tuple[float, dict[str, float]]:
+    """Seconds from the write to the last subscriber's apply; with ``stages``, each stage's
+    time since the write too (``written``: the write returned; ``first_sub``/``last_sub``)."""
     marker = f"{name}-{uuid.uuid4().hex[:8]}"
     began = time.time()
     write(marker)
+    written = time.time()
     last = ray.get(collector.wait_all.remote(marker, n, 60.0))
-    return float(last - began)
+    if stages is None:
+        return float(last - began), {}
+    first = ray.get(collector.first.remote(marker))
+    times = {"written": written, **stages(), "first_sub": first, "last_sub": last}
+    return float(last - began), {k: v - began for k, v in times.items()}
 
 
 def measure(
@@ -140,23 +160,51 @@ def measure(
     collector: Any,
     n: int,
     rounds: int,
+    stages: Callable[[], dict[str, float]] | None = None,
 ) -> tuple[list[float], list[float]]:
     """Rounds of ours and of the bare push, interleaved so that both see the same load."""
     one_round(name, write, collector, n)  # warm-up (first calls, connections): not counted
     ours: list[float] = []
     floor: list[float] = []
+    staged: list[dict[str, float]] = []
     for _ in range(rounds):
         time.sleep(random.uniform(0.05, 0.3))  # land writes at every phase of a poll
-        floor.append(one_round("bare", bare, collector, n))
+        floor.append(one_round("bare", bare, collector, n)[0])
         time.sleep(random.uniform(0.05, 0.3))
-        ours.append(one_round(name, write, collector, n))
+        elapsed, times = one_round(name, write, collector, n, stages)
+        ours.append(elapsed)
+        staged.append(times)
     print(
         f"{name:<9} p50 {percentile(ours, 0.5) * 1000:7.1f} ms   "
         f"p99 {percentile(ours, 0.99) * 1000:7.1f} ms   "
         f"(bare p50 {percentile(floor, 0.5) * 1000:.1f} ms)",
         flush=True,
     )
+    if stages is not None:
+        print_stages(name, staged)
     return ours, floor
+
+
+STAGE_ORDER = (
+    "written", "woke", "detected", "apply_start", "applied", "first_push", "last_push",
+    "first_sub", "last_sub",
+)  # fmt: skip
+
+
+def print_stages(name: str, staged: list[dict[str, float]]) -> None:
+    """Each stage's time since the write, and the step from the stage before it, p50/p99."""
+    print(f"  {name} stages, ms since the write (p50 / p99)   [step from the previous stage]")
+    previous: str | None = None
+    for stage in STAGE_ORDER:
+        at = [t[stage] for t in staged if stage in t]
+        if not at:
+            continue
+        line = f"    {stage:<12} {ms(at, 0.5):7.1f} / {ms(at, 0.99):7.1f}"
+        if previous is not None:
+            steps = [t[stage] - t[previous] for t in staged if stage in t and previous in t]
+            line += f"   [{ms(steps, 0.5):6.1f} / {ms(steps, 0.99):6.1f}]"
+        print(line, flush=True)
+        previous = stage
 
 
 def run_source_phase(
@@ -169,6 +217,12 @@ def run_source_phase(
     ray.get(
         [config.subscribe.remote("search", s, NAMESPACE, "on_config", version) for s in subscribers]
     )
+
+    def stages() -> dict[str, float]:
+        version = ray.get(config.current_version.remote())
+        return dict(ray.get(config.stage_times.remote(version)))
+
+    kw = {**kw, "stages": stages if kw.get("stages") else None}
     try:
         return {name: measure(name, write, **kw) for name, write in writers.items()}
     finally:
@@ -184,6 +238,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--num-cpus", type=int, default=2)
     parser.add_argument("--pg-dsn", default=os.environ.get("RAY_ENTERPRISE_TEST_PG_DSN"))
+    parser.add_argument(
+        "--stages", action="store_true", help="also print when each version passed each stage"
+    )
+    parser.add_argument(
+        "--sources", default="file,sqlite,vault,postgres", help="comma-separated subset"
+    )
     args = parser.parse_args()
     start_ray(args.num_cpus)
     from ray_enterprise.config.actor import NAMESPACE
@@ -239,10 +299,13 @@ def main() -> None:
         database_url=sqlite_url,
         vault=VaultSettings(url=bao[1], token="root") if bao else None,
     )
-    kw = {"bare": bare, "collector": collector, "n": n, "rounds": rounds}
+    wanted = set(args.sources.split(","))
+    writers = {k: w for k, w in writers.items() if k in wanted}
+    kw = {"bare": bare, "collector": collector, "n": n, "rounds": rounds, "stages": args.stages}
     try:
-        results.update(run_source_phase(settings, names, writers, **kw))
-        if args.pg_dsn:
+        if writers:
+            results.update(run_source_phase(settings, names, writers, **kw))
+        if args.pg_dsn and "postgres" in wanted:
             results.update(run_postgres(args.pg_dsn, names, kw))
     finally:
         if bao is not None:

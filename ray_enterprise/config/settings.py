@@ -80,7 +80,8 @@ class ConfigSettings(_Settings):
     vault: VaultSettings | None = None
     env_prefix: str = ENV_PREFIX
     env_poll_interval: float = Field(1.0, gt=0)
-    #: consul-template's ``wait``: apply once writes have paused this long ...
+    #: consul-template's ``wait``: apply once writes have paused this long ... (a change
+    #: that comes when nothing was applied for this long is applied at once: ``BurstWindow``)
     wait_min_s: float = Field(0.02, ge=0)
     #: ... or once the first unapplied write is this old, whichever comes first.
     wait_max_s: float = Field(0.5, ge=0)

@@ -22,6 +22,7 @@ from ray_enterprise import _kv
 from ray_enterprise.config.applier import ConfigApplier
 from ray_enterprise.config.fanout import Fanout, SubscriberGone, Subscription
 from ray_enterprise.config.sources import describe_error
+from ray_enterprise.config.stages import StageLog
 
 logger = logging.getLogger("ray_enterprise.config")
 
@@ -38,6 +39,7 @@ class ConfigSubscriptions:
     _ready: asyncio.Event
     _new_version: asyncio.Event
     _app: ConfigApplier
+    _stages: StageLog
 
     def _current(self, section: str) -> tuple[Any, int]:
         return self._app.section(section), self._app.section_version(section)
@@ -55,6 +57,7 @@ class ConfigSubscriptions:
         call = asyncio.ensure_future(
             getattr(handle, sub.method).remote(sub.section, value, version)
         )
+        self._stages.pushed(version)
         try:
             done, _ = await asyncio.wait({call}, timeout=_PUSH_TIMEOUT_S)
             if not done:

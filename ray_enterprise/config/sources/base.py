@@ -100,6 +100,9 @@ class ConfigSource(abc.ABC):
         self._values: dict[str, Any] = {}
         self._health = SourceHealth(source=name, layer=self.layer)
         self._probe_token: Hashable | None = None
+        #: Wall time at which ``watch()`` last woke to look (poll tick or notification), so
+        #: the ConfigActor can tell waiting for a change from reading it (see ``StageLog``).
+        self.woke_at = 0.0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, ok={self._health.ok})"
@@ -136,6 +139,7 @@ class ConfigSource(abc.ABC):
         """Yield an update whenever the values or the health change; runs until cancelled."""
         while True:
             await self._wait()
+            self.woke_at = time.time()
             try:
                 token = await self._probe()
             except asyncio.CancelledError:

@@ -71,6 +71,23 @@ def test_a_file_edit_reaches_a_running_services_on_config(
         assert ttls(service)[-1] == (30.0, 4)
 
 
+def test_a_pushed_version_has_its_propagation_stages_in_order(
+    registry: ray_enterprise.EnterpriseServiceRegistry, tmp_path: Path
+) -> None:
+    app = tmp_path / "app.yaml"
+    write(app, "cache:\n  default_ttl_seconds: 10\n")
+    with config_actor(settings_for(tmp_path, app)) as config:
+        service = recorder(registry)
+        eventually(lambda: ttls(service) == [(10.0, 1)], what="the value at start")
+        write(app, "cache:\n  default_ttl_seconds: 20\n")
+        eventually(lambda: len(ttls(service)) == 2, what="the edit to reach on_config")
+        stages = ray.get(config.stage_times.remote(2))
+        order = ["woke", "detected", "apply_start", "applied", "first_push", "last_push"]
+        times = [stages[stage] for stage in order]
+        assert times == sorted(times)
+        assert ray.get(config.stage_times.remote(99)) == {}
+
+
 def test_after_its_own_sigkill_the_config_actor_has_the_same_version_and_still_pushes(
     registry: ray_enterprise.EnterpriseServiceRegistry, tmp_path: Path
 ) -> None:
