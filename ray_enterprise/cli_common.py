@@ -18,10 +18,14 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def join_cluster(address: str | None) -> None:
-    """Join the Ray cluster a command talks to; exit 1 with a hint when there is none."""
+    """Join the Ray cluster a command talks to; exit 1 with a hint when there is none.
+
+    A command's output is its own (``--json`` is parsed): workers' log lines stay in their
+    log files instead of being echoed here.
+    """
     from ray_enterprise.runtime import init_ray
 
     try:
-        init_ray(address or os.environ.get("RAY_ADDRESS") or "auto")
+        init_ray(address or os.environ.get("RAY_ADDRESS") or "auto", log_to_driver=False)
     except ConnectionError as exc:
         fail(f"cannot reach a Ray cluster ({exc}); pass --address or start one", 1)

@@ -8,6 +8,7 @@ starts a local one.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,12 +37,16 @@ class System:
     observability: Any = None  # EnterpriseObservabilityPlatform
 
 
-def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
+def init_ray(
+    address: str | None = None, *, num_cpus: int | None = None, log_to_driver: bool = True
+) -> None:
     """Join or start Ray in the ray_enterprise namespace, once per process.
 
     ``address=None`` uses ``RAY_ADDRESS`` when set, else starts a fresh local instance
     (``address="local"``), which ignores a stale ``ray_current_cluster`` file left by an
     earlier ``ray stop --force``. ``"auto"`` joins the cluster this machine already runs.
+    ``log_to_driver=False`` keeps workers' log lines out of this process's output (system
+    actors are detached, so their lines reach every driver that asks for them).
     """
     if ray.is_initialized():
         return
@@ -52,17 +57,37 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> None
     kwargs: dict[str, Any] = {
         "address": address,
         "namespace": NAMESPACE,
-        "log_to_driver": True,
+        "log_to_driver": log_to_driver,
         "configure_logging": False,
     }
     if address != "local":
-        ray.init(**kwargs)
+        # A cluster on 127.0.0.1 runs on this machine: this driver's node is found by that IP.
+        with loopback_only() if _on_loopback(address) else contextlib.nullcontext():
+            ray.init(**kwargs)
         return
     kwargs["num_cpus"] = num_cpus if num_cpus is not None else os.cpu_count()
     kwargs["include_dashboard"] = False
     kwargs["_node_ip_address"] = LOOPBACK
     with loopback_only():
         ray.init(**kwargs)
+
+
+def _on_loopback(address: str) -> bool:
+    """Whether a Ray address (``host:port``, maybe ``ray://``) names this machine's loopback."""
+    if address == "auto":  # the cluster this machine runs: where its bootstrap file points
+        try:
+            from ray._private.services import get_ray_address_from_environment
+
+            address = get_ray_address_from_environment("auto", None) or ""
+        except Exception:  # no cluster recorded: ray.init says so itself
+            return False
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # "auto", a host name
+        return False
 
 
 @contextlib.contextmanager
