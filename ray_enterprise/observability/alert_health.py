@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -144,7 +145,9 @@ def report_input(item: AlertInput) -> bool:
 def was_restarted() -> bool:
     """True inside an actor that Ray restarted after its process died."""
     try:
-        return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+        with warnings.catch_warnings():  # Ray 2.60 reads its own deprecated actor_id in there
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return bool(ray.get_runtime_context().was_current_actor_reconstructed)
     except Exception:  # not an actor (a driver, a test): nothing was restarted
         return False
 
