@@ -33,6 +33,12 @@ _QUEUE_SIZE = 10_000
 _SEND_TIMEOUT_S = 10.0
 
 
+def _describe(item: Any) -> str:
+    """An input for a log line: its type and service, never its reason (a service's last
+    exception text, which may hold a connection string)."""
+    return f"{type(item).__name__}({getattr(item, 'service', '')})"
+
+
 class _HealthReporter:
     """One sender thread and a cached handle; the handle is looked up again when it fails."""
 
@@ -46,7 +52,7 @@ class _HealthReporter:
         try:
             self._queue.put_nowait(item)
         except queue.Full:
-            logger.warning("alert input %r dropped: alert queue full", item)
+            logger.warning("alert input %s dropped: alert queue full", _describe(item))
             return False
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
@@ -62,7 +68,7 @@ class _HealthReporter:
             try:
                 self._send(item)
             except Exception as exc:  # alerting must never take the caller down with it
-                logger.debug("alert input %r not delivered: %s", item, exc)
+                logger.debug("alert input %s not delivered: %s", _describe(item), exc)
             finally:
                 self._queue.task_done()
 

@@ -153,7 +153,11 @@ class RegistryActor:
                 adopted.append(name)
             else:
                 self._sup.restore(
-                    name, gen, failed=bool(rec.get("failed")), restarts=int(rec.get("restarts", 0))
+                    name,
+                    gen,
+                    failed=bool(rec.get("failed")),
+                    restarts=int(rec.get("restarts", 0)),
+                    planned=not self._sup.running,
                 )
                 if not self._sup.running:
                     self._sup.stopped(name)
@@ -206,7 +210,10 @@ class RegistryActor:
         for change in self._sup.take_transitions():
             state = change.state.value
             if change.planned:
-                continue  # an operator's restart is no fault; its end is told as usual
+                # An operator's restart is no fault. Forget what was told, so that its end is
+                # told whatever the alert actor caught up on meanwhile (resolving is harmless).
+                self._reported.pop(change.name, None)
+                continue
             told = self._reported.get(change.name)  # the last state the alerts know of
             if (state in _ALERTING and state != told) or (
                 state in _SETTLED and told not in _SETTLED
@@ -218,8 +225,12 @@ class RegistryActor:
                 self._reported[change.name] = state
                 reports.append((change.name, state, criticality, change.reason or ""))
         if reports:
-            # Durable before it is sent: a registry killed in between tells it again.
-            _kv.put(_REPORTED, self._reported)
+            # Durable before it is sent: a registry killed in between tells it again. A store
+            # that cannot be written costs that guarantee, never the reports themselves.
+            try:
+                _kv.put(_REPORTED, self._reported)
+            except Exception:
+                logger.exception("could not record the alerts told; sending them anyway")
         for report in reports:
             report_health_transition(*report)
 

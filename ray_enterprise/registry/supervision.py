@@ -185,16 +185,22 @@ class Supervisor:
         rec.consecutive_failures = 0
         self._set_state(rec, ServiceState.STARTING)
 
-    def restore(self, name: str, generation: int, *, failed: bool, restarts: int) -> None:
-        """Reload the durable part of a record after a registry restart (actor not found)."""
+    def restore(
+        self, name: str, generation: int, *, failed: bool, restarts: int, planned: bool = False
+    ) -> None:
+        """Reload the durable part of a record after a registry restart (actor not found).
+
+        ``planned``: the application is stopped, so the record passes through these states on
+        its way to STOPPED and nothing about it is a fault to alert on.
+        """
         rec = self.record(name)
         rec.generation = generation
         rec.restarts = restarts
         if failed:
-            self._set_state(rec, ServiceState.FAILED)
+            self._set_state(rec, ServiceState.FAILED, planned=planned)
         elif generation > 0:
             rec.restart_at = self._clock()
-            self._set_state(rec, ServiceState.RESTARTING)
+            self._set_state(rec, ServiceState.RESTARTING, planned=planned)
 
     def health_passed(self, name: str, generation: int) -> None:
         rec = self._current(name, generation)
@@ -252,16 +258,16 @@ class Supervisor:
         if alive:
             actions.append(KillService(rec.spec.name, rec.generation, reason))
         if rec.spec.restart.policy is RestartPolicy.TEMPORARY:
-            self._set_state(rec, ServiceState.FAILED)
             rec.last_error = f"{reason} (temporary service: not restarted)"
+            self._set_state(rec, ServiceState.FAILED)  # the transition carries the reason
             return actions
         rec.tracker.record(now)
         if rec.tracker.exceeded(now):
-            self._set_state(rec, ServiceState.FAILED)
             rec.last_error = (
                 f"{reason} (more than {rec.spec.restart.max_restarts} restarts within "
                 f"{rec.spec.restart.window_s:g} s: given up)"
             )
+            self._set_state(rec, ServiceState.FAILED)
             return actions
         rec.restart_at = now + rec.tracker.next_delay()
         self._set_state(rec, ServiceState.RESTARTING)

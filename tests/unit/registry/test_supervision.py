@@ -317,3 +317,30 @@ def test_an_operator_restart_is_a_planned_transition() -> None:
     sup.died("db", 2, "boom")  # a crash after it is a fault again
     [crash] = [t for t in sup.take_transitions() if t.state is ServiceState.RESTARTING]
     assert (crash.name, crash.planned, crash.reason) == ("db", False, "boom")
+
+
+def test_a_failed_transition_carries_why_it_was_given_up() -> None:
+    sup, _ = make(spec("db", restart={"max_restarts": 0, "backoff_initial_s": 0}))
+    sup.tick()
+    bring_up(sup, "db")
+    sup.take_transitions()
+    sup.died("db", 1, "boom")
+    [failed] = [t for t in sup.take_transitions() if t.state is ServiceState.FAILED]
+    assert "given up" in (failed.reason or "")
+
+
+def test_records_restored_while_the_app_is_stopped_are_no_fault() -> None:
+    sup, _ = make(spec("db"), spec("api", "db"))
+    sup.running = False
+    sup.restore("db", 3, failed=False, restarts=1, planned=True)
+    sup.restore("api", 2, failed=True, restarts=4, planned=True)
+    taken = sup.take_transitions()
+    assert {(t.name, t.state) for t in taken} == {
+        ("db", ServiceState.RESTARTING),
+        ("api", ServiceState.FAILED),
+    }
+    assert all(t.planned for t in taken)
+    running, _ = make(spec("db"))  # running, its actor gone: a real restart
+    running.restore("db", 3, failed=False, restarts=1)
+    [restart] = running.take_transitions()
+    assert (restart.state, restart.planned) == (ServiceState.RESTARTING, False)
