@@ -8,8 +8,10 @@ the previous look, is the anomaly rate the health score weighs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+import numpy as np
 
 from ray_enterprise.observability.metric_batch import Labels, MetricBatch, MetricType
 
@@ -23,18 +25,25 @@ def series_text(name: str, labels: Labels) -> str:
     return name + "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}"
 
 
-def anomaly_points(batch: MetricBatch) -> list[Point]:
+def anomaly_points(
+    batch: MetricBatch, stored: Callable[[str, Labels], bool] | None = None
+) -> list[Point]:
+    """One point per series of the batch; with ``stored``, only of series the store took
+    (a refused series must not take a detector's slot), and only of finite values."""
     ts = batch.ts_ms / 1000.0
     points: list[Point] = []
     for s in batch.series:
-        if len(s.values) == 0:
+        if stored is not None and not stored(s.name, s.labels):
+            continue
+        values = s.values[np.isfinite(s.values)]
+        if len(values) == 0:
             continue
         if s.kind is MetricType.COUNTER:
-            value = float(s.values.sum())
+            value = float(values.sum())
         elif s.kind is MetricType.GAUGE:
-            value = float(s.values[-1])
+            value = float(values[-1])
         else:
-            value = float(s.values.mean())
+            value = float(values.mean())
         points.append((series_text(s.name, s.labels), ts, value))
     return points
 

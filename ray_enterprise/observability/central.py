@@ -327,7 +327,7 @@ class ObservabilityActor:
             self._sender = asyncio.get_running_loop().create_task(self._send_to_shards())
         if len(self._shard_queue) >= _SHARD_QUEUE:
             self.shard_points_dropped += len(self._shard_queue.popleft())
-        self._shard_queue.append(anomaly_points(batch))
+        self._shard_queue.append(anomaly_points(batch, self._store.holds))
         self._shard_ready.set()
 
     async def _send_to_shards(self) -> None:

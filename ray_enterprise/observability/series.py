@@ -42,6 +42,11 @@ DEFAULT_BUCKETS: tuple[float, ...] = (
 QUANTILES: tuple[float, ...] = (0.5, 0.95, 0.99)
 
 
+#: Distinct (metric, reason) refusal counts a store keeps before lumping new ones together.
+MAX_REFUSAL_KEYS = 1000
+OTHER_METRIC = "<other>"
+
+
 class RingBuffer:
     """The last ``capacity`` (timestamp, value) points of one series, oldest first on read."""
 
@@ -207,9 +212,7 @@ class SeriesStore:
         names and tags, NaN and infinite values). A refused point is counted, never stored."""
         refusals: list[Refusal] = []
         for key, count in batch.refused.items():
-            self.refused[key] = self.refused.get(key, 0) + count
-        for key, message in batch.messages.items():
-            self.refusal_messages.setdefault(key, message)
+            self._add_refused(key, count, batch.messages.get(key))
         self.dropped += batch.dropped
         for points in batch.series:
             values = self._finite(points.name, points.values, refusals)
@@ -237,10 +240,22 @@ class SeriesStore:
             self.points += len(values)
         return refusals
 
+    def holds(self, name: str, labels: Labels) -> bool:
+        """Whether the series was taken (a refused one never is)."""
+        return (name, labels) in self._series
+
     def _count(self, refusal: Refusal, points: int) -> None:
-        key = (refusal.metric, refusal.reason.value)
+        self._add_refused((refusal.metric, refusal.reason.value), points, refusal.message)
+
+    def _add_refused(self, key: tuple[str, str], points: int, message: str | None) -> None:
+        """Count refused points by (metric, reason). The metric is whatever a client sent, so
+        past :data:`MAX_REFUSAL_KEYS` distinct keys new ones are counted under ``<other>``:
+        a client inventing names cannot grow the store, its checkpoint or the exposition."""
+        if key not in self.refused and len(self.refused) >= MAX_REFUSAL_KEYS:
+            key = (OTHER_METRIC, key[1])
         self.refused[key] = self.refused.get(key, 0) + points
-        self.refusal_messages.setdefault(key, refusal.message)
+        if message is not None:
+            self.refusal_messages.setdefault(key, message)
 
     def _finite(self, name: str, values: FloatArray, refusals: list[Refusal]) -> FloatArray:
         """The finite values; NaN and infinities are refused and counted (a recorder refuses

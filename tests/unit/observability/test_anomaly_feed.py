@@ -27,6 +27,22 @@ def test_one_point_per_series_per_batch_with_the_right_summary() -> None:
     assert service_of(series_text("lat_ms", labels)) == "search"
 
 
+def test_series_the_store_refused_and_values_that_are_not_finite_reach_no_detector() -> None:
+    from ray_enterprise.observability.series import SeriesStore
+
+    batch = MetricBatch(
+        ts_ms=1_000,
+        series=[
+            SeriesPoints("bad name", MetricType.GAUGE, (), np.array([1.0])),
+            SeriesPoints("depth", MetricType.GAUGE, (), np.array([4.0, np.nan])),
+            SeriesPoints("all_nan", MetricType.GAUGE, (), np.array([np.nan])),
+        ],
+    )
+    store = SeriesStore()
+    store.ingest(batch)
+    assert anomaly_points(batch, store.holds) == [("depth", 1.0, 4.0)]
+
+
 def test_rate_is_new_events_over_new_points_and_survives_a_shard_restart() -> None:
     rate = AnomalyRate()
     assert rate.update([{"shard": 0, "points": 100, "events": 1}]) == 0.01

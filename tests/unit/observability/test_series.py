@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from ray_enterprise.observability.alert_matchers import parse_matchers
 from ray_enterprise.observability.alert_rules import RuleEngine, WindowSource, parse_rule
 from ray_enterprise.observability.metric_batch import MetricBatch, MetricType, SeriesPoints
-from ray_enterprise.observability.series import RingBuffer, SeriesStore, WindowStats
+from ray_enterprise.observability.series import (
+    MAX_REFUSAL_KEYS,
+    OTHER_METRIC,
+    RingBuffer,
+    SeriesStore,
+    WindowStats,
+)
 
 
 class FakeClock:
@@ -142,6 +148,16 @@ def test_a_batch_built_by_hand_has_bad_names_and_tags_refused_and_counted() -> N
     assert [s.name for s in store] == ["ok"]
     assert store.refused == {("bad name", "invalid_name"): 2, ("ok_total", "invalid_tag"): 1}
     assert "must match" in store.refusal_messages[("bad name", "invalid_name")]
+
+
+def test_refusal_counts_stay_bounded_when_a_client_invents_names() -> None:
+    store = SeriesStore(clock=FakeClock())
+    for i in range(MAX_REFUSAL_KEYS + 500):
+        store.ingest(batch(9_999, f"bad name {i}", MetricType.GAUGE, [1.0]))
+    assert len(store.refused) == MAX_REFUSAL_KEYS + 1
+    assert store.refused[(OTHER_METRIC, "invalid_name")] == 500
+    assert sum(store.refused.values()) == MAX_REFUSAL_KEYS + 500  # every point still counted
+    assert len(store.refusal_messages) == MAX_REFUSAL_KEYS + 1
 
 
 def test_store_is_a_window_source_for_metric_rules() -> None:
