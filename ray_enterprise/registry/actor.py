@@ -810,6 +810,7 @@ class RegistryActor:
         """Stop everything and erase the control state: used by ``down`` and between tests."""
         await self.stop_all()
         await self._wait_names_released()
+        self._report_transitions()  # STOPPED resolves what fired: no alert outlives `down`
         _kv.delete_prefix("registry/")
         for rid in list(self._monitors):
             self._cancel_monitors(rid)
