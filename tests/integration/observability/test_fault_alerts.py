@@ -65,7 +65,9 @@ def test_each_sigkill_of_a_service_fires_service_restarting_and_recovery_resolve
         pid = ray.get(registry.get_service_sync("leaf", wait_s=30).pid.remote())
         os.kill(pid, signal.SIGKILL)
         wait_for(
-            lambda n=kill: fired_then_resolved(episodes(actor, "ServiceRestarting"), n),  # type: ignore[misc]
+            lambda n=kill: fired_then_resolved(  # type: ignore[misc]
+                episodes(actor, "ServiceRestarting", service="leaf"), n
+            ),
             timeout=120,
             what=f"ServiceRestarting fired and resolved for kill {kill}",
         )
