@@ -63,6 +63,12 @@ def start_alerts(ray_session: None, tmp_path: Path) -> Iterator[Callable[..., An
     remove_alert_actor()
 
 
+def named(actor: Any, alertname: str) -> list[dict[str, Any]]:
+    """The open alerts of one name: the session is shared, and its other parts (the
+    observability actor's fault watches, the registry) may tell this actor of their own."""
+    return [a for a in ray.get(actor.alerts.remote()) if a["labels"]["alertname"] == alertname]
+
+
 def test_an_alert_reaches_a_real_webhook_and_a_python_callable(
     start_alerts: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -90,7 +96,7 @@ def test_ack_and_unack_through_the_actor_and_the_cli(
 ) -> None:
     actor = start_alerts(route=fast_route())
     ray.get(actor.ingest.remote([signal_of("DiskFull", "db", "critical")]))
-    [alert] = ray.get(actor.alerts.remote())
+    [alert] = named(actor, "DiskFull")
     runner = CliRunner()
     acked = runner.invoke(alerts_cli, ["ack", alert["id"], "--by", "alice", "--reason", "on it"])
     assert acked.exit_code == 0, acked.output
@@ -319,14 +325,14 @@ def test_metric_rules_read_windows_passed_in(
     slow = StaticWindows({(("endpoint", "/search"),): [100.0] * 10 + [900.0] * 5})
     [result] = ray.get(actor.evaluate_rules.remote(slow))
     assert result["firing"] and result["value"] > 500
-    [alert] = ray.get(actor.alerts.remote())
+    [alert] = named(actor, "SlowSearch")
     assert alert["labels"] == {
         "alertname": "SlowSearch",
         "endpoint": "/search",
         "metric": "response_time_ms",
     }
     ray.get(actor.evaluate_rules.remote(StaticWindows({(("endpoint", "/search"),): [10.0]})))
-    assert ray.get(actor.alerts.remote()) == []
+    assert named(actor, "SlowSearch") == []
 
 
 def test_metric_rules_are_pulled_periodically_from_the_observability_actor(
@@ -347,9 +353,7 @@ def test_metric_rules_are_pulled_periodically_from_the_observability_actor(
         )
         started = source.remote({(("endpoint", "/search"),): [800.0]})
     try:
-        [alert] = wait_for(
-            lambda: ray.get(actor.alerts.remote()), timeout=60, what="the periodic pull"
-        )
+        [alert] = wait_for(lambda: named(actor, "SlowSearch"), timeout=60, what="the periodic pull")
         assert alert["labels"]["alertname"] == "SlowSearch"
     finally:
         if started is not None:
@@ -369,9 +373,11 @@ def test_a_burst_of_ten_thousand_inputs_loses_no_state_change(
     refs = [actor.ingest.remote(burst[i : i + 1_000]) for i in range(0, len(burst), 1_000)]
     assert sum(ray.get(refs, timeout=180)) == 10_000
     history = AlertHistory(make_engine(f"sqlite:///{tmp_path / 'alerts.db'}", create=False))
-    kinds = [c.kind.value for c in history.events(limit=100_000)]
+    # Only this test's alerts: the session's other parts (the observability actor's fault
+    # watches, the registry) may tell this actor about their own meanwhile.
+    kinds = [c.kind.value for c in history.events(limit=100_000) if c.alert.name == "Burst"]
     assert kinds.count("fired") == 5_000 and kinds.count("resolved") == 5_000
-    assert ray.get(actor.alerts.remote()) == []
+    assert named(actor, "Burst") == []
 
 
 def test_set_policy_refuses_a_bad_config_whole_and_swaps_a_good_one_in(
