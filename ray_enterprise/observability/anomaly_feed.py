@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ray_enterprise.observability.metric_batch import Labels, MetricBatch, MetricType
+from ray_enterprise.observability.metric_batch import Labels, MetricBatch, step_value
 
 Point = tuple[str, float, float]  # (series, timestamp in seconds, value), as the shards take
 
@@ -38,13 +38,7 @@ def anomaly_points(
         values = s.values[np.isfinite(s.values)]
         if len(values) == 0:
             continue
-        if s.kind is MetricType.COUNTER:
-            value = float(values.sum())
-        elif s.kind is MetricType.GAUGE:
-            value = float(values[-1])
-        else:
-            value = float(values.mean())
-        points.append((series_text(s.name, s.labels), ts, value))
+        points.append((series_text(s.name, s.labels), ts, step_value(s.kind, values)))
     return points
 
 

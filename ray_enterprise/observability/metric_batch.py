@@ -29,6 +29,17 @@ class MetricType(str, enum.Enum):
     TIMER = "timer"  # durations; exposed as a summary with quantiles
 
 
+def step_value(kind: MetricType, values: npt.NDArray[np.float64]) -> float:
+    """The one value that stands for a step's ``values`` (non-empty) of one series: a counter's
+    increment, a gauge's last level, a histogram's or timer's mean. Detectors and plots both
+    take one point per step."""
+    if kind is MetricType.COUNTER:
+        return float(values.sum())
+    if kind is MetricType.GAUGE:
+        return float(values[-1])
+    return float(values.mean())
+
+
 @dataclass
 class SeriesPoints:
     """The values of one series in one batch."""

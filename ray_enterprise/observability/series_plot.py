@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ray_enterprise.observability.metric_batch import MetricType
+from ray_enterprise.observability.metric_batch import step_value
 from ray_enterprise.observability.series import Series
 
 
@@ -25,13 +25,7 @@ def plot_points(series: Series, start_ms: int, max_points: int) -> list[tuple[fl
     points: list[tuple[float, float]] = []
     for i, stamp in enumerate(stamps.tolist()):
         chunk = values[bounds[i] : bounds[i + 1]]
-        if series.kind is MetricType.COUNTER:
-            value = float(chunk.sum())
-        elif series.kind is MetricType.GAUGE:
-            value = float(chunk[-1])
-        else:
-            value = float(chunk.mean())
-        points.append((stamp / 1000.0, value))
+        points.append((stamp / 1000.0, step_value(series.kind, chunk)))
     return points[-max_points:]
 
 
