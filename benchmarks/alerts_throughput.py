@@ -30,10 +30,10 @@ import ray.cloudpickle
 from aiohttp import web
 
 from benchmarks._common import median, start_ray, write_result
-from ray_enterprise.observability.alert_actor import NAMESPACE, get_alert_handle
-from ray_enterprise.observability.alert_routing import policy_from_config
-from ray_enterprise.observability.alert_views import to_input
-from ray_enterprise.observability.alerts import AlertManager
+from ray_enterprise.alerts.actor import NAMESPACE, get_alert_handle
+from ray_enterprise.alerts.manager import AlertManager
+from ray_enterprise.alerts.routing import policy_from_config
+from ray_enterprise.alerts.views import to_input
 
 if __name__ != "__main__":  # classes below run in actors that cannot import this module
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

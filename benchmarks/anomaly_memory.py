@@ -63,7 +63,7 @@ def main() -> None:
 
     import ray
 
-    from ray_enterprise.observability.anomaly_shard import (
+    from ray_enterprise.anomaly.shard import (
         AnomalyShardActor,
         clear_checkpoints,
     )

@@ -19,8 +19,8 @@ import numpy as np
 from river import anomaly, preprocessing
 
 from benchmarks._common import median, write_result
-from ray_enterprise.observability.anomaly_events import AnomalyMonitor
-from ray_enterprise.observability.vector_monitor import VectorAnomalyMonitor
+from ray_enterprise.anomaly.events import AnomalyMonitor
+from ray_enterprise.anomaly.vector_monitor import VectorAnomalyMonitor
 
 
 def vector_rate(series: int, frames: int, warm: int, config: Mapping[str, object]) -> float:

@@ -1,11 +1,11 @@
 """NAB: our detectors on the Numenta Anomaly Benchmark, beside NAB's published detectors.
 
-    python benchmarks/nab.py --data ../shared/nab --out /tmp/nab-out [--detector NAME ...]
+    python -m benchmarks.nab --data ../shared/nab --out /tmp/nab-out [--detector NAME ...]
 
 Runs each named detector (``default`` when none is named) over every ``data/<category>/*.csv`` of
 a NAB-format directory, writes per-row scores in NAB's results layout
 (``OUT/<category>/<detector>_<file>.csv``: ``timestamp,value,anomaly_score``), scores them with
-NAB's rules (ray_enterprise.observability.nab) for every profile, scores the published outputs
+NAB's rules (benchmarks.nab_score) for every profile, scores the published outputs
 under ``DATA/results/`` the same way, prints the table side by side and writes it as JSON.
 One configuration per detector for the whole corpus: nothing is tuned per file.
 
@@ -52,8 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from ray_enterprise.observability import nab
-from ray_enterprise.observability.detectors import (
+from benchmarks import nab_score as nab
+from ray_enterprise.anomaly.detectors import (
     DEFAULT_DETECTOR,
     DetectorConfigError,
     build_detector,

@@ -216,8 +216,8 @@ def down(address: str | None) -> None:
 
 def _add_subsystem_commands() -> None:
     """Each subsystem owns its command group; the top level only gathers them."""
+    from ray_enterprise.alerts.cli import alerts as alerts_group
     from ray_enterprise.config.cli import config as config_group
-    from ray_enterprise.observability.alert_cli import alerts as alerts_group
     from ray_enterprise.registry import cli as deploy_cli
     from ray_enterprise.security.cli import audit as audit_group
     from ray_enterprise.security.cli import keys as keys_group

@@ -128,9 +128,9 @@ def connect(
     address: str | None = None, *, boot: bool = True, num_cpus: int | None = None
 ) -> System:
     """Reach (and with ``boot``, start when missing) the system actors."""
+    from ray_enterprise.alerts.actor import get_alert_handle
     from ray_enterprise.config.actor import get_config_handle
     from ray_enterprise.config.client import ConfigOrchestrator
-    from ray_enterprise.observability.alert_actor import get_alert_handle
     from ray_enterprise.observability.platform import (
         EnterpriseObservabilityPlatform,
         get_observability_handle,
@@ -159,9 +159,9 @@ def shutdown_system() -> None:
 
     Durable history (alerts, config versions, audit) stays in its database.
     """
+    from ray_enterprise.alerts.actor import remove_alert_actor
+    from ray_enterprise.anomaly.shard import remove_shards
     from ray_enterprise.config.actor import remove_config_actor
-    from ray_enterprise.observability.alert_actor import remove_alert_actor
-    from ray_enterprise.observability.anomaly_shard import remove_shards
     from ray_enterprise.observability.central import clear_checkpoint
     from ray_enterprise.observability.collector import CENTRAL_NAME, COLLECTOR_PREFIX
 

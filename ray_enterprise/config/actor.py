@@ -20,6 +20,7 @@ import ray
 from pydantic import BaseModel
 
 from ray_enterprise import _kv
+from ray_enterprise.alerts.client import RestartAlert
 from ray_enterprise.config.applier import Applied, ConfigApplier
 from ray_enterprise.config.burst import BurstWindow
 from ray_enterprise.config.errors import (
@@ -50,7 +51,6 @@ from ray_enterprise.config.stages import StageLog
 from ray_enterprise.config.subscriptions import SUBSCRIPTION_PREFIX, ConfigSubscriptions
 from ray_enterprise.config.views import ConfigViews
 from ray_enterprise.errors import RayEnterpriseError
-from ray_enterprise.observability.alert_health import RestartAlert
 from ray_enterprise.security.audit import AuditSink
 from ray_enterprise.spec import import_object
 from ray_enterprise.storage import make_engine

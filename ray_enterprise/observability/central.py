@@ -24,10 +24,10 @@ import ray
 from prometheus_client.core import Metric
 
 from ray_enterprise import _kv
-from ray_enterprise.observability.alert_health import RestartAlert, report_input
-from ray_enterprise.observability.alert_matchers import Matcher
-from ray_enterprise.observability.anomaly_feed import AnomalyRate, anomaly_points, series_text
-from ray_enterprise.observability.anomaly_shard import AnomalyRouter, shard_handle
+from ray_enterprise.alerts.client import RestartAlert, report_input
+from ray_enterprise.alerts.matchers import Matcher
+from ray_enterprise.anomaly.feed import AnomalyRate, anomaly_points, series_text
+from ray_enterprise.anomaly.shard import AnomalyRouter, shard_handle
 from ray_enterprise.observability.collector import (
     CENTRAL_NAME,
     NAMESPACE,

@@ -19,7 +19,7 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from ray_enterprise.observability.alert_health import RestartAlert
+from ray_enterprise.alerts.client import RestartAlert
 from ray_enterprise.observability.metric_batch import MetricBatch, merge_batches
 from ray_enterprise.system_actors import NAMESPACE, system_actor_options
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ray_enterprise.observability.alert_faults import MetricsRefusedInput, NodeLostInput
+from ray_enterprise.alerts.faults import MetricsRefusedInput, NodeLostInput
 
 _METRICS_NAMED = 5  # metrics an alert names, of those refused for one reason
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ray_enterprise.observability.alert_matchers import Matcher, matches_all
+from ray_enterprise.alerts.matchers import Matcher, matches_all
 from ray_enterprise.observability.metric_batch import (
     FloatArray,
     Labels,

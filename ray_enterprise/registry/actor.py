@@ -20,8 +20,8 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ray_enterprise import _kv
+from ray_enterprise.alerts.client import RestartAlert, report_health_transition
 from ray_enterprise.errors import RayEnterpriseError, ServiceNotFoundError
-from ray_enterprise.observability.alert_health import RestartAlert, report_health_transition
 from ray_enterprise.registry.handle import ServiceHandle, publish_routes, withdraw_routes
 from ray_enterprise.registry.placement import Placement
 from ray_enterprise.registry.replicas import Replica, ReplicaSet, parse_replica_id, replica_id

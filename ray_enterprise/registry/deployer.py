@@ -18,9 +18,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ray_enterprise import _kv
+from ray_enterprise.alerts.client import report_rollback
 from ray_enterprise.config.schema import DeploymentFrameworkConfig
 from ray_enterprise.errors import SpecError
-from ray_enterprise.observability.alert_health import report_rollback
 from ray_enterprise.registry.gates import GateSample, GateSettings, GateVerdict, evaluate
 from ray_enterprise.registry.history import DeploymentHistory, new_deployment_id
 from ray_enterprise.registry.replicas import Replica

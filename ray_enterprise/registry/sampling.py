@@ -36,7 +36,7 @@ async def anomaly_counts(name: str, began_ms: int, bake_s: float) -> tuple[int |
     it (blue's own rate); ``(None, None)`` when no alert manager runs."""
     import ray
 
-    from ray_enterprise.observability.alert_actor import ACTOR_NAME
+    from ray_enterprise.alerts.actor import ACTOR_NAME
 
     try:
         actor = ray.get_actor(ACTOR_NAME, namespace=_kv.NAMESPACE)

@@ -18,7 +18,7 @@ import ray
 from ray.exceptions import GetTimeoutError
 
 from ray_enterprise import _kv
-from ray_enterprise.observability.alert_health import RestartAlert
+from ray_enterprise.alerts.client import RestartAlert
 from ray_enterprise.security.errors import SecurityError
 from ray_enterprise.security.ratelimit import Lease, LeaseBook, RateLimit
 

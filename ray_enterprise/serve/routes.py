@@ -18,8 +18,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
+from ray_enterprise.alerts.errors import AlertError
 from ray_enterprise.config.errors import ConfigError, ConfigVersionNotFoundError
-from ray_enterprise.observability.alert_errors import AlertError
 from ray_enterprise.security.apikeys import ApiKey, Scope
 from ray_enterprise.security.audit import AuditLog
 from ray_enterprise.serve.anomalies import anomaly_view

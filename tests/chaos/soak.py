@@ -33,12 +33,12 @@ import ray
 import yaml
 
 from ray_enterprise import _kv
+from ray_enterprise.alerts.actor import ACTOR_NAME as ALERTS_NAME
+from ray_enterprise.alerts.actor import get_alert_handle
 from ray_enterprise.config.actor import ACTOR_NAME as CONFIG_NAME
 from ray_enterprise.config.actor import get_config_handle
 from ray_enterprise.config.settings import ConfigSettings, VaultSettings
 from ray_enterprise.config.sources import DatabaseConfigSource
-from ray_enterprise.observability.alert_actor import ACTOR_NAME as ALERTS_NAME
-from ray_enterprise.observability.alert_actor import get_alert_handle
 from ray_enterprise.observability.collector import CENTRAL_NAME, COLLECTOR_PREFIX
 from ray_enterprise.observability.platform import boot_observability
 from ray_enterprise.registry.actor import SERVICE_PREFIX

@@ -18,7 +18,7 @@ import ray
 
 import ray_enterprise
 from ray_enterprise import _kv
-from ray_enterprise.observability.alert_actor import ACTOR_NAME
+from ray_enterprise.alerts.actor import ACTOR_NAME
 from ray_enterprise.runtime import registry_actor
 from ray_enterprise.security.audit import AuditLog
 from ray_enterprise.spec import ServiceSpec

@@ -9,8 +9,8 @@ from typing import Any
 import ray
 from actor_support import config_actor, eventually
 
+from ray_enterprise.alerts.actor import get_alert_handle, remove_alert_actor
 from ray_enterprise.config.settings import ConfigSettings
-from ray_enterprise.observability.alert_actor import get_alert_handle, remove_alert_actor
 
 
 def write(path: Path, text: str) -> None:

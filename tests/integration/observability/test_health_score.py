@@ -60,8 +60,8 @@ def test_series_feed_the_anomaly_shards_and_their_rate_reaches_the_score(
     ray_session: None,
 ) -> None:
     """An unnamed central actor with one shard: every batch gives each series one point."""
-    from ray_enterprise.observability.anomaly_feed import series_text
-    from ray_enterprise.observability.anomaly_shard import (
+    from ray_enterprise.anomaly.feed import series_text
+    from ray_enterprise.anomaly.shard import (
         clear_checkpoints,
         get_shard_handles,
         remove_shards,

@@ -11,7 +11,7 @@ import ray
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from ray_enterprise.observability.alert_actor import get_alert_handle
+from ray_enterprise.alerts.actor import get_alert_handle
 from ray_enterprise.observability.platform import EnterpriseObservabilityPlatform
 from ray_enterprise.security.apikeys import ALL_SCOPES, ApiKeyStore, Scope
 from ray_enterprise.security.events import AUTH_FAILURES, RATE_LIMITED

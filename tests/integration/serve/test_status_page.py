@@ -19,10 +19,10 @@ import pytest
 import ray
 import requests
 
+from ray_enterprise.alerts.actor import get_alert_handle
+from ray_enterprise.anomaly.feed import series_text
+from ray_enterprise.anomaly.shard import get_shard_handles, remove_shards
 from ray_enterprise.config.actor import get_config_handle
-from ray_enterprise.observability.alert_actor import get_alert_handle
-from ray_enterprise.observability.anomaly_feed import series_text
-from ray_enterprise.observability.anomaly_shard import get_shard_handles, remove_shards
 from ray_enterprise.observability.metric_batch import MetricType
 from ray_enterprise.observability.platform import EnterpriseObservabilityPlatform, flush_all
 from ray_enterprise.observability.tracing import TraceStatus

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ray_enterprise.observability.alert_matchers import parse_matchers
-from ray_enterprise.observability.alert_rules import RuleEngine, WindowSource, parse_rule
+from ray_enterprise.alerts.matchers import parse_matchers
+from ray_enterprise.alerts.rules import RuleEngine, WindowSource, parse_rule
 from ray_enterprise.observability.metric_batch import MetricBatch, MetricType, SeriesPoints
 from ray_enterprise.observability.series import (
     MAX_REFUSAL_KEYS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ray_enterprise.observability.alert_matchers import parse_matchers
+from ray_enterprise.alerts.matchers import parse_matchers
 from ray_enterprise.serve.page import PAGE_HEADERS, page_files
 from ray_enterprise.serve.routes import silence_matchers
 

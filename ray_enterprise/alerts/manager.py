@@ -1,0 +1,415 @@
+"""The alert state machine: signals in, notifications and state changes out.
+
+:class:`AlertManager` is a plain object with no I/O: input methods (``ingest``, ``acknowledge``,
+``silence`` ...) change state, and ``tick(now)`` returns the notifications that are due. Every
+state change is also queued as an :class:`AlertChange` for durable history
+(``take_changes()``), so an actor holding this object writes history, delivers notifications
+and schedules the next tick — and a test drives it with a fake clock in milliseconds.
+
+Group timing lives in :mod:`alert_grouping`, routes, escalation and inhibition in
+:mod:`alert_routing`; this module ties them to the alerts' lifecycle. Example::
+
+    >>> from ray_enterprise.alerts.model import AlertSignal, Severity
+    >>> from ray_enterprise.alerts.routing import policy_from_config
+    >>> policy = policy_from_config({"route": {"handlers": ["log"], "group_wait": "10s"}})
+    >>> now = [0]
+    >>> am = AlertManager(policy, clock=lambda: now[0])
+    >>> _ = am.ingest(AlertSignal({"alertname": "Down", "service": "api"}, Severity.HIGH))
+    >>> am.tick(9_999)
+    []
+    >>> [n.handlers for n in am.tick(10_000)]
+    [('log',)]
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+
+from ray_enterprise.alerts.errors import (
+    AlertInputError,
+    AlertNotFoundError,
+    SilenceNotFoundError,
+)
+from ray_enterprise.alerts.grouping import AlertGroup
+from ray_enterprise.alerts.matchers import Matcher, Silence, parse_matchers
+from ray_enterprise.alerts.model import (
+    Alert,
+    AlertChange,
+    AlertSignal,
+    AlertStatus,
+    ChangeKind,
+    Notification,
+    NotificationKind,
+    alert_id,
+    fingerprint,
+)
+from ray_enterprise.alerts.routing import (
+    AlertPolicy,
+    EscalationStep,
+    Route,
+    inhibition_index,
+)
+from ray_enterprise.alerts.sources import AlertInput
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class AlertManager:
+    """Holds open alerts, groups, silences and escalation timers for one alert policy."""
+
+    def __init__(
+        self, policy: AlertPolicy | None = None, *, clock: Callable[[], int] = wall_clock_ms
+    ) -> None:
+        self._policy = policy or AlertPolicy()
+        self._clock = clock
+        self._alerts: dict[str, Alert] = {}  # open (firing) alerts by fingerprint
+        # fingerprint -> (route, group key) it joined; kept so a severity change cannot lose it
+        self._routes: dict[str, list[tuple[Route, str]]] = {}
+        self._groups: dict[str, AlertGroup] = {}
+        self._silences: dict[str, Silence] = {}
+        self._changes: list[AlertChange] = []
+        # Suppression depends only on which alerts fire at which severity and which silences
+        # are active; skipping the recompute when neither changed keeps idle ticks cheap.
+        self._revision = 0
+        self._suppression_basis: tuple[int, frozenset[str]] | None = None
+
+    @property
+    def policy(self) -> AlertPolicy:
+        return self._policy
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def ingest(self, item: AlertInput | AlertSignal) -> list[Alert]:
+        """Apply one input (any source's ``to_signals()`` or a bare signal); return the alerts
+        it touched. Duplicates of an open alert only refresh it: one problem, one alert."""
+        signals = (item,) if isinstance(item, AlertSignal) else item.to_signals()
+        now = self._clock()
+        touched = []
+        for signal in signals:
+            alert = self._apply(signal, now)
+            if alert is not None:
+                touched.append(alert)
+        return touched
+
+    def ingest_many(self, items: Iterable[AlertInput | AlertSignal]) -> int:
+        """Apply a batch; returns how many alerts it touched (the actor's burst path)."""
+        return sum(len(self.ingest(item)) for item in items)
+
+    def acknowledge(self, id_or_fingerprint: str, by: str, reason: str = "") -> Alert:
+        """Someone owns the alert: escalation stops and repeats stop until unacknowledged."""
+        alert = self.get(id_or_fingerprint)
+        now = self._clock()
+        alert = replace(
+            alert,
+            acknowledged_by=by,
+            ack_reason=reason,
+            acknowledged_at=now,
+            escalation_due_at=None,
+            updated_at=now,
+        )
+        self._alerts[alert.fingerprint] = alert
+        self._record(ChangeKind.ACKNOWLEDGED, now, alert, by, reason)
+        return alert
+
+    def unacknowledge(self, id_or_fingerprint: str, by: str, reason: str = "") -> Alert:
+        """Hand the alert back: escalation resumes with the next step, timed from now.
+
+        Unacknowledging an alert nobody acknowledged changes nothing (and records nothing).
+        """
+        alert = self.get(id_or_fingerprint)
+        if not alert.acknowledged:
+            return alert
+        now = self._clock()
+        steps = self._escalation(alert.fingerprint)
+        due = None
+        if alert.notified_at is not None and alert.escalation_step < len(steps):
+            due = now + steps[alert.escalation_step].after_ms
+        alert = replace(
+            alert,
+            acknowledged_by=None,
+            ack_reason=None,
+            acknowledged_at=None,
+            escalation_due_at=due,
+            updated_at=now,
+        )
+        self._alerts[alert.fingerprint] = alert
+        self._record(ChangeKind.UNACKNOWLEDGED, now, alert, by, reason)
+        return alert
+
+    def silence(
+        self,
+        matchers: str | Sequence[Matcher],
+        duration_ms: int,
+        created_by: str,
+        comment: str = "",
+        *,
+        starts_at: int | None = None,
+    ) -> Silence:
+        """Mute matching alerts for ``duration_ms``; takes effect at the next ``tick``."""
+        parsed = parse_matchers(matchers) if isinstance(matchers, str) else tuple(matchers)
+        if duration_ms <= 0:
+            raise AlertInputError(f"a silence needs a positive duration, got {duration_ms} ms")
+        start = self._clock() if starts_at is None else starts_at
+        silence = Silence(
+            id=uuid.uuid4().hex[:12],
+            matchers=parsed,
+            starts_at=start,
+            ends_at=start + duration_ms,
+            created_by=created_by,
+            comment=comment,
+        )
+        self._silences[silence.id] = silence
+        return silence
+
+    def expire_silence(self, silence_id: str) -> Silence:
+        """End a silence now; its alerts are notified at their group's next flush."""
+        if silence_id not in self._silences:
+            raise SilenceNotFoundError(silence_id)
+        silence = replace(self._silences.pop(silence_id), ends_at=self._clock())
+        return silence
+
+    def set_policy(self, policy: AlertPolicy) -> None:
+        """Swap routes and inhibition (a config change) and regroup open alerts under them."""
+        self._policy = policy
+        self.restore(list(self._alerts.values()), list(self._silences.values()))
+
+    def restore(self, alerts: Iterable[Alert], silences: Iterable[Silence] = ()) -> None:
+        """Rebuild from history after a restart: open alerts, their groups and silences.
+
+        Alerts already notified count as told, so a restarted actor does not page again.
+        """
+        now = self._clock()
+        self._alerts = {a.fingerprint: a for a in alerts if a.firing}
+        self._silences = {s.id: s for s in silences if s.ends_at > now}
+        self._groups = {}
+        self._routes = {}
+        self._revision += 1
+        for alert in self._alerts.values():
+            self._join_groups(alert, now)
+        for group in self._groups.values():
+            group.adopt_notified(self._alerts, now)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get(self, id_or_fingerprint: str) -> Alert:
+        alert = self._alerts.get(id_or_fingerprint)
+        if alert is not None:
+            return alert
+        for alert in self._alerts.values():
+            if alert.id == id_or_fingerprint:
+                return alert
+        raise AlertNotFoundError(id_or_fingerprint, [a.id for a in self._alerts.values()])
+
+    def alerts(self) -> list[Alert]:
+        """Open alerts, most severe and oldest first."""
+        return sorted(self._alerts.values(), key=lambda a: (-a.severity.rank, a.starts_at))
+
+    def silences(self) -> list[Silence]:
+        return sorted(self._silences.values(), key=lambda s: s.ends_at)
+
+    def take_changes(self) -> list[AlertChange]:
+        """State changes since the last call, oldest first, for the history writer."""
+        changes, self._changes = self._changes, []
+        return changes
+
+    def next_due(self) -> int | None:
+        """The earliest time ``tick`` has work to do, so the actor can sleep until then."""
+        times = [g.next_flush_at for g in self._groups.values()]
+        times += [s.ends_at for s in self._silences.values()]
+        times += [s.starts_at for s in self._silences.values() if s.starts_at > self._clock()]
+        for alert in self._alerts.values():
+            times += [t for t in (alert.expires_at, alert.escalation_due_at) if t is not None]
+        return min(times, default=None)
+
+    # -- time ---------------------------------------------------------------------------------
+
+    def tick(self, now: int | None = None) -> list[Notification]:
+        """Do what is due at ``now``: expiries, suppression, escalation, group flushes."""
+        now = self._clock() if now is None else now
+        due = [a for a in self._alerts.values() if a.expires_at is not None and a.expires_at <= now]
+        for alert in due:
+            self._resolve(alert, now)
+        self._silences = {k: s for k, s in self._silences.items() if s.ends_at > now}
+        self._update_suppression(now)
+        out = self._escalate(now)
+        self._update_suppression(now)  # a raised severity may now inhibit others
+        for key in [k for k, g in self._groups.items() if g.next_flush_at <= now]:
+            notification = self._flush(key, now)
+            if notification is not None:
+                out.append(notification)
+        return out
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _apply(self, signal: AlertSignal, now: int) -> Alert | None:
+        fp = fingerprint(signal.labels)
+        current = self._alerts.get(fp)
+        expires = None if signal.expires_after_ms is None else now + signal.expires_after_ms
+        if not signal.firing:
+            return None if current is None else self._resolve(current, now)
+        if current is None:
+            alert = Alert(
+                id=alert_id(fp, now),
+                fingerprint=fp,
+                labels=dict(signal.labels),
+                severity=signal.severity,
+                annotations=dict(signal.annotations),
+                source=signal.source,
+                status=AlertStatus.FIRING,
+                starts_at=now,
+                updated_at=now,
+                expires_at=expires,
+            )
+            self._alerts[fp] = alert
+            self._revision += 1
+            self._join_groups(alert, now)
+            self._record(ChangeKind.FIRED, now, alert)
+            return alert
+        severity = max(current.severity, signal.severity)
+        alert = replace(
+            current,
+            severity=severity,
+            annotations={**current.annotations, **signal.annotations},
+            updated_at=now,
+            expires_at=expires,
+            occurrences=current.occurrences + 1,
+        )
+        self._alerts[fp] = alert
+        if severity is not current.severity:
+            self._revision += 1
+            self._record(ChangeKind.SEVERITY_CHANGED, now, alert)
+        return alert
+
+    def _resolve(self, alert: Alert, now: int) -> Alert:
+        resolved = replace(
+            alert, status=AlertStatus.RESOLVED, ends_at=now, updated_at=now, escalation_due_at=None
+        )
+        del self._alerts[alert.fingerprint]
+        self._revision += 1
+        for _, key in self._routes.pop(alert.fingerprint, []):
+            if key in self._groups:
+                self._groups[key].leave(resolved)
+        self._record(ChangeKind.RESOLVED, now, resolved)
+        return resolved
+
+    def _join_groups(self, alert: Alert, now: int) -> None:
+        joined = []
+        for route in self._policy.route.match(alert.match_labels()):
+            key, labels = route.group_key(alert.match_labels())
+            group = self._groups.get(key)
+            if group is None:
+                group = self._groups[key] = AlertGroup(route, labels, now + route.group_wait_ms)
+            group.members.add(alert.fingerprint)
+            joined.append((route, key))
+        self._routes[alert.fingerprint] = joined
+
+    def _escalation(self, fp: str) -> tuple[EscalationStep, ...]:
+        for route, _ in self._routes.get(fp, []):
+            if route.escalation:
+                return route.escalation
+        return ()
+
+    def _update_suppression(self, now: int) -> None:
+        silences = [s for s in self._silences.values() if s.active(now)]
+        basis = (self._revision, frozenset(s.id for s in silences))
+        if basis == self._suppression_basis:
+            return
+        self._suppression_basis = basis
+        inhibitors = inhibition_index(self._policy.inhibit_rules, self._alerts.values())
+        for fp, alert in list(self._alerts.items()):
+            labels = alert.match_labels()
+            silenced = tuple(s.id for s in silences if s.matches(labels))
+            inhibited = tuple(sorted(inhibitors(alert)))
+            if silenced == alert.silenced_by and inhibited == alert.inhibited_by:
+                continue
+            was = alert.suppressed
+            alert = replace(alert, silenced_by=silenced, inhibited_by=inhibited)
+            self._alerts[fp] = alert
+            if silenced and not was:
+                self._record(ChangeKind.SILENCED, now, alert, reason=",".join(silenced))
+            elif inhibited and not was:
+                self._record(ChangeKind.INHIBITED, now, alert, reason=",".join(inhibited))
+            elif was and not alert.suppressed:
+                self._record(ChangeKind.UNSUPPRESSED, now, alert)
+
+    def _escalate(self, now: int) -> list[Notification]:
+        out = []
+        for fp, alert in list(self._alerts.items()):
+            due = alert.escalation_due_at
+            if due is None or due > now or alert.acknowledged or alert.suppressed:
+                continue
+            steps = self._escalation(fp)
+            if alert.escalation_step >= len(steps):
+                continue
+            step = steps[alert.escalation_step]
+            following = alert.escalation_step + 1
+            alert = replace(
+                alert,
+                severity=alert.severity.raised() if step.raise_severity else alert.severity,
+                escalation_step=following,
+                escalation_due_at=now + steps[following].after_ms
+                if following < len(steps)
+                else None,
+                updated_at=now,
+            )
+            self._alerts[fp] = alert
+            self._revision += int(step.raise_severity)
+            self._record(ChangeKind.ESCALATED, now, alert, reason=f"step {following}")
+            route, key = next((r, k) for r, k in self._routes[fp] if r.escalation)
+            out.append(
+                Notification(
+                    kind=NotificationKind.ESCALATION,
+                    handlers=step.handlers,
+                    route=route.path,
+                    group_key=key,
+                    group_labels=dict(self._groups[key].labels) if key in self._groups else {},
+                    alerts=(alert,),
+                    created_at=now,
+                    escalation_step=following,
+                )
+            )
+        return out
+
+    def _flush(self, key: str, now: int) -> Notification | None:
+        group = self._groups[key]
+        firing, resolved = group.flush(self._alerts, now)
+        if not group.members:
+            del self._groups[key]
+        if not (firing or resolved):
+            return None
+        firing = [self._first_notified(a, now) for a in firing]
+        return Notification(
+            kind=NotificationKind.GROUP,
+            handlers=group.route.handlers,
+            route=group.route.path,
+            group_key=key,
+            group_labels=dict(group.labels),
+            alerts=tuple(firing + resolved),
+            created_at=now,
+        )
+
+    def _first_notified(self, alert: Alert, now: int) -> Alert:
+        """Someone has been told: start the escalation clock from here."""
+        if alert.notified_at is not None:
+            return alert
+        steps = self._escalation(alert.fingerprint)
+        due = now + steps[0].after_ms if steps and not alert.acknowledged else None
+        alert = replace(alert, notified_at=now, escalation_due_at=due)
+        self._alerts[alert.fingerprint] = alert
+        self._record(ChangeKind.NOTIFIED, now, alert)
+        return alert
+
+    def _record(
+        self,
+        kind: ChangeKind,
+        now: int,
+        alert: Alert,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self._changes.append(AlertChange(kind, now, alert, actor, reason))
