@@ -27,6 +27,7 @@ from ray_enterprise.alerts.client import (
     registry_health_inputs,
     report_health_transition,
 )
+from ray_enterprise.alerts.config_follow import ALERTING_SECTION, follow_config_section
 from ray_enterprise.alerts.errors import AlertConfigError, AlertInputError
 from ray_enterprise.alerts.faults import MetricsRefusedInput
 from ray_enterprise.alerts.feeds import follow_config_events
@@ -41,11 +42,14 @@ from ray_enterprise.alerts.settings import (
     forget_settings,
     keep_settings,
     recover_settings,
+    settings_from_alerting_config,
 )
 from ray_enterprise.alerts.views import (
     DAY_MS,
     alert_view,
     change_view,
+    firing_by_severity,
+    redacted_settings,
     resolved_views,
     select_views,
     to_input,
@@ -88,10 +92,12 @@ class AlertManagerActor:
         self._wake = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self._unwritten: list[AlertChange] = []
+        self._config_version = 0  # the last observability section applied (0: none yet)
         for loop_body in (self._tick_forever, self._rules_forever, self._retention_forever):
             self._spawn(loop_body())
         self._spawn(self._sync_health_once())
         self._spawn(follow_config_events(self))
+        self._spawn(follow_config_section(ACTOR_NAME, "on_config", lambda: self._config_version))
         restart_alert.recovered()
         logger.info(
             "alert manager up: %d open alerts, %d silences restored",
@@ -250,9 +256,39 @@ class AlertManagerActor:
 
     async def set_policy(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Swap routes, handlers, inhibition and rules from ``config`` (keys of
-        :class:`AlertSettings`; missing keys keep their value). Validated whole, then swapped."""
+        :class:`AlertSettings`; missing keys keep their value). Validated whole, then swapped.
+
+        A route or handlers given here stop the config section from replacing them (unless
+        ``follow_config`` is given too): an operator's explicit choice wins over the file."""
         merged = {**self._settings.model_dump(mode="json"), **dict(config)}
+        if ("route" in config or "handlers" in config) and "follow_config" not in config:
+            merged["follow_config"] = False
         new = AlertSettings.parse(merged)
+        self._swap(new)
+        keep_settings(new)
+        return redacted_settings(new)
+
+    async def on_config(self, section: str, value: Any, version: int) -> int:
+        """The ConfigActor pushes the observability section here: its ``alerting`` part
+        becomes route and handlers, in version order, unless a policy was chosen explicitly.
+        Not kept for a restart: the restarted actor subscribes again and is sent it anew."""
+        if section != ALERTING_SECTION or version <= self._config_version:
+            return self._config_version
+        self._config_version = version
+        if not self._settings.follow_config:
+            return version
+        derived = settings_from_alerting_config(value.alerting)
+        merged = {
+            **self._settings.model_dump(mode="json"),
+            "route": derived.route,
+            "handlers": derived.handlers,
+            "follow_config": True,
+        }
+        self._swap(AlertSettings.parse(merged))
+        logger.info("alert policy from config version %d", version)
+        return version
+
+    def _swap(self, new: AlertSettings) -> None:
         if new.db_url != self._settings.db_url:
             raise AlertConfigError("db_url", "the history database cannot change at run time")
         policy, handlers, rules = new.policy(), new.handler_objects(), new.metric_rules()
@@ -268,9 +304,7 @@ class AlertManagerActor:
         self._manager.set_policy(policy)
         self._swap_rules(rules)
         self._settings = new
-        keep_settings(new)
         self._changed()
-        return new.model_dump(mode="json")
 
     def _swap_rules(self, rules: list[MetricRule]) -> None:
         wanted = {r.name: r for r in rules}
@@ -362,7 +396,13 @@ class AlertManagerActor:
         return {name: asdict(stats) for name, stats in self._dispatcher.stats().items()}
 
     async def settings(self) -> dict[str, Any]:
-        return self._settings.model_dump(mode="json")
+        """The running settings, header values masked; ``config_version`` is the last
+        observability section applied."""
+        return {**redacted_settings(self._settings), "config_version": self._config_version}
+
+    async def firing(self) -> dict[str, list[str]]:
+        """Open alerts by severity, each as ``Name{service=...}``: the health score's input."""
+        return firing_by_severity(self._manager.alerts())
 
 
 def get_alert_handle(

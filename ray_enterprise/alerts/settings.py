@@ -77,6 +77,17 @@ class AlertSettings(BaseModel):
     #: every second, so keep it above that.
     metrics_refused_quiet: Duration = "30s"
     db_url: str | None = None
+    #: Whether the ``observability.alerting`` config section replaces route and handlers on
+    #: every change. Unset, it is on unless route or handlers were given: a policy chosen
+    #: explicitly (here or by ``set_policy``) is not overwritten by the config.
+    follow_config: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _follow_unless_chosen(cls, raw: Any) -> Any:
+        if isinstance(raw, Mapping) and "follow_config" not in raw:
+            return {**raw, "follow_config": "route" not in raw and "handlers" not in raw}
+        return raw
 
     @model_validator(mode="after")
     def _check_with_core(self) -> AlertSettings:
@@ -218,24 +229,56 @@ def load_callable(raw: dict[str, Any], path: str) -> Callable[..., Any]:
     return fn
 
 
+def _secret(value: Any) -> Any:
+    reveal = getattr(value, "get_secret_value", None)
+    return reveal() if reveal is not None else value
+
+
+def _receiver(raw: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": raw.type}
+    if raw.type == "log":
+        return out
+    out["url"] = _secret(raw.url)
+    if raw.headers:
+        out["headers"] = {k: _secret(v) for k, v in raw.headers.items()}
+    if raw.type == "webhook" and raw.slack:
+        out["slack"] = True
+    return out
+
+
 def settings_from_alerting_config(alerting: Any) -> AlertSettings:
     """Map the ``observability.alerting`` section of :class:`EnterpriseConfig` onto settings.
 
-    That section is the small knob set an operator sets in the main config file: a webhook URL,
-    the escalation time and whether resolve notices go out. Richer routing goes through
-    :class:`AlertSettings` directly.
+    That section is what an operator sets in the main config: receivers (``webhook_url`` with
+    its ``webhook_headers``, or named ones), child routes by matchers, grouping, escalation and
+    resolve notices. With ``enabled`` false the root routes to nobody and no child route or
+    escalation is kept, so nothing is sent while alerts are still kept. The result follows the
+    config (``follow_config``), so the next change of the section replaces it.
     """
     handlers: dict[str, dict[str, Any]] = {"log": {"type": "log"}}
-    route: dict[str, Any] = {
-        "handlers": ["log"],
-        "send_resolved": bool(alerting.resolve_notifications),
-        "repeat_interval": f"{max(float(alerting.dedup_window_seconds), 1.0)}s",
-    }
+    for name, receiver in alerting.receivers.items():
+        handlers[name] = _receiver(receiver)
+    root = ["log"]
     url = alerting.webhook_url
     if url is not None:
-        handlers["webhook"] = {"type": "webhook", "url": url.get_secret_value()}
-        route["handlers"] = ["log", "webhook"]
+        handlers["webhook"] = {"type": "webhook", "url": _secret(url)}
+        if alerting.webhook_headers:
+            headers = {k: _secret(v) for k, v in alerting.webhook_headers.items()}
+            handlers["webhook"]["headers"] = headers
+        root = ["log", "webhook"]
+    route: dict[str, Any] = {
+        "handlers": root if alerting.enabled else [],
+        "send_resolved": bool(alerting.resolve_notifications),
+        "repeat_interval": f"{max(float(alerting.dedup_window_seconds), 1.0)}s",
+        "group_wait": f"{float(alerting.group_wait_seconds)}s",
+    }
+    if alerting.enabled and url is not None:
         route["escalation"] = [
             {"after": f"{float(alerting.escalation_after_seconds)}s", "handlers": ["webhook"]}
         ]
-    return AlertSettings(route=route, handlers=handlers)
+    if alerting.enabled and alerting.routes:
+        route["routes"] = [
+            {"match": list(r.match), "handlers": list(r.receivers), "continue": r.continue_matching}
+            for r in alerting.routes
+        ]
+    return AlertSettings(route=route, handlers=handlers, follow_config=True)

@@ -6,7 +6,7 @@ status page read these plain dicts, so the dataclasses inside can change without
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -111,3 +111,29 @@ def trend_view(
         ),
         "mean_time_to_resolve_ms": history.mean_time_to_resolve(service=service, since_ms=since),
     }
+
+
+def firing_by_severity(alerts: Iterable[Alert]) -> dict[str, list[str]]:
+    """Firing alerts (acknowledged ones too: the problem is still there) by severity, each
+    named ``Name{service="x"}`` so a health reason can say which."""
+    out: dict[str, list[str]] = {}
+    for alert in alerts:
+        if alert.firing:
+            name = alert.name + (f'{{service="{alert.service}"}}' if alert.service else "")
+            out.setdefault(alert.severity.value, []).append(name)
+    return {severity: sorted(names) for severity, names in out.items()}
+
+
+MASK = "**********"
+
+
+def redacted_settings(settings: Any) -> dict[str, Any]:
+    """Settings as JSON for callers, with header values masked; a policy built from the config
+    section masks its receivers' URLs too, since the schema holds them as secrets."""
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    for handler in data.get("handlers", {}).values():
+        if "headers" in handler:
+            handler["headers"] = {k: MASK for k in handler["headers"]}
+        if settings.follow_config and "url" in handler:
+            handler["url"] = MASK
+    return data

@@ -250,16 +250,64 @@ class DetectorConfig(_Section):
     threshold: float = Field(default=0.95, gt=0)
 
 
+class AlertReceiverConfig(_Section):
+    """A named destination for notifications; URL and header values are secrets (a webhook
+    URL often carries its token, and a header usually is one)."""
+
+    type: Literal["webhook", "alertmanager", "log"] = "webhook"
+    url: SecretStr | None = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    slack: bool = False
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> AlertReceiverConfig:
+        if self.type != "log" and self.url is None:
+            raise ValueError(f"a {self.type} receiver needs a url")
+        return self
+
+
+class AlertRouteConfig(_Section):
+    """A child of the root route: alerts matching ``match`` (``'service="api"'``) go to
+    ``receivers``; the first matching route wins unless it says ``continue_matching``."""
+
+    match: list[str] = Field(default_factory=list)
+    receivers: list[str] = Field(min_length=1)
+    continue_matching: bool = False
+
+
 class AlertingConfig(_Section):
+    """What the alert actor builds its routes and receivers from, live (see docs/settings.md).
+
+    ``enabled: false`` routes every alert to nobody: alerts are still kept and counted in the
+    health score, but no receiver is told.
+    """
+
     enabled: bool = True
     dedup_window_seconds: float = Field(default=300.0, ge=0)
     escalation_after_seconds: float = Field(default=900.0, gt=0)
     resolve_notifications: bool = True
+    group_wait_seconds: float = Field(default=30.0, ge=0)
     webhook_url: SecretStr | None = None
+    webhook_headers: dict[str, SecretStr] = Field(default_factory=dict)
+    receivers: dict[str, AlertReceiverConfig] = Field(default_factory=dict)
+    routes: list[AlertRouteConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _routes_name_receivers(self) -> AlertingConfig:
+        known = {"log", *self.receivers, *(["webhook"] if self.webhook_url else [])}
+        for route in self.routes:
+            missing = sorted(set(route.receivers) - known)
+            if missing:
+                raise ValueError(
+                    f"routes name receivers {missing} that are not configured "
+                    f"(configured: {sorted(known)})"
+                )
+        if self.webhook_url is not None and "webhook" in self.receivers:
+            raise ValueError("'webhook' is the receiver of webhook_url; name yours otherwise")
+        return self
 
 
 class ObservabilityFrameworkConfig(_Section):
-    enabled: bool = True
     flush_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     cardinality_limit: int = Field(default=10_000, ge=1)
     series_capacity: int = Field(default=1_000, ge=1)

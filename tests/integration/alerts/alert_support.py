@@ -25,6 +25,7 @@ class Webhook:
     def __init__(self, *, hang: bool = False) -> None:
         self.hang = hang
         self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -51,6 +52,7 @@ class Webhook:
             await asyncio.Event().wait()
         with self._lock:
             self.bodies.append(body)
+            self.headers.append(dict(request.headers))
         return web.Response(text="ok")
 
     def alerts(self, alertname: str | None = None) -> list[dict[str, Any]]:

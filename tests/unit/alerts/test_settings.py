@@ -95,3 +95,46 @@ def test_reporting_health_refuses_bad_input_without_raising() -> None:
     assert report_health_transition("db", "failed", "urgent-ish", "gone") is False
     if not ray.is_initialized():  # the whole suite may run this after integration tests
         assert report_health_transition("db", "failed", "critical", "gone") is False
+
+
+def test_the_alerting_section_builds_receivers_routes_and_a_secret_header() -> None:
+    section = AlertingConfig.model_validate(
+        {
+            "group_wait_seconds": 0,
+            "webhook_url": "https://hooks.example/page",
+            "webhook_headers": {"Authorization": "Bearer s3cret"},
+            "receivers": {"am": {"type": "alertmanager", "url": "http://127.0.0.1:9093"}},
+            "routes": [{"match": ['service="db"'], "receivers": ["am"]}],
+        }
+    )
+    settings = settings_from_alerting_config(section)
+    assert settings.follow_config is True
+    assert settings.handlers["webhook"]["headers"] == {"Authorization": "Bearer s3cret"}
+    route = settings.policy().route
+    assert (route.handlers, route.group_wait_ms) == (("log", "webhook"), 0)
+    [child] = route.children
+    assert child.handlers == ("am",)
+    assert [r.handlers for r in route.match({"alertname": "X", "service": "db"})] == [("am",)]
+
+
+def test_alerting_disabled_routes_every_alert_to_nobody() -> None:
+    section = AlertingConfig.model_validate(
+        {
+            "enabled": False,
+            "webhook_url": "https://hooks.example/page",
+            "routes": [{"match": ['service="db"'], "receivers": ["webhook"]}],
+        }
+    )
+    route = settings_from_alerting_config(section).policy().route
+    assert (route.handlers, route.children, route.escalation) == ((), (), ())
+
+
+def test_a_route_naming_an_unknown_receiver_is_refused_by_the_schema() -> None:
+    with pytest.raises(ValidationError, match=r"receivers \['pager'\] that are not configured"):
+        AlertingConfig.model_validate({"routes": [{"receivers": ["pager"]}]})
+
+
+def test_an_explicit_route_or_handlers_opt_out_of_following_the_config() -> None:
+    assert AlertSettings().follow_config is True
+    assert AlertSettings.parse({"route": {"handlers": ["log"]}}).follow_config is False
+    assert AlertSettings.parse({"handlers": {"log": {"type": "log"}}}).follow_config is False
