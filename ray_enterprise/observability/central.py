@@ -17,7 +17,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ray
@@ -57,6 +57,19 @@ _CHECKPOINT_KEY = "observability/checkpoint"
 _NODES_KEY = "observability/nodes"  # the NodeWatch: alive nodes and open losses
 _SHARD_QUEUE = 1000  # batches waiting for the anomaly shards
 _REGISTRY_TIMEOUT_S = 5.0
+ALERT_ACTOR = "alertmanager"  # alerts.actor.ACTOR_NAME; that module sits above this one
+
+
+async def _firing_alerts() -> dict[str, list[str]] | None:
+    """The alert actor's firing alerts by severity, asked at every refresh so the score is as
+    live as the alerts; ``None`` (the input is unknown) when it does not run or answer."""
+    with contextlib.suppress(Exception):
+        handle = ray.get_actor(ALERT_ACTOR, namespace=NAMESPACE)
+        firing: dict[str, list[str]] = await asyncio.wait_for(
+            handle.firing.remote(), timeout=_REGISTRY_TIMEOUT_S
+        )
+        return firing
+    return None
 
 
 def _alive_nodes() -> list[str]:
@@ -119,7 +132,8 @@ class ObservabilityActor:
             capacity=capacity, cardinality_limit=cardinality_limit, clock=clock
         )
         self._traces = TraceMap()
-        self._alerts: dict[str, int] = {}
+        # None: ask the alert actor at every refresh; a dict: someone reported (wins).
+        self._alerts: dict[str, int] | None = None
         self._anomaly_rate: float | None = None  # reported by someone else: it wins
         if anomaly_shards != "auto" and not (
             isinstance(anomaly_shards, int) and anomaly_shards >= 0
@@ -198,8 +212,11 @@ class ObservabilityActor:
         return len(spans)
 
     async def report_alerts(self, firing_by_severity: dict[str, int]) -> None:
-        """The alert actor reports what fires now; it counts in the health score."""
-        self._alerts = {k: int(v) for k, v in firing_by_severity.items()}
+        """Counts of firing alerts by severity from elsewhere (another alerting system, a
+        test): they replace the alert actor's in the score until an empty report hands the
+        input back to it."""
+        cleaned = {k: int(v) for k, v in firing_by_severity.items()}
+        self._alerts = cleaned or None
 
     async def report_anomaly_rate(self, rate: float | None) -> None:
         """The anomaly shards report the share of recent points flagged anomalous."""
@@ -312,7 +329,10 @@ class ObservabilityActor:
         rate = self._anomaly_rate
         if rate is None and self._router is not None:
             rate = await self._measure_anomaly_rate()
-        self._health = health_score(status, self._alerts, rate, timestamp=self._clock())
+        alerts: Mapping[str, int | Sequence[str]] | None = self._alerts
+        if alerts is None:
+            alerts = await _firing_alerts()
+        self._health = health_score(status, alerts, rate, timestamp=self._clock())
         return self._health
 
     async def _feed_anomaly_shards(self, batch: MetricBatch) -> None:

@@ -9,7 +9,7 @@ make a healthy system look down.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +24,8 @@ ALERT_PENALTY: Mapping[str, tuple[float, float]] = {
 ANOMALY_PENALTY = 40.0
 #: Rates below this are the detectors' normal false-positive noise and cost nothing.
 ANOMALY_NOISE_FLOOR = 0.01
+#: A reason names at most this many alerts of one severity; the rest are counted.
+_NAMED = 3
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,16 @@ class HealthReport:
 
 def health_score(
     system_status: Mapping[str, Any] | None,
-    firing_alerts: Mapping[str, int] | None = None,
+    firing_alerts: Mapping[str, int | Sequence[str]] | None = None,
     anomaly_rate: float | None = None,
     *,
     timestamp: float = 0.0,
 ) -> HealthReport:
-    """Combine the inputs; ``None`` means that input is not available (it costs nothing)."""
+    """Combine the inputs; ``None`` means that input is not available (it costs nothing).
+
+    ``firing_alerts`` maps a severity to a count, or to the firing alerts' names (what the
+    alert actor reports), which the reason then lists so an operator sees which alert it is.
+    """
     reasons: list[str] = []
     components: dict[str, float] = {}
     services = list((system_status or {}).get("services", []))
@@ -63,14 +69,20 @@ def health_score(
         reasons.extend(str(r) for r in system_status.get("reasons", []))
     components["services"] = base
     penalty = 0.0
-    for severity, count in sorted((firing_alerts or {}).items()):
+    for severity, firing in sorted((firing_alerts or {}).items()):
+        names = [] if isinstance(firing, int) else [str(n) for n in firing]
+        count = firing if isinstance(firing, int) else len(names)
         if count <= 0:
             continue
         each, cap = ALERT_PENALTY.get(severity.lower(), ALERT_PENALTY["low"])
         cost = min(each * count, cap)
         penalty += cost
         components[f"alerts_{severity.lower()}"] = -cost
-        reasons.append(f"{count} {severity.lower()} alert{'s' if count != 1 else ''} firing")
+        reason = f"{count} {severity.lower()} alert{'s' if count != 1 else ''} firing"
+        if names:
+            shown = ", ".join(names[:_NAMED])
+            reason += f": {shown}" + (f" and {len(names) - _NAMED} more" if count > _NAMED else "")
+        reasons.append(reason)
     if anomaly_rate is not None and anomaly_rate > ANOMALY_NOISE_FLOOR:
         cost = ANOMALY_PENALTY * min(anomaly_rate, 1.0)
         penalty += cost

@@ -66,3 +66,12 @@ def test_score_never_leaves_0_to_100() -> None:
         status_of(("db", "failed", "critical")), {"critical": 9, "high": 9}, anomaly_rate=1.0
     )
     assert report.score == 0.0 and report.to_json()["status"] == "critical"
+
+
+def test_alerts_given_by_name_are_named_in_the_reason() -> None:
+    healthy = status_of(("db", "healthy", "critical"))
+    report = health_score(healthy, {"critical": ['ServiceFailed{service="db"}'], "low": []})
+    assert report.components["alerts_critical"] == -25.0
+    assert report.reasons == ('1 critical alert firing: ServiceFailed{service="db"}',)
+    many = health_score(healthy, {"high": [f"A{i}" for i in range(5)]})
+    assert many.reasons == ("5 high alerts firing: A0, A1, A2 and 2 more",)
