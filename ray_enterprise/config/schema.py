@@ -308,12 +308,23 @@ class AlertingConfig(_Section):
 
 
 class ObservabilityFrameworkConfig(_Section):
+    """Metrics, traces and their export. The central actor reads its part when it is created
+    (``boot_observability``); each process reads the per-process part (flush interval, trace
+    sampling, OTLP) when it sets up its recorder and tracer. docs/settings.md has the table."""
+
     flush_interval_seconds: float = Field(default=1.0, gt=0, le=60)
-    cardinality_limit: int = Field(default=10_000, ge=1)
-    series_capacity: int = Field(default=1_000, ge=1)
+    # Series per metric name the central store admits; more are refused and counted (the
+    # MetricsRefused alert says so).
+    cardinality_limit: int = Field(default=1_000, ge=1)
+    # Points each series keeps in its ring buffer (the newest; windows read from it).
+    series_capacity: int = Field(default=8_192, ge=1)
     trace_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     otlp_endpoint: str | None = None
+    otlp_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
     prometheus_enabled: bool = True
+    # Loopback unless said otherwise: the exposition has no authentication of its own.
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int = Field(default=9464, ge=0, le=65535)
     mirror_to_ray_metrics: bool = False
     detectors: dict[str, DetectorConfig] = Field(
         default_factory=lambda: {"default": DetectorConfig()}

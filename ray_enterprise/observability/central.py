@@ -114,6 +114,7 @@ class ObservabilityActor:
     def __init__(
         self,
         *,
+        prometheus_enabled: bool = True,
         prometheus_host: str | None = None,
         prometheus_port: int = 0,
         health_period_s: float = 5.0,
@@ -152,22 +153,13 @@ class ObservabilityActor:
         self._health: HealthReport | None = None
         self._mirror = RayMetricsMirror(self._store.buckets) if mirror_to_ray else None
         self._server = ExpositionServer(self._families)
-        # A restarted actor serves on the port it had, so Prometheus keeps scraping it.
-        saved = _kv.get(_PORT_KEY)
-        host = prometheus_host or (saved[0] if saved else ray.util.get_node_ip_address())
-        port = prometheus_port or (int(saved[1]) if saved else 0)
-        try:
-            address = self._server.start(host, port)
-        except OSError:
-            address = self._server.start(host, 0)
-        # Only the system actor owns the saved port and the checkpoint; unnamed instances
-        # (tests, benchmarks) must not overwrite either.
         self._owns_state = ray.get_runtime_context().get_actor_name() == CENTRAL_NAME
+        if prometheus_enabled:
+            self._serve_metrics(prometheus_host, prometheus_port)
         self._checkpoint_s = checkpoint_s
         self._checkpointed_points = -1
         self.restored_series = 0
         if self._owns_state:
-            _kv.put(_PORT_KEY, list(address))
             self.restored_series = self._restore()
         # Faults seen here go to the alert actor; only the system actor reports them.
         self._nodes = NodeWatch(_kv.get(_NODES_KEY) if self._owns_state else None)
@@ -181,6 +173,33 @@ class ObservabilityActor:
         if self._owns_state:
             self._refusal_task = loop.create_task(self._watch_refusals_forever())
         restart_alert.recovered()  # series restored from the checkpoint: serving again
+
+    def _serve_metrics(self, host: str | None, port: int) -> None:
+        """Serve ``/metrics`` on the configured address (loopback by default); a restarted
+        actor serves where it did, so Prometheus keeps scraping it. A port taken by someone
+        else is logged and a free one used: metrics on another port beat no metrics."""
+        wanted = [host or "127.0.0.1", port]
+        saved = _kv.get(_PORT_KEY) if self._owns_state else None
+        if saved and list(saved[2:]) == wanted:  # same settings as last time: same address
+            bind, port = str(saved[0]), int(saved[1])
+        else:
+            bind = str(wanted[0])
+        try:
+            address = self._server.start(bind, port)
+        except OSError as exc:
+            address = self._server.start(bind, 0)
+            logger.error(
+                "observability.prometheus_port %d on %s is not free (%s); serving /metrics "
+                "on port %d instead",
+                port,
+                bind,
+                exc,
+                address[1],
+            )
+        # Only the system actor owns the saved port; unnamed instances (tests, benchmarks)
+        # must not overwrite it.
+        if self._owns_state:
+            _kv.put(_PORT_KEY, [*address, *wanted])
 
     async def ping(self) -> str:
         return "ok"
@@ -309,8 +328,8 @@ class ObservabilityActor:
     async def exposition(self) -> bytes:
         return render(self._families())
 
-    async def prometheus_address(self) -> tuple[str, int]:
-        assert self._server.address is not None
+    async def prometheus_address(self) -> tuple[str, int] | None:
+        """Where ``/metrics`` is served; ``None`` with ``prometheus_enabled`` off."""
         return self._server.address
 
     # -- internals ------------------------------------------------------------------------

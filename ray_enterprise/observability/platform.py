@@ -7,6 +7,7 @@ creates the central actor and one collector per alive node; both are idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from typing import Any
 
 import ray
 
+from ray_enterprise.config.schema import ObservabilityFrameworkConfig
 from ray_enterprise.errors import NotConnectedError, RayEnterpriseError
 from ray_enterprise.observability import metrics, tracing
 from ray_enterprise.observability.central import ObservabilityActor
@@ -28,7 +30,7 @@ from ray_enterprise.observability.tracing import SpanRecord, TraceSpan, TraceSta
 from ray_enterprise.system_actors import get_system_actor
 
 
-def get_observability_handle(*, create: bool = False, prometheus_port: int = 0) -> Any:
+def get_observability_handle(*, create: bool = False, prometheus_port: int | None = None) -> Any:
     """The central observability actor; with ``create``, booted (with collectors) if missing."""
     try:
         return ray.get_actor(CENTRAL_NAME, namespace=NAMESPACE)
@@ -58,33 +60,65 @@ def shard_setting(text: str) -> int | str:
     return count
 
 
+def observability_section(timeout_s: float = 30.0) -> ObservabilityFrameworkConfig:
+    """The running config's ``observability`` section; the schema's defaults when no
+    ConfigActor runs (a bare ``boot_observability`` in a script or a test)."""
+    from ray_enterprise.config.actor import get_config_handle
+
+    try:
+        handle = get_config_handle(create=False)
+    except ValueError:
+        return ObservabilityFrameworkConfig()
+    section: ObservabilityFrameworkConfig = ray.get(
+        handle.get.remote("observability"), timeout=timeout_s
+    )
+    return section
+
+
+def central_options(section: ObservabilityFrameworkConfig) -> dict[str, Any]:
+    """The central actor's constructor arguments that come from the config section."""
+    return {
+        "prometheus_enabled": section.prometheus_enabled,
+        "prometheus_host": section.prometheus_host,
+        "prometheus_port": section.prometheus_port,
+        "cardinality_limit": section.cardinality_limit,
+        "capacity": section.series_capacity,
+        "mirror_to_ray": section.mirror_to_ray_metrics,
+    }
+
+
 def boot_observability(
     *,
-    prometheus_port: int = 0,
-    mirror_to_ray: bool = False,
+    prometheus_port: int | None = None,
+    mirror_to_ray: bool | None = None,
     anomaly_shards: int | str | None = None,
     forward_interval_s: float = 0.5,
     timeout_s: float = 60.0,
+    section: ObservabilityFrameworkConfig | None = None,
 ) -> Any:
     """Create (or find) the central actor and a collector on every alive node.
 
-    ``mirror_to_ray`` also replays every batch into ``ray.util.metrics`` for Ray's dashboard;
-    ``anomaly_shards`` (``"auto"``: one ``anomaly:<i>`` shard actor per node, growing as
-    nodes join; a number: that many; 0: none; default ``$RAY_ENTERPRISE_ANOMALY_SHARDS``,
-    else ``"auto"``) feeds every series to them and takes the health score's anomaly rate
-    from them.
+    The central actor takes its settings from ``section`` (default: the running config's
+    ``observability`` section, see :func:`observability_section`) when this call creates it;
+    ``prometheus_port`` and ``mirror_to_ray`` override theirs. ``anomaly_shards``
+    (``"auto"``: one ``anomaly:<i>`` shard actor per node, growing as nodes join; a number:
+    that many; 0: none; default ``$RAY_ENTERPRISE_ANOMALY_SHARDS``, else ``"auto"``) feeds
+    every series to them and takes the health score's anomaly rate from them.
     """
     if anomaly_shards is None:
         anomaly_shards = shard_setting(os.environ.get(SHARDS_ENV, "auto"))
+    with contextlib.suppress(ValueError):  # running already: its settings stay
+        return ray.get_actor(CENTRAL_NAME, namespace=NAMESPACE)
+    options = central_options(section or observability_section())
+    if prometheus_port is not None:
+        options["prometheus_port"] = prometheus_port
+    if mirror_to_ray is not None:
+        options["mirror_to_ray"] = mirror_to_ray
     handle = get_system_actor(
         CENTRAL_NAME,
         ObservabilityActor,
         create=True,
-        kwargs={
-            "prometheus_port": prometheus_port,
-            "mirror_to_ray": mirror_to_ray,
-            "anomaly_shards": anomaly_shards,
-        },
+        kwargs={**options, "anomaly_shards": anomaly_shards},
         timeout_s=timeout_s,
     )
     ensure_collectors(forward_interval_s=forward_interval_s, timeout_s=timeout_s)
@@ -189,7 +223,14 @@ class EnterpriseObservabilityPlatform:
         return list(ray.get(self.handle.operations.remote(), timeout=timeout_s))
 
     def prometheus_address(self, timeout_s: float = 30.0) -> tuple[str, int]:
-        host, port = ray.get(self.handle.prometheus_address.remote(), timeout=timeout_s)
+        """Where ``/metrics`` is served; raises when ``prometheus_enabled`` is off."""
+        address = ray.get(self.handle.prometheus_address.remote(), timeout=timeout_s)
+        if address is None:
+            raise RayEnterpriseError(
+                "the central observability actor serves no /metrics: "
+                "observability.prometheus_enabled is false"
+            )
+        host, port = address
         return str(host), int(port)
 
     def flush(self, timeout_s: float = 30.0) -> None:

@@ -26,18 +26,32 @@ from prometheus_client.registry import Collector
 
 from ray_enterprise.observability.health import HealthReport
 from ray_enterprise.observability.metric_batch import MetricType
+from ray_enterprise.observability.metric_names import SERVICE_LABEL
 from ray_enterprise.observability.series import QUANTILES, WINDOWS_MS, Series, SeriesStore
 
 SUMMARY_WINDOW = "5m"
 _DOC = "recorded through ray_enterprise"
+#: The label the ``service_name=`` of ``record_metric`` gets in the exposition. Not
+#: ``service``: a Prometheus Operator ServiceMonitor adds that target label itself (the
+#: Kubernetes Service scraped), and the clash would rename ours to ``exported_service``.
+EXPOSED_SERVICE_LABEL = "service_name"
 
 
 def _fmt_le(bound: float) -> str:
     return repr(float(bound))
 
 
+def exposed_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Labels as scraped: the store's ``service`` becomes :data:`EXPOSED_SERVICE_LABEL`."""
+    if SERVICE_LABEL not in labels or EXPOSED_SERVICE_LABEL in labels:
+        return labels
+    out = {k: v for k, v in labels.items() if k != SERVICE_LABEL}
+    out[EXPOSED_SERVICE_LABEL] = labels[SERVICE_LABEL]
+    return out
+
+
 def _series_samples(family: Metric, s: Series, now_ms: int) -> None:
-    labels = s.label_dict
+    labels = exposed_labels(s.label_dict)
     if s.kind is MetricType.COUNTER:
         family.add_sample(family.name + "_total", labels, s.total_sum)
     elif s.kind is MetricType.GAUGE:

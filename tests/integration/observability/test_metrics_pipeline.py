@@ -228,12 +228,13 @@ def test_prometheus_exposition_parses_back_to_what_was_recorded(
     platform.wait_for_points("expo_payload", labels, 3)
     platform.wait_for_points("expo_depth", {"service": "expo"}, 1)
     got = scrape(platform)
-    key = json.dumps(labels, sort_keys=True)
+    scraped = {"kind": "a", "service_name": "expo"}  # the store's `service`, as exposed
+    key = json.dumps(scraped, sort_keys=True)
     assert got[("expo_payload_count", key)] == 3.0
     assert got[("expo_payload_sum", key)] == 555.0
-    assert got[("expo_payload_bucket", json.dumps({**labels, "le": "10.0"}, sort_keys=True))] == 1
-    assert got[("expo_payload_bucket", json.dumps({**labels, "le": "+Inf"}, sort_keys=True))] == 3
-    assert got[("expo_depth", json.dumps({"service": "expo"}, sort_keys=True))] == 7.0
+    assert got[("expo_payload_bucket", json.dumps({**scraped, "le": "10.0"}, sort_keys=True))] == 1
+    assert got[("expo_payload_bucket", json.dumps({**scraped, "le": "+Inf"}, sort_keys=True))] == 3
+    assert got[("expo_depth", json.dumps({"service_name": "expo"}, sort_keys=True))] == 7.0
     assert ("ray_enterprise_health_score", "{}") in got
 
 
@@ -296,13 +297,13 @@ def test_a_real_prometheus_scrapes_the_recorded_values(
     platform.flush()
     platform.wait_for_points("scraped_ms", {"service": "scraper"}, 3)
     result = wait_for(
-        lambda: prom_query(prometheus_server, 'scraped_jobs_total{service="scraper"}'),
+        lambda: prom_query(prometheus_server, 'scraped_jobs_total{service_name="scraper"}'),
         timeout=40,
         what="Prometheus to scrape scraped_jobs_total",
     )
     assert float(result[0]["value"][1]) == 42.0
     assert result[0]["metric"]["queue"] == "q1"
-    p50 = prom_query(prometheus_server, 'scraped_ms{service="scraper",quantile="0.5"}')
+    p50 = prom_query(prometheus_server, 'scraped_ms{service_name="scraper",quantile="0.5"}')
     assert float(p50[0]["value"][1]) == 20.0
 
 

@@ -51,14 +51,14 @@ def filled_store() -> SeriesStore:
 
 def test_every_type_round_trips_through_the_text_format() -> None:
     got = samples(render(store_families(filled_store())).decode())
-    svc = (("service", "search"),)
+    svc = (("service_name", "search"),)  # the store's `service`, as scraped
     assert got[("requests_total", svc)] == 7.0
     assert got[("queue_depth", svc)] == 4.0
     assert got[("payload_bytes_bucket", (("le", "10.0"), *svc))] == 1.0
     assert got[("payload_bytes_bucket", (("le", "100.0"), *svc))] == 2.0
     assert got[("payload_bytes_bucket", (("le", "+Inf"), *svc))] == 3.0
     assert got[("payload_bytes_sum", svc)] == 555.0
-    timer = (("endpoint", "/search"), ("quantile", "0.95"), ("service", "search"))
+    timer = (("endpoint", "/search"), ("quantile", "0.95"), ("service_name", "search"))
     assert got[("response_time_ms", timer)] == np.quantile(np.arange(1.0, 101.0), 0.95)
     assert got[("response_time_ms_count", (("endpoint", "/search"), *svc))] == 100.0
     refusals = (("metric", "bad name"), ("reason", "invalid_name"))
