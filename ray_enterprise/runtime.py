@@ -25,6 +25,8 @@ NAMESPACE = _kv.NAMESPACE
 # Ray's defaults that a laptop or CI user would not want: usage reports off.
 _RAY_ENV_DEFAULTS = {"RAY_USAGE_STATS_ENABLED": "0"}
 LOOPBACK = "127.0.0.1"
+#: observability.otlp_endpoint in the config's environment layer.
+OTLP_ENV = "RAY_ENTERPRISE__OBSERVABILITY__OTLP_ENDPOINT"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,12 @@ def init_ray(
         with loopback_only() if _on_loopback(address) else contextlib.nullcontext():
             ray.init(**kwargs)
         return
+    if os.environ.get(OTLP_ENV):
+        # Ray runs its tracing startup hook only in clusters started with it: set now, every
+        # worker (system actors included) exports its spans to the OTLP endpoint.
+        from ray_enterprise.observability.otlp import HOOK
+
+        kwargs["_tracing_startup_hook"] = HOOK
     kwargs["num_cpus"] = num_cpus if num_cpus is not None else os.cpu_count()
     kwargs["include_dashboard"] = False
     kwargs["_node_ip_address"] = LOOPBACK

@@ -26,6 +26,7 @@ from ray_enterprise.observability.collector import (
     flush_node_collector,
 )
 from ray_enterprise.observability.metric_batch import MetricType
+from ray_enterprise.observability.otlp import publish_export_settings
 from ray_enterprise.observability.tracing import SpanRecord, TraceSpan, TraceStatus
 from ray_enterprise.system_actors import get_system_actor
 
@@ -109,7 +110,9 @@ def boot_observability(
         anomaly_shards = shard_setting(os.environ.get(SHARDS_ENV, "auto"))
     with contextlib.suppress(ValueError):  # running already: its settings stay
         return ray.get_actor(CENTRAL_NAME, namespace=NAMESPACE)
-    options = central_options(section or observability_section())
+    section = section or observability_section()
+    publish_export_settings(section)  # where every process sends its spans (OTLP)
+    options = central_options(section)
     if prometheus_port is not None:
         options["prometheus_port"] = prometheus_port
     if mirror_to_ray is not None:

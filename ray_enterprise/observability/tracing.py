@@ -24,11 +24,14 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from ray_enterprise.observability.otlp import install_exporter
+
 logger = logging.getLogger("ray_enterprise.tracing")
 
 SERVICE_ATTR = "service.name"
 PEER_ATTR = "peer.service"
 STATUS_ATTR = "re.status"
+_RAY_SCOPE = "ray."  # the tracer Ray's tracing helper makes its spans with
 SpanSink = Callable[[list["SpanRecord"]], bool]
 
 
@@ -111,6 +114,9 @@ class ShippingSpanProcessor(SpanProcessor):
         self._stop = threading.Event()
 
     def on_end(self, span: ReadableSpan) -> None:
+        scope = span.instrumentation_scope
+        if scope is not None and scope.name.startswith(_RAY_SCOPE):
+            return  # Ray's own spans (its tracing hook) go to OTLP only, not the trace map
         if len(self._queue) >= self._capacity:
             self.dropped += 1
             return
@@ -225,7 +231,8 @@ def configure_tracing(
     """Install the shipping processor once per process (idempotent) and return it.
 
     An SDK ``TracerProvider`` the application set globally is reused (our processor is added to
-    it, so its own exporters, e.g. OTLP, keep working); otherwise we create and install one.
+    it, so its own exporters keep working); otherwise we create and install one. Either way
+    spans also go to ``observability.otlp_endpoint`` when one is set (see :mod:`.otlp`).
     """
     global _tracer, _processor
     with _setup_lock:
@@ -244,22 +251,10 @@ def configure_tracing(
                 trace.set_tracer_provider(provider)
         _processor = ShippingSpanProcessor(sink)
         provider.add_span_processor(_processor)
+        install_exporter(provider)  # observability.otlp_endpoint, when one is set
         atexit.register(_processor.flush)  # a driver that ends normally ships its last spans
         _tracer = provider.get_tracer("ray_enterprise")
         return _processor
-
-
-def add_otlp_exporter(endpoint: str) -> None:
-    """Also send every span to an OTLP collector (needs opentelemetry-exporter-otlp)."""
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-        OTLPSpanExporter,
-    )
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    configure_tracing()
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider):
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
 
 
 def tracer() -> trace.Tracer:
