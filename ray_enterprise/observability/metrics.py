@@ -55,8 +55,10 @@ def default_recorder() -> Recorder:
         with _default_lock:
             if _default is None:
                 from ray_enterprise.observability.collector import ship_metrics
+                from ray_enterprise.observability.process_settings import setting
 
-                _default = Recorder(sink=ship_metrics)
+                interval = float(setting("flush_interval_seconds", 1.0))
+                _default = Recorder(sink=ship_metrics, flush_interval_s=interval)
                 atexit.register(_default.stop)
     return _default
 

@@ -31,12 +31,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from ray_enterprise import _kv
+from ray_enterprise.observability import process_settings
 
 logger = logging.getLogger("ray_enterprise.tracing")
 
 HOOK = "ray_enterprise.observability.otlp:setup_tracing"
-SETTINGS_KEY = "observability/export"
 SETTINGS_TTL_S = 2.0
 DEFAULT_SERVICE = "ray_enterprise"
 _SERVICE_ATTR = "service.name"
@@ -44,23 +43,11 @@ _SERVICE_ATTR = "service.name"
 
 def publish_export_settings(section: Any) -> None:
     """Tell every process where spans go (``None`` endpoint: nowhere but the collector)."""
-    _kv.put(
-        SETTINGS_KEY,
-        {"otlp_endpoint": section.otlp_endpoint, "otlp_protocol": section.otlp_protocol},
-    )
+    process_settings.publish(section)
 
 
 def read_export_settings() -> dict[str, Any]:
-    """The published settings; empty when none were published or Ray is not connected."""
-    try:
-        import ray
-
-        if not ray.is_initialized():
-            return {}
-        found = _kv.get(SETTINGS_KEY)
-    except Exception:  # a GCS hiccup: export nothing this round, ask again next time
-        return {}
-    return dict(found) if isinstance(found, dict) else {}
+    return process_settings.read()
 
 
 def make_exporter(endpoint: str, protocol: str) -> SpanExporter:

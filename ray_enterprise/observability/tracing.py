@@ -22,6 +22,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ray_enterprise.observability.otlp import install_exporter
@@ -247,7 +248,7 @@ def configure_tracing(
             if isinstance(current, TracerProvider):
                 provider = current
             else:
-                provider = TracerProvider()
+                provider = TracerProvider(sampler=_sampler())
                 trace.set_tracer_provider(provider)
         _processor = ShippingSpanProcessor(sink)
         provider.add_span_processor(_processor)
@@ -255,6 +256,14 @@ def configure_tracing(
         atexit.register(_processor.flush)  # a driver that ends normally ships its last spans
         _tracer = provider.get_tracer("ray_enterprise")
         return _processor
+
+
+def _sampler() -> Sampler:
+    """``observability.trace_sample_rate`` of the traces that start here; a span whose
+    parent was sampled elsewhere follows that decision, so a trace is never cut in half."""
+    from ray_enterprise.observability.process_settings import setting
+
+    return ParentBased(TraceIdRatioBased(float(setting("trace_sample_rate", 1.0))))
 
 
 def tracer() -> trace.Tracer:
