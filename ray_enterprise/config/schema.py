@@ -241,15 +241,6 @@ class DeploymentFrameworkConfig(_Section):
         return steps
 
 
-class DetectorConfig(_Section):
-    """An anomaly detector by name: a river estimator path or a built-in numpy detector."""
-
-    kind: str = "zscore"
-    params: dict[str, Any] = Field(default_factory=dict)
-    warmup_points: int = Field(default=30, ge=1)
-    threshold: float = Field(default=0.95, gt=0)
-
-
 class AlertReceiverConfig(_Section):
     """A named destination for notifications; URL and header values are secrets (a webhook
     URL often carries its token, and a header usually is one)."""
@@ -326,9 +317,6 @@ class ObservabilityFrameworkConfig(_Section):
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int = Field(default=9464, ge=0, le=65535)
     mirror_to_ray_metrics: bool = False
-    detectors: dict[str, DetectorConfig] = Field(
-        default_factory=lambda: {"default": DetectorConfig()}
-    )
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
 
 
