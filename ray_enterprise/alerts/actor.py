@@ -56,6 +56,8 @@ from ray_enterprise.alerts.views import (
     trend_view,
 )
 from ray_enterprise.alerts.windows import observability_source, read_windows
+from ray_enterprise.observability.metrics import MetricType, record_metric
+from ray_enterprise.observability.system_metrics import ALERT_TICK_METRIC
 from ray_enterprise.security.audit import AuditSink
 from ray_enterprise.system_actors import get_system_actor, kill_system_actor
 
@@ -135,6 +137,7 @@ class AlertManagerActor:
                 self._tick()
             except Exception:  # the timer must outlive any one bad tick
                 logger.exception("alert tick failed")
+            record_metric(ALERT_TICK_METRIC, time.monotonic() - began, MetricType.HISTOGRAM)
             # A tick costs time linear in the open alerts. Resting as long after it keeps
             # ticking under half of the actor's time, and the calls of a burst that arrive
             # meanwhile share the next tick; a lone call after a quiet spell is ticked at once.

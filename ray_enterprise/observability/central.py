@@ -47,6 +47,7 @@ from ray_enterprise.observability.prometheus import (
 from ray_enterprise.observability.ray_mirror import RayMetricsMirror
 from ray_enterprise.observability.series import SeriesStore
 from ray_enterprise.observability.series_plot import plot_points
+from ray_enterprise.observability.system_metrics import SystemFigures, firing_alerts
 from ray_enterprise.observability.trace_map import TraceMap
 from ray_enterprise.observability.tracing import SpanRecord
 
@@ -57,19 +58,6 @@ _CHECKPOINT_KEY = "observability/checkpoint"
 _NODES_KEY = "observability/nodes"  # the NodeWatch: alive nodes and open losses
 _SHARD_QUEUE = 1000  # batches waiting for the anomaly shards
 _REGISTRY_TIMEOUT_S = 5.0
-ALERT_ACTOR = "alertmanager"  # alerts.actor.ACTOR_NAME; that module sits above this one
-
-
-async def _firing_alerts() -> dict[str, list[str]] | None:
-    """The alert actor's firing alerts by severity, asked at every refresh so the score is as
-    live as the alerts; ``None`` (the input is unknown) when it does not run or answer."""
-    with contextlib.suppress(Exception):
-        handle = ray.get_actor(ALERT_ACTOR, namespace=NAMESPACE)
-        firing: dict[str, list[str]] = await asyncio.wait_for(
-            handle.firing.remote(), timeout=_REGISTRY_TIMEOUT_S
-        )
-        return firing
-    return None
 
 
 def _alive_nodes() -> list[str]:
@@ -151,6 +139,7 @@ class ObservabilityActor:
         self._shard_rate = AnomalyRate()
         self._measured_rate: float | None = None
         self._health: HealthReport | None = None
+        self._system = SystemFigures()  # the registry's, config's and alert actor's figures
         self._mirror = RayMetricsMirror(self._store.buckets) if mirror_to_ray else None
         self._server = ExpositionServer(self._families)
         self._owns_state = ray.get_runtime_context().get_actor_name() == CENTRAL_NAME
@@ -175,31 +164,12 @@ class ObservabilityActor:
         restart_alert.recovered()  # series restored from the checkpoint: serving again
 
     def _serve_metrics(self, host: str | None, port: int) -> None:
-        """Serve ``/metrics`` on the configured address (loopback by default); a restarted
-        actor serves where it did, so Prometheus keeps scraping it. A port taken by someone
-        else is logged and a free one used: metrics on another port beat no metrics."""
-        wanted = [host or "127.0.0.1", port]
+        """Serve ``/metrics`` on the configured address; only the system actor keeps its
+        address for its restarts (unnamed instances, in tests and benchmarks, must not)."""
         saved = _kv.get(_PORT_KEY) if self._owns_state else None
-        if saved and list(saved[2:]) == wanted:  # same settings as last time: same address
-            bind, port = str(saved[0]), int(saved[1])
-        else:
-            bind = str(wanted[0])
-        try:
-            address = self._server.start(bind, port)
-        except OSError as exc:
-            address = self._server.start(bind, 0)
-            logger.error(
-                "observability.prometheus_port %d on %s is not free (%s); serving /metrics "
-                "on port %d instead",
-                port,
-                bind,
-                exc,
-                address[1],
-            )
-        # Only the system actor owns the saved port; unnamed instances (tests, benchmarks)
-        # must not overwrite it.
+        kept = self._server.serve(host or "127.0.0.1", port, saved)
         if self._owns_state:
-            _kv.put(_PORT_KEY, [*address, *wanted])
+            _kv.put(_PORT_KEY, kept)
 
     async def ping(self) -> str:
         return "ok"
@@ -336,7 +306,8 @@ class ObservabilityActor:
 
     def _families(self) -> list[Metric]:
         with self._lock:
-            return [*store_families(self._store), *health_families(self._health)]
+            store = store_families(self._store)
+        return [*store, *health_families(self._health), *self._system.families()]
 
     async def _refresh_health(self) -> HealthReport:
         status: dict[str, Any] | None = None
@@ -350,8 +321,9 @@ class ObservabilityActor:
             rate = await self._measure_anomaly_rate()
         alerts: Mapping[str, int | Sequence[str]] | None = self._alerts
         if alerts is None:
-            alerts = await _firing_alerts()
+            alerts = await firing_alerts()
         self._health = health_score(status, alerts, rate, timestamp=self._clock())
+        await self._system.refresh(status)
         return self._health
 
     async def _feed_anomaly_shards(self, batch: MetricBatch) -> None:

@@ -9,6 +9,7 @@ health score) are exported beside them.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -28,6 +29,8 @@ from ray_enterprise.observability.health import HealthReport
 from ray_enterprise.observability.metric_batch import MetricType
 from ray_enterprise.observability.metric_names import SERVICE_LABEL
 from ray_enterprise.observability.series import QUANTILES, WINDOWS_MS, Series, SeriesStore
+
+logger = logging.getLogger("ray_enterprise.observability")
 
 SUMMARY_WINDOW = "5m"
 _DOC = "recorded through ray_enterprise"
@@ -87,7 +90,9 @@ def store_families(store: SeriesStore, now_ms: int | None = None) -> list[Metric
     for s in sorted(store, key=lambda s: (s.name, s.labels)):
         family = families.get(s.name)
         if family is None:
-            family = families[s.name] = _FAMILY[s.kind](s.name, _DOC)
+            # One HELP per metric: Prometheus tools show it beside the name.
+            doc = f"{s.name}: a {s.kind.value} {_DOC}"
+            family = families[s.name] = _FAMILY[s.kind](s.name, doc)
         _series_samples(family, s, now)
     refused = CounterMetricFamily(
         "ray_enterprise_metric_refusals",
@@ -146,6 +151,28 @@ class ExpositionServer:
             self.address = (host, int(self._server.server_address[1]))
         assert self.address is not None
         return self.address
+
+    def serve(self, host: str, port: int, saved: list[Any] | None) -> list[Any]:
+        """Start on ``host:port``, or where ``saved`` says it ran with the same settings (a
+        restarted actor keeps its address, so Prometheus keeps scraping it); a port someone
+        else holds is logged and a free one used: metrics elsewhere beat no metrics. Returns
+        what to save for the next start."""
+        wanted = [host, port]
+        if saved and list(saved[2:]) == wanted:
+            host, port = str(saved[0]), int(saved[1])
+        try:
+            address = self.start(host, port)
+        except OSError as exc:
+            address = self.start(host, 0)
+            logger.error(
+                "observability.prometheus_port %d on %s is not free (%s); serving /metrics "
+                "on port %d instead",
+                port,
+                host,
+                exc,
+                address[1],
+            )
+        return [*address, *wanted]
 
     def stop(self) -> None:
         if self._server is not None:
