@@ -21,7 +21,7 @@ import click
 import sqlalchemy as sa
 
 from ray_enterprise.security.apikeys import ALL_SCOPES, ApiKey, ApiKeyStore, IssuedKey
-from ray_enterprise.security.audit import AuditLog
+from ray_enterprise.security.audit import AuditLog, platform_audit_log
 from ray_enterprise.security.errors import SecurityError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -62,7 +62,7 @@ def _stores(db_url: str | None) -> Iterator[tuple[ApiKeyStore, AuditLog]]:
 
     try:
         engine = make_engine(db_url, create=False)
-        audit = AuditLog(engine)
+        audit = platform_audit_log(engine)
         store = ApiKeyStore(engine, audit=audit)
     except sa.exc.SQLAlchemyError as exc:
         where = sa.make_url(db_url).render_as_string(hide_password=True) if db_url else "default"
@@ -182,7 +182,8 @@ def audit() -> None:
 @_JSON
 @_DB
 def verify(as_json: bool, db_url: str | None) -> None:
-    """Check every record's hash and link; exit 1 naming each damaged record."""
+    """Check every record's MAC and link, and the trail's end against its signed checkpoint;
+    exit 1 naming each damaged or missing record."""
     with _stores(db_url) as (_, log):
         report = log.verify()
     if as_json:
@@ -192,6 +193,7 @@ def verify(as_json: bool, db_url: str | None) -> None:
                     "ok": report.ok,
                     "checked": report.checked,
                     "anchored_at": report.anchored_at,
+                    "checkpoint": report.checkpoint,
                     "problems": [p.__dict__ for p in report.problems],
                 },
                 indent=2,
@@ -200,6 +202,17 @@ def verify(as_json: bool, db_url: str | None) -> None:
     elif report.ok:
         anchor = f", from retention anchor {report.anchored_at}" if report.anchored_at else ""
         click.echo(f"audit trail intact: {report.checked} records verified{anchor}")
+        if report.checkpoint is not None:
+            click.echo(
+                f"the trail reaches the signed checkpoint at record {report.checkpoint['seq']} "
+                f"({report.checkpoint['where']})"
+            )
+        elif report.checked:
+            click.echo(
+                "warning: no signed checkpoint of this trail on this machine: records cut off "
+                "its end cannot be ruled out (verify where the trail is written)",
+                err=True,
+            )
     else:
         for problem in report.problems:
             click.echo(f"{problem.kind.upper()}: {problem.message}")

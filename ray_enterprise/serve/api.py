@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from ray import serve
 
 from ray_enterprise.security.apikeys import ApiKeyStore
-from ray_enterprise.security.audit import AuditLog
+from ray_enterprise.security.audit import platform_audit_log
 from ray_enterprise.serve.backends import SystemBackends, security_section
 from ray_enterprise.serve.gate import CachedVerifier, Gate
 from ray_enterprise.serve.policy import cors_options, route_limits
@@ -47,7 +47,7 @@ class ManagementAPI:
 
         security = await security_section()
         engine = make_engine(self._db_url, create=False)
-        audit = AuditLog(engine) if security.audit_enabled else None
+        audit = platform_audit_log(engine) if security.audit_enabled else None
         store = ApiKeyStore(engine, audit=audit)
         limiter = None
         if security.rate_limit.enabled:

@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from ray_enterprise.security.apikeys import ApiKey, ApiKeyStore, Scope
-from ray_enterprise.security.audit import AuditLog
+from ray_enterprise.security.audit import platform_audit_log
 from ray_enterprise.serve.backends import security_section
 from ray_enterprise.serve.gate import CachedVerifier, Gate
 
@@ -35,7 +35,7 @@ class DeploymentGuard:
 
         security = await security_section()
         engine = make_engine(self._db_url, create=False)
-        audit = AuditLog(engine) if security.audit_enabled else None
+        audit = platform_audit_log(engine) if security.audit_enabled else None
         limiter = None
         if security.rate_limit.enabled:
             handle = await asyncio.to_thread(get_limiter_handle, create=True)

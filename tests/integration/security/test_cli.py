@@ -106,3 +106,31 @@ def test_an_unreachable_database_is_one_line_without_the_password() -> None:
     url = "postgresql://admin:hunter2@127.0.0.1:1/nowhere"
     code, _, err = run(keys, "list", "--db", url)
     assert code == 1 and "cannot open the database" in err and "hunter2" not in err
+
+
+def test_audit_verify_finds_a_tail_cut_with_sqlite3_and_the_head_moved(
+    db: tuple[str, Path],
+) -> None:
+    url, path = db
+    for _ in range(4):
+        assert run(keys, "create", "--scope", "alerts:ack", "--db", url)[0] == 0
+    code, out, _ = run(audit, "verify", "--db", url)
+    assert code == 0 and "signed checkpoint at record 4" in out
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM security_audit WHERE seq > 2")
+        conn.execute(
+            "UPDATE security_audit_head SET seq = 2, "
+            "hash = (SELECT hash FROM security_audit WHERE seq = 2)"
+        )
+    code, out, err = run(audit, "verify", "--db", url)
+    assert code == 1 and "TRUNCATED: records 3..4 are missing" in out and "DAMAGED" in err
+
+
+def test_audit_verify_finds_a_trail_deleted_whole(db: tuple[str, Path]) -> None:
+    url, path = db
+    assert run(keys, "create", "--scope", "alerts:ack", "--db", url)[0] == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM security_audit")
+        conn.execute("DELETE FROM security_audit_head")
+    code, out, _ = run(audit, "verify", "--db", url)
+    assert code == 1 and "record 1 is missing" in out
