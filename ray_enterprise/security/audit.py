@@ -35,6 +35,7 @@ from ray_enterprise.security.audit_chain import (
     walk_chain,
 )
 from ray_enterprise.security.audit_key import load_audit_key
+from ray_enterprise.security.audit_retention import retention_cutoff
 from ray_enterprise.security.errors import AuditError
 from ray_enterprise.security.schema import security_metadata
 
@@ -321,14 +322,7 @@ class AuditSink:
         details: Mapping[str, Any] | None = None,
     ) -> bool:
         try:
-            if self._log is None:
-                engine = self._target
-                if not isinstance(engine, sa.Engine):
-                    from ray_enterprise.storage import make_engine
-
-                    engine = make_engine(engine, create=False)
-                self._log = platform_audit_log(engine)
-            self._log.append(actor, action, target=target, outcome=outcome, details=details)
+            self._open().append(actor, action, target=target, outcome=outcome, details=details)
         except Exception as exc:
             self.failures += 1
             self._log = None  # a replaced or restarted database: open it afresh next time
@@ -336,6 +330,21 @@ class AuditSink:
             return False
         self.written += 1
         return True
+
+    def apply_retention(self, days: int, *, actor: str = "system:retention") -> int:
+        """Cut records older than ``days``; returns how many. Raises what the trail raises
+        (a damaged trail refuses to be cut), for the caller's schedule to log."""
+        return self._open().apply_retention(retention_cutoff(days, time.time()), actor=actor)
+
+    def _open(self) -> AuditLog:
+        if self._log is None:
+            engine = self._target
+            if not isinstance(engine, sa.Engine):
+                from ray_enterprise.storage import make_engine
+
+                engine = make_engine(engine, create=False)
+            self._log = platform_audit_log(engine)
+        return self._log
 
 
 __all__ = [
