@@ -59,6 +59,7 @@ from ray_enterprise.alerts.windows import observability_source, read_windows
 from ray_enterprise.observability.metrics import MetricType, record_metric
 from ray_enterprise.observability.system_metrics import ALERT_TICK_METRIC
 from ray_enterprise.security.audit import AuditSink
+from ray_enterprise.security.audit_retention import configured_retention_days
 from ray_enterprise.system_actors import get_system_actor, kill_system_actor
 
 logger = logging.getLogger("ray_enterprise.alerts")
@@ -174,6 +175,8 @@ class AlertManagerActor:
                 logger.exception("metric rule evaluation failed")
 
     async def _retention_forever(self) -> None:
+        # The audit trail lives in the same database as alert history, so its retention
+        # (security.audit_retention_days) runs on this same hourly schedule.
         while True:
             try:
                 cutoff = wall_clock_ms() - self._settings.ms("retention")
@@ -182,7 +185,22 @@ class AlertManagerActor:
                     logger.info("alert history retention removed %d rows", deleted)
             except Exception:
                 logger.exception("alert history retention failed")
+            try:
+                await self.apply_audit_retention()
+            except Exception:  # a damaged trail refuses the cut: logged, tried next hour
+                logger.exception("audit trail retention failed")
             await asyncio.sleep(3600)
+
+    async def apply_audit_retention(self) -> dict[str, Any]:
+        """Cut audit records older than the running ``security.audit_retention_days`` (the
+        hourly loop calls this; so may an operator or a test)."""
+        days = await configured_retention_days()
+        if days is None:
+            return {"days": None, "deleted": 0}
+        deleted = await self._read(self._audit.apply_retention, days)
+        if deleted:
+            logger.info("audit retention (%d days) removed %d records", days, deleted)
+        return {"days": days, "deleted": deleted}
 
     async def _sync_health_once(self) -> None:
         """Catch up on health transitions missed while this actor was down."""

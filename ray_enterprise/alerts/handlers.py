@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -85,11 +86,37 @@ def _retryable(status: int) -> bool:
     return status >= 500 or status in (408, 429)
 
 
+def shown_url(url: object) -> str:
+    """``scheme://host[:port]/…``: a webhook's path and query are often its secret (Slack's
+    ``/services/T…/B…/<token>``), so errors, logs and config messages show only where it goes."""
+    try:
+        parts = urllib.parse.urlsplit(str(url))
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not even a URL: say nothing of it but its type
+        return f"<unparsable {type(url).__name__}>"
+    if not parts.scheme or not host:
+        return f"<not a URL: {type(url).__name__}>"
+    return f"{parts.scheme}://{host}{port}/…"
+
+
+def _scrubbed(text: str, url: str) -> str:
+    """``text`` with the URL (and its path, which some errors quote alone) replaced."""
+    parts = urllib.parse.urlsplit(url)
+    secret_tail = parts.path + (f"?{parts.query}" if parts.query else "")
+    text = text.replace(url, shown_url(url))
+    if len(secret_tail) > 1:
+        text = text.replace(secret_tail, "/…")
+    return text
+
+
 class _HttpPoster:
     """POST JSON with a per-attempt timeout and exponential backoff between attempts.
 
     Retries what a retry can fix (connection errors, timeouts, 5xx, 408, 429) and gives up at
-    once on other 4xx, which mean the payload or URL is wrong.
+    once on other 4xx, which mean the payload or URL is wrong. Redirects are never followed: a
+    3xx would re-send the payload and the configured headers (tokens) to wherever it points,
+    so it is a failure naming the status, and the full URL never appears in what it raises.
     """
 
     def __init__(
@@ -120,19 +147,33 @@ class _HttpPoster:
         for attempt in range(1, self._attempts + 1):
             try:
                 async with self._session_for_loop().post(
-                    url, json=payload, headers=self._headers, timeout=self._timeout
+                    url,
+                    json=payload,
+                    headers=self._headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
                 ) as response:
                     status = response.status
                     if status < 300:
                         return
-                    detail = (await response.text())[:200]
+                    if status < 400:
+                        to = shown_url(response.headers.get("Location", ""))
+                        detail = (
+                            f"{shown_url(url)} redirects to {to}: not followed; "
+                            "configure the final URL"
+                        )
+                        raise DeliveryError(self.name, attempt, status, detail)
+                    detail = _scrubbed((await response.text())[:200], url)
                     if not _retryable(status):
                         raise DeliveryError(self.name, attempt, status, detail or "rejected")
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                status, detail = None, f"{type(exc).__name__}: {exc}".rstrip(": ")
+                text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                status, detail = None, _scrubbed(text, url)
             if attempt < self._attempts:
                 await self._sleep(min(self._backoff_s * 2 ** (attempt - 1), self._backoff_max_s))
-        raise DeliveryError(self.name, self._attempts, status, detail or "no answer")
+        raise DeliveryError(
+            self.name, self._attempts, status, f"{detail or 'no answer'} ({shown_url(url)})"
+        )
 
     def _session_for_loop(self) -> aiohttp.ClientSession:
         # A session belongs to the loop it was made on; tests and actors may bring a new loop.
@@ -346,7 +387,8 @@ def _handler(name: str, raw: Mapping[str, Any], path: str) -> AlertHandler:
         return LogHandler(name)
     url = raw.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise AlertConfigError(f"{path}.url", f"expected an http(s) URL, got {url!r}")
+        shown = shown_url(url) if isinstance(url, str) else type(url).__name__
+        raise AlertConfigError(f"{path}.url", f"expected an http(s) URL, got {shown}")
     attempts = raw.get("attempts", 3)
     if not isinstance(attempts, int) or attempts < 1:
         raise AlertConfigError(f"{path}.attempts", f"expected an integer >= 1, not {attempts!r}")

@@ -45,7 +45,7 @@ from ray_enterprise.observability.prometheus import (
     store_families,
 )
 from ray_enterprise.observability.ray_mirror import RayMetricsMirror
-from ray_enterprise.observability.series import SeriesStore
+from ray_enterprise.observability.series import DEFAULT_SERIES_LIMIT, SeriesStore
 from ray_enterprise.observability.series_plot import plot_points
 from ray_enterprise.observability.system_metrics import SystemFigures, firing_alerts
 from ray_enterprise.observability.trace_map import TraceMap
@@ -107,6 +107,7 @@ class ObservabilityActor:
         prometheus_port: int = 0,
         health_period_s: float = 5.0,
         cardinality_limit: int = 1000,
+        series_limit: int = DEFAULT_SERIES_LIMIT,
         capacity: int = 8192,
         mirror_to_ray: bool = False,
         anomaly_shards: int | str = 0,
@@ -118,7 +119,10 @@ class ObservabilityActor:
         self._clock = clock
         self._lock = threading.Lock()
         self._store = SeriesStore(
-            capacity=capacity, cardinality_limit=cardinality_limit, clock=clock
+            capacity=capacity,
+            cardinality_limit=cardinality_limit,
+            series_limit=series_limit,
+            clock=clock,
         )
         self._traces = TraceMap()
         # None: ask the alert actor at every refresh; a dict: someone reported (wins).

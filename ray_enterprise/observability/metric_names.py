@@ -22,6 +22,8 @@ SERVICE_LABEL = "service"
 #: Suffixes the exposition adds to some types; a user name ending in them would collide.
 _RESERVED_SUFFIXES = ("_bucket", "_count", "_sum", "_created")
 MAX_LABEL_VALUE_LEN = 256
+#: Longer names are refused: a name is kept in every refusal key, checkpoint and scrape.
+MAX_NAME_LEN = 200
 DEFAULT_CARDINALITY_LIMIT = 1000
 
 
@@ -36,6 +38,7 @@ class RefusalReason(str, enum.Enum):
     NEGATIVE_COUNTER = "negative_counter"
     TYPE_CONFLICT = "type_conflict"
     CARDINALITY = "cardinality"
+    SERIES_LIMIT = "series_limit"
     BUFFER_FULL = "buffer_full"
 
 
@@ -59,6 +62,13 @@ class MetricNameError(RayEnterpriseError):
 
 def check_name(name: object) -> Refusal | None:
     """``None`` when ``name`` is a valid Prometheus metric name the exposition can use."""
+    if isinstance(name, str) and len(name) > MAX_NAME_LEN:
+        return Refusal(
+            name[:MAX_NAME_LEN],  # the refusal key must not carry the flood itself
+            RefusalReason.INVALID_NAME,
+            f"metric name {name[:40]!r}... is {len(name)} characters long; "
+            f"at most {MAX_NAME_LEN} are allowed",
+        )
     if not isinstance(name, str) or not METRIC_NAME.match(name):
         return Refusal(
             str(name),
@@ -134,7 +144,12 @@ def check_value(name: str, value: object) -> tuple[float | None, Refusal | None]
                 f"value of metric {name!r} is not a number: {type(value).__name__}",
             )
     else:
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int past float's range (10**400) is as good as infinite
+            return None, Refusal(
+                name, RefusalReason.INFINITE, f"value of metric {name!r} is too large for a float"
+            )
     if number != number:
         return None, Refusal(name, RefusalReason.NAN, f"value of metric {name!r} is NaN")
     if number - number != 0.0:

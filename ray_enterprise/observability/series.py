@@ -26,6 +26,7 @@ from ray_enterprise.observability.metric_batch import (
 )
 from ray_enterprise.observability.metric_names import (
     DEFAULT_CARDINALITY_LIMIT,
+    MAX_NAME_LEN,
     CardinalityGuard,
     Refusal,
     RefusalReason,
@@ -44,28 +45,55 @@ QUANTILES: tuple[float, ...] = (0.5, 0.95, 0.99)
 
 #: Distinct (metric, reason) refusal counts a store keeps before lumping new ones together.
 MAX_REFUSAL_KEYS = 1000
+#: Points a new series' ring has room for; it doubles as points arrive, up to its capacity.
+INITIAL_RING = 16
+#: Series the whole store holds, whatever their names: the per-metric cardinality limit alone
+#: lets a client inventing names grow the store without bound.
+DEFAULT_SERIES_LIMIT = 10_000
 OTHER_METRIC = "<other>"
 
 
 class RingBuffer:
-    """The last ``capacity`` (timestamp, value) points of one series, oldest first on read."""
+    """The last ``capacity`` (timestamp, value) points of one series, oldest first on read.
+
+    The arrays grow with the points held (doubling from :data:`INITIAL_RING` up to
+    ``capacity``) instead of being allocated whole: a flood of one-point series must cost
+    one point each, not ``capacity`` each. The ring only wraps once it is full size.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._ts: npt.NDArray[np.int64] = np.zeros(capacity, dtype=np.int64)
-        self._values: FloatArray = np.zeros(capacity, dtype=np.float64)
+        size = min(capacity, INITIAL_RING)
+        self._ts: npt.NDArray[np.int64] = np.zeros(size, dtype=np.int64)
+        self._values: FloatArray = np.zeros(size, dtype=np.float64)
         self._written = 0  # total points ever written; head is _written % capacity
 
     def __len__(self) -> int:
         return min(self._written, self.capacity)
+
+    @property
+    def allocated(self) -> int:
+        """Points the arrays have room for now (for memory accounting and tests)."""
+        return len(self._values)
+
+    def _grow(self, needed: int) -> None:
+        size = len(self._values)
+        if needed <= size or size >= self.capacity:
+            return
+        new = min(self.capacity, max(needed, 2 * size))
+        self._ts = np.concatenate((self._ts, np.zeros(new - size, dtype=np.int64)))
+        self._values = np.concatenate((self._values, np.zeros(new - size, dtype=np.float64)))
 
     def extend(self, ts_ms: int, values: FloatArray) -> None:
         """Append ``values`` all stamped ``ts_ms`` (one batch shares its flush time)."""
         n = len(values)
         if n >= self.capacity:
             values = values[-self.capacity :]
+            self._grow(self.capacity)
             self._written += n - self.capacity
             n = self.capacity
+        elif self._written < self.capacity:
+            self._grow(self._written + n)  # not wrapped yet: head is _written
         head = self._written % self.capacity
         first = min(n, self.capacity - head)
         self._values[head : head + first] = values[:first]
@@ -81,6 +109,7 @@ class RingBuffer:
         ring = cls(capacity)
         stamps = np.asarray(ts, dtype=np.int64)[-capacity:]
         kept = np.asarray(values, dtype=np.float64)[-capacity:]
+        ring._grow(len(kept))
         ring._ts[: len(kept)] = stamps
         ring._values[: len(kept)] = kept
         ring._written = len(kept)
@@ -188,10 +217,12 @@ class SeriesStore:
         *,
         capacity: int = 8192,
         cardinality_limit: int = DEFAULT_CARDINALITY_LIMIT,
+        series_limit: int = DEFAULT_SERIES_LIMIT,
         buckets: Sequence[float] = DEFAULT_BUCKETS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.capacity = capacity
+        self.series_limit = series_limit
         self.buckets = tuple(sorted(buckets))
         self._clock = clock
         self._guard = CardinalityGuard(cardinality_limit)
@@ -220,8 +251,10 @@ class SeriesStore:
                 continue
             series = self._series.get((points.name, points.labels))
             if series is None:
-                refusal = check_series(points.name, points.labels) or self._guard.admit(
-                    points.name, points.kind.value, points.labels
+                refusal = (
+                    check_series(points.name, points.labels)
+                    or self._over_limit(points.name)
+                    or self._guard.admit(points.name, points.kind.value, points.labels)
                 )
                 if refusal is not None:
                     refusals.append(refusal)
@@ -239,6 +272,18 @@ class SeriesStore:
             series.add(batch.ts_ms, values)
             self.points += len(values)
         return refusals
+
+    def _over_limit(self, name: str) -> Refusal | None:
+        """The store-wide bound, checked before the per-metric guard remembers the name."""
+        if len(self._series) < self.series_limit:
+            return None
+        return Refusal(
+            name[:MAX_NAME_LEN],
+            RefusalReason.SERIES_LIMIT,
+            f"the metrics store holds its limit of {self.series_limit} series; a new series "
+            f"({name[:MAX_NAME_LEN]!r}) is refused: drop unbounded names or tags, or raise "
+            "the limit",
+        )
 
     def holds(self, name: str, labels: Labels) -> bool:
         """Whether the series was taken (a refused one never is)."""
@@ -340,6 +385,8 @@ class SeriesStore:
         for data in state.get("series", ()):
             kind = MetricType(data["kind"])
             labels = tuple(tuple(pair) for pair in data["labels"])
+            if check_series(data["name"], labels) or self._over_limit(data["name"]):
+                continue  # a checkpoint from before the limits brings back only what fits
             if self._guard.admit(data["name"], kind.value, labels) is not None:
                 continue
             ring = RingBuffer.of_points(self.capacity, data["ts"], data["values"])

@@ -107,10 +107,10 @@ class DeploymentHistory:
 
     def audit(self, action: str, service: str, outcome: str, details: dict[str, Any]) -> None:
         """Append to the audit trail; a broken trail is logged, never fatal to a deployment."""
-        from ray_enterprise.security.audit import AuditLog
+        from ray_enterprise.security.audit import platform_audit_log
 
         try:
-            AuditLog(self._engine).append(
+            platform_audit_log(self._engine).append(
                 "registry", action, target=service, outcome=outcome, details=details
             )
         except Exception:

@@ -166,7 +166,10 @@ class ApiKeyStore:
     process's counters, which feed the metrics pipeline).
 
     ``clock`` is seconds since the epoch; ``iterations`` is the PBKDF2 cost for new keys (tests
-    lower it; existing hashes keep the cost they were made with).
+    lower it; existing hashes keep the cost they were made with). ``anonymous_failures``, when
+    given, receives the reason of each failure that names no known key (malformed, unknown id)
+    instead of the audit trail: the HTTP gate folds those into one record per window (see
+    :class:`~ray_enterprise.security.login_guard.FailureDigest`).
     """
 
     def __init__(
@@ -177,9 +180,11 @@ class ApiKeyStore:
         iterations: int = DEFAULT_ITERATIONS,
         audit: AuditLog | None = None,
         events: SecurityEvents | None = None,
+        anonymous_failures: Callable[[str], None] | None = None,
         create: bool = True,
     ) -> None:
         self._engine = engine
+        self._anonymous = anonymous_failures
         self._clock = clock
         self._iterations = iterations
         self._audit = audit
@@ -311,14 +316,14 @@ class ApiKeyStore:
         try:
             key_id, secret = split_key(presented)
         except InvalidApiKeyError:
-            self._fail(None, "malformed")
+            self._fail(None, "malformed", known=False)
             raise
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).first()
         stored = self._dummy_hash if row is None else str(row._mapping["secret_hash"])
         matches = check_secret(secret, stored)
         if row is None or not matches:
-            self._fail(key_id, "invalid")
+            self._fail(key_id, "invalid", known=row is not None)
             raise InvalidApiKeyError(key_id)
         key = _row_to_key(row)
         now = self._clock()
@@ -335,8 +340,13 @@ class ApiKeyStore:
             raise
         return key
 
-    def _fail(self, key_id: str | None, reason: str, **details: object) -> None:
+    def _fail(
+        self, key_id: str | None, reason: str, *, known: bool = True, **details: object
+    ) -> None:
         self._events.auth_failure(reason)
+        if not known and self._anonymous is not None:
+            self._anonymous(reason)
+            return
         self._record(
             f"key:{key_id}" if key_id else "anonymous",
             "auth.verify",

@@ -1,15 +1,14 @@
-"""The audit trail: append-only records (who, what, when, outcome, details), hash-chained.
+"""The audit trail: append-only records (who, what, when, outcome, details), HMAC-chained.
 
-Each record's hash covers its content and the hash of the record before it, so editing a record
-breaks its own hash, and deleting or reordering records breaks the links. A one-row *head*
-(last sequence number and hash) is written in the same transaction as every append, so cutting
-records off the end is caught too. :meth:`AuditLog.verify` says which record and what kind of
-damage (edited, deleted, reordered, truncated).
-
-Without a key the chain proves integrity against edits that do not recompute every later hash;
-with ``key`` (an HMAC key kept outside the database) nobody without the key can forge a
-consistent chain. Retention deletes a prefix and leaves an *anchor* in place of the last
-deleted record, carrying its hash, so the rest of the chain still verifies from there.
+Each record's MAC covers its content and the MAC of the record before it, under the audit key
+(:mod:`.audit_key`), which is kept outside the database: editing a record breaks its own MAC,
+deleting or reordering records breaks the links, and nobody without the key can rebuild a
+consistent chain. A one-row *head* (last sequence number and MAC) is written in the same
+transaction as every append, and a signed checkpoint of it outside the database
+(:mod:`.audit_anchor`), so records cut off the end, or the whole trail deleted, are caught too.
+:meth:`AuditLog.verify` says which record and what kind of damage (edited, deleted, reordered,
+truncated). Retention deletes a prefix and leaves an *anchor* in place of the last deleted
+record, carrying its MAC, so the rest of the chain still verifies from there.
 """
 
 from __future__ import annotations
@@ -20,17 +19,26 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
+from ray_enterprise.security.audit_anchor import Anchors, default_anchors
+from ray_enterprise.security.audit_chain import (
+    ANCHOR,
+    GENESIS,
+    RECORD,
+    AuditRecord,
+    Problem,
+    VerifyReport,
+    against_checkpoint,
+    walk_chain,
+)
+from ray_enterprise.security.audit_key import load_audit_key
+from ray_enterprise.security.audit_retention import retention_cutoff
 from ray_enterprise.security.errors import AuditError
 from ray_enterprise.security.schema import security_metadata
 
-GENESIS = "0" * 64
-RECORD = "record"
-ANCHOR = "anchor"
 _SECRET_WORDS = ("secret", "password", "token", "api_key", "apikey", "credential")
 _APPEND_ATTEMPTS = 20
 _logger = logging.getLogger("ray_enterprise.security.audit")
@@ -72,69 +80,6 @@ def redact_details(details: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True)
-class AuditRecord:
-    """One stored record; ``details`` is the canonical JSON text that was hashed."""
-
-    seq: int
-    kind: str
-    at: float
-    actor: str
-    action: str
-    target: str
-    outcome: str
-    details: str
-    prev_hash: str
-    hash: str
-
-    def content(self) -> str:
-        """What the hash covers: everything but the position, which the links already fix."""
-        return json.dumps(
-            [
-                self.kind,
-                f"{self.at:.6f}",
-                self.actor,
-                self.action,
-                self.target,
-                self.outcome,
-                self.details,
-                self.prev_hash,
-            ],
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "kind": self.kind,
-            "at": self.at,
-            "actor": self.actor,
-            "action": self.action,
-            "target": self.target,
-            "outcome": self.outcome,
-            "details": json.loads(self.details),
-            "hash": self.hash,
-        }
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One finding of :meth:`AuditLog.verify`: the record, the kind of damage, in words."""
-
-    seq: int
-    kind: str  # edited | deleted | reordered | broken | truncated | anchor
-    message: str
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    ok: bool
-    checked: int
-    problems: list[Problem] = field(default_factory=list)
-    anchored_at: int | None = None  # the seq retention anchored the chain at, if any
-
-
 def _row(row: sa.Row[Any]) -> AuditRecord:
     m = row._mapping
     return AuditRecord(
@@ -152,7 +97,12 @@ def _row(row: sa.Row[Any]) -> AuditRecord:
 
 
 class AuditLog:
-    """The trail in SQL; ``clock`` is seconds since the epoch, ``key`` an optional HMAC key."""
+    """The trail in SQL; ``clock`` is seconds since the epoch.
+
+    ``key`` is the HMAC key; ``None`` loads the platform's (:func:`.load_audit_key`), so every
+    writer of one trail uses the same key. ``anchors`` keep signed checkpoints of the head
+    outside the database; :func:`platform_audit_log` gives the platform's default ones.
+    """
 
     def __init__(
         self,
@@ -160,17 +110,17 @@ class AuditLog:
         *,
         clock: Callable[[], float] = time.time,
         key: bytes | None = None,
+        anchors: Anchors | None = None,
         create: bool = True,
     ) -> None:
         self._engine = engine
         self._clock = clock
-        self._key = key
+        self._key = key if key is not None else load_audit_key()
+        self._anchors = anchors
         if create:
             security_metadata.create_all(engine, tables=[audit_records, audit_head])
 
     def _digest(self, text: str) -> str:
-        if self._key is None:
-            return hashlib.sha256(text.encode()).hexdigest()
         return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
 
     # -- writing ------------------------------------------------------------------------------
@@ -222,6 +172,8 @@ class AuditLog:
                         )
                         if moved.rowcount != 1:
                             raise _Raced
+                if self._anchors is not None:
+                    self._anchors.advance(self._key, record.seq, record.hash)
                 return record
             except (sa.exc.IntegrityError, _Raced):
                 continue  # another writer took this seq: read the new head and link to it
@@ -239,96 +191,26 @@ class AuditLog:
         return sorted(rows, key=lambda r: r.seq)
 
     def verify(self) -> VerifyReport:
-        """Walk the chain and report every record that was edited, deleted or reordered."""
+        """Walk the chain, report every record that was edited, deleted or reordered, and
+        compare its end with the signed checkpoint outside the database, if there is one."""
         with self._engine.connect() as conn:
             rows = [_row(r) for r in conn.execute(sa.select(audit_records)).all()]
             head = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).first()
         rows.sort(key=lambda r: r.seq)
-        position_of_hash = {r.hash: r.seq for r in rows}
-        problems: list[Problem] = []
-        expected_prev, prev_seq, anchored = GENESIS, 0, None
-        for index, rec in enumerate(rows):
-            if rec.kind == ANCHOR:
-                if index != 0:
-                    problems.append(
-                        Problem(
-                            rec.seq,
-                            "anchor",
-                            f"record {rec.seq} is an anchor "
-                            "in the middle of the trail: records were replaced",
-                        )
-                    )
-                elif not hmac.compare_digest(
-                    self._anchor_mac(rec.seq, rec.hash, rec.details), rec.prev_hash
-                ):
-                    problems.append(
-                        Problem(
-                            rec.seq,
-                            "anchor",
-                            f"anchor {rec.seq} was forged or edited: its MAC does not match",
-                        )
-                    )
-                expected_prev, prev_seq, anchored = rec.hash, rec.seq, rec.seq
-                continue
-            if rec.seq != prev_seq + 1:
-                first = prev_seq + 1
-                span = (
-                    f"record {first}" if first == rec.seq - 1 else f"records {first}..{rec.seq - 1}"
-                )
+        head_at = None if head is None else (int(head._mapping["seq"]), str(head._mapping["hash"]))
+        problems, anchored = walk_chain(rows, head_at, self._digest, self._anchor_mac)
+        shown: dict[str, Any] | None = None
+        if self._anchors is not None:
+            found, forged = self._anchors.furthest(self._key)
+            for where in forged:
                 problems.append(
-                    Problem(first, "deleted", f"{span} deleted (missing before record {rec.seq})")
+                    Problem(0, "checkpoint", f"the checkpoint in {where} is forged or damaged")
                 )
-            elif rec.prev_hash != expected_prev:
-                other = position_of_hash.get(rec.prev_hash)
-                if other is not None and other != rec.seq:
-                    problems.append(
-                        Problem(
-                            rec.seq,
-                            "reordered",
-                            f"record {rec.seq} was written "
-                            f"after what is now record {other}, not {prev_seq}: "
-                            "records were reordered",
-                        )
-                    )
-                else:
-                    problems.append(
-                        Problem(
-                            rec.seq,
-                            "broken",
-                            f"record {rec.seq} does not follow "
-                            f"record {prev_seq}: a record between them was deleted "
-                            "and the rest renumbered, or one was replaced",
-                        )
-                    )
-            if self._digest(rec.content()) != rec.hash:
-                problems.append(
-                    Problem(
-                        rec.seq,
-                        "edited",
-                        f"record {rec.seq} was edited: its content no longer matches its hash",
-                    )
-                )
-            expected_prev, prev_seq = rec.hash, rec.seq
-        head_seq = 0 if head is None else int(head._mapping["seq"])
-        head_hash = GENESIS if head is None else str(head._mapping["hash"])
-        if head_seq > prev_seq:
-            problems.append(
-                Problem(
-                    prev_seq + 1,
-                    "truncated",
-                    f"records {prev_seq + 1}..{head_seq} were cut off the end of the trail",
-                )
-            )
-        elif (head_seq, head_hash) != (prev_seq, expected_prev if rows else GENESIS):
-            problems.append(
-                Problem(
-                    head_seq,
-                    "truncated",
-                    "the trail's head does not match its "
-                    f"last record {prev_seq}: records were replaced at the end",
-                )
-            )
-        return VerifyReport(not problems, len(rows), problems, anchored)
+            if found is not None:
+                checkpoint, where = found
+                shown = {"seq": checkpoint.seq, "at": checkpoint.at, "where": where}
+                problems.extend(against_checkpoint(rows, anchored, checkpoint, where))
+        return VerifyReport(not problems, len(rows), problems, anchored, shown)
 
     # -- retention ----------------------------------------------------------------------------
 
@@ -394,12 +276,26 @@ class AuditLog:
         return len(doomed)
 
     def _anchor_mac(self, seq: int, anchor_hash: str, details: str) -> str:
-        """An anchor cannot be recomputed from deleted content; with a key it is MAC'd instead."""
+        """An anchor cannot be recomputed from deleted content, so it is MAC'd instead."""
         return self._digest(json.dumps([ANCHOR, seq, anchor_hash, details], separators=(",", ":")))
 
 
 class _Raced(Exception):
     """Another writer moved the head between our read and our update."""
+
+
+def platform_audit_log(
+    engine: sa.Engine, *, clock: Callable[[], float] = time.time, create: bool = True
+) -> AuditLog:
+    """The trail as the platform writes it: the platform's key and its default checkpoints
+    (a file under ``$RAY_ENTERPRISE_HOME`` and, when Ray runs, the GCS key-value store)."""
+    return AuditLog(
+        engine,
+        clock=clock,
+        key=load_audit_key(),
+        anchors=default_anchors(engine, clock=clock),
+        create=create,
+    )
 
 
 class AuditSink:
@@ -426,14 +322,7 @@ class AuditSink:
         details: Mapping[str, Any] | None = None,
     ) -> bool:
         try:
-            if self._log is None:
-                engine = self._target
-                if not isinstance(engine, sa.Engine):
-                    from ray_enterprise.storage import make_engine
-
-                    engine = make_engine(engine, create=False)
-                self._log = AuditLog(engine)
-            self._log.append(actor, action, target=target, outcome=outcome, details=details)
+            self._open().append(actor, action, target=target, outcome=outcome, details=details)
         except Exception as exc:
             self.failures += 1
             self._log = None  # a replaced or restarted database: open it afresh next time
@@ -441,6 +330,21 @@ class AuditSink:
             return False
         self.written += 1
         return True
+
+    def apply_retention(self, days: int, *, actor: str = "system:retention") -> int:
+        """Cut records older than ``days``; returns how many. Raises what the trail raises
+        (a damaged trail refuses to be cut), for the caller's schedule to log."""
+        return self._open().apply_retention(retention_cutoff(days, time.time()), actor=actor)
+
+    def _open(self) -> AuditLog:
+        if self._log is None:
+            engine = self._target
+            if not isinstance(engine, sa.Engine):
+                from ray_enterprise.storage import make_engine
+
+                engine = make_engine(engine, create=False)
+            self._log = platform_audit_log(engine)
+        return self._log
 
 
 __all__ = [
@@ -451,4 +355,5 @@ __all__ = [
     "VerifyReport",
     "audit_head",
     "audit_records",
+    "platform_audit_log",
 ]

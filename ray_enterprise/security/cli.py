@@ -21,7 +21,7 @@ import click
 import sqlalchemy as sa
 
 from ray_enterprise.security.apikeys import ALL_SCOPES, ApiKey, ApiKeyStore, IssuedKey
-from ray_enterprise.security.audit import AuditLog
+from ray_enterprise.security.audit import AuditLog, platform_audit_log
 from ray_enterprise.security.errors import SecurityError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -36,12 +36,26 @@ _DB = click.option(
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable document.")
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in ``30d``, ``12h``, ``15m``, ``45s`` or ``2w``."""
+#: The longest lifetime or overlap a key may be given: past it a date no longer prints (a key
+#: stored with 999999999999999999w broke `keys list`), and nobody means it.
+MAX_DURATION_S = 100 * 365 * 86400
+
+
+def parse_duration(text: str, *, option: str = "duration", positive: bool = False) -> float:
+    """Seconds in ``30d``, ``12h``, ``15m``, ``45s`` or ``2w``, at most 100 years; with
+    ``positive``, more than zero. ``option`` names the option in the error."""
     match = _DURATION.match(text)
     if not match:
         raise click.BadParameter(f"{text!r} is not a duration like 30d, 12h, 15m or 45s")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > MAX_DURATION_S:
+        raise click.BadParameter(
+            f"{option} {text!r} is longer than 100 years (36500d); give a shorter one, or "
+            "leave --expires out for a key that never expires"
+        )
+    if positive and seconds <= 0:
+        raise click.BadParameter(f"{option} {text!r} must be longer than 0s")
+    return seconds
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -62,7 +76,7 @@ def _stores(db_url: str | None) -> Iterator[tuple[ApiKeyStore, AuditLog]]:
 
     try:
         engine = make_engine(db_url, create=False)
-        audit = AuditLog(engine)
+        audit = platform_audit_log(engine)
         store = ApiKeyStore(engine, audit=audit)
     except sa.exc.SQLAlchemyError as exc:
         where = sa.make_url(db_url).render_as_string(hide_password=True) if db_url else "default"
@@ -76,7 +90,12 @@ def _stores(db_url: str | None) -> Iterator[tuple[ApiKeyStore, AuditLog]]:
 
 
 def _when(ts: float | None) -> str:
-    return "-" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    if ts is None:
+        return "-"
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    except (OverflowError, OSError, ValueError):  # a key stored before lifetimes were bounded
+        return "never (beyond year 9999)"
 
 
 def _issued(issued: IssuedKey, verb: str, as_json: bool) -> None:
@@ -115,7 +134,7 @@ def create(
     scopes: tuple[str, ...], name: str, expires: str | None, as_json: bool, db_url: str | None
 ) -> None:
     """Create a key; its secret is printed once, on stdout."""
-    lifetime = parse_duration(expires) if expires else None
+    lifetime = parse_duration(expires, option="--expires", positive=True) if expires else None
     with _stores(db_url) as (store, _):
         issued = store.create(scopes, name=name, expires_in_s=lifetime, actor=_who())
     _issued(issued, "created", as_json)
@@ -156,8 +175,8 @@ def rotate(
     key_id: str, overlap: str, expires: str | None, as_json: bool, db_url: str | None
 ) -> None:
     """Replace KEY_ID by a new key with the same scopes; prints the new secret once."""
-    overlap_s = parse_duration(overlap)
-    lifetime = parse_duration(expires) if expires else None
+    overlap_s = parse_duration(overlap, option="--overlap")
+    lifetime = parse_duration(expires, option="--expires", positive=True) if expires else None
     with _stores(db_url) as (store, _):
         issued = store.rotate(key_id, overlap_s=overlap_s, expires_in_s=lifetime, actor=_who())
     _issued(issued, f"rotated {key_id} (valid {overlap} more) into", as_json)
@@ -182,7 +201,8 @@ def audit() -> None:
 @_JSON
 @_DB
 def verify(as_json: bool, db_url: str | None) -> None:
-    """Check every record's hash and link; exit 1 naming each damaged record."""
+    """Check every record's MAC and link, and the trail's end against its signed checkpoint;
+    exit 1 naming each damaged or missing record."""
     with _stores(db_url) as (_, log):
         report = log.verify()
     if as_json:
@@ -192,6 +212,7 @@ def verify(as_json: bool, db_url: str | None) -> None:
                     "ok": report.ok,
                     "checked": report.checked,
                     "anchored_at": report.anchored_at,
+                    "checkpoint": report.checkpoint,
                     "problems": [p.__dict__ for p in report.problems],
                 },
                 indent=2,
@@ -200,6 +221,17 @@ def verify(as_json: bool, db_url: str | None) -> None:
     elif report.ok:
         anchor = f", from retention anchor {report.anchored_at}" if report.anchored_at else ""
         click.echo(f"audit trail intact: {report.checked} records verified{anchor}")
+        if report.checkpoint is not None:
+            click.echo(
+                f"the trail reaches the signed checkpoint at record {report.checkpoint['seq']} "
+                f"({report.checkpoint['where']})"
+            )
+        elif report.checked:
+            click.echo(
+                "warning: no signed checkpoint of this trail on this machine: records cut off "
+                "its end cannot be ruled out (verify where the trail is written)",
+                err=True,
+            )
     else:
         for problem in report.problems:
             click.echo(f"{problem.kind.upper()}: {problem.message}")

@@ -13,10 +13,9 @@ import logging
 from fastapi import FastAPI
 from ray import serve
 
-from ray_enterprise.security.apikeys import ApiKeyStore
-from ray_enterprise.security.audit import AuditLog
+from ray_enterprise.security.audit import platform_audit_log
 from ray_enterprise.serve.backends import SystemBackends, security_section
-from ray_enterprise.serve.gate import CachedVerifier, Gate
+from ray_enterprise.serve.gate import gate_for
 from ray_enterprise.serve.policy import cors_options, route_limits
 from ray_enterprise.serve.routes import ROUTES, build_app
 
@@ -47,8 +46,7 @@ class ManagementAPI:
 
         security = await security_section()
         engine = make_engine(self._db_url, create=False)
-        audit = AuditLog(engine) if security.audit_enabled else None
-        store = ApiKeyStore(engine, audit=audit)
+        audit = platform_audit_log(engine) if security.audit_enabled else None
         limiter = None
         if security.rate_limit.enabled:
             handle = get_limiter_handle(create=True)
@@ -58,9 +56,10 @@ class ManagementAPI:
                     "*", LIMITER_ROUTE_PREFIX + path, limit.rate, limit.burst
                 )
             limiter = LeasingLimiter(handle)
-        gate = Gate(
-            CachedVerifier(store, proof_ttl_s=self._proof_ttl_s),
-            audit=audit,
+        gate = gate_for(
+            engine,
+            audit,
+            proof_ttl_s=self._proof_ttl_s,
             limiter=limiter,
             key_header=security.api_key_header,
             key_by=security.rate_limit.key_by,

@@ -7,7 +7,9 @@ so a caller with a stolen or guessed key learns nothing about it from the answer
 
 Verifying a key costs a PBKDF2 hash (tens of milliseconds, by design); a key proven within
 ``proof_ttl_s`` skips the hash but not the database: its record is read again on every request,
-so a revocation or an expiry takes effect at once.
+so a revocation or an expiry takes effect at once. A client address that failed too often is
+refused (429) before its key is looked at, so guessing costs the guesser, not the server; and
+failures that name no known key are folded into one audit record per window.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import sqlalchemy as sa
+
 from ray_enterprise.security.apikeys import ApiKey, ApiKeyStore, Scope
 from ray_enterprise.security.audit import AuditLog
 from ray_enterprise.security.errors import (
@@ -29,6 +33,7 @@ from ray_enterprise.security.errors import (
     InsufficientScopeError,
 )
 from ray_enterprise.security.events import SecurityEvents, process_events
+from ray_enterprise.security.login_guard import CLIENT, ROUTE, FailureDigest, LoginThrottle
 
 UNAUTHORIZED_BODY = {"error": "unauthorized"}
 FORBIDDEN_BODY = {"error": "forbidden"}
@@ -114,7 +119,9 @@ class Gate:
     ``limiter`` is a :class:`~ray_enterprise.security.limiter_client.LeasingLimiter` (or
     anything with its ``try_acquire_async``), ``None`` to admit every authenticated call;
     ``key_by`` is ``api_key`` or ``client_ip``; ``route_prefix`` keeps this application's
-    buckets apart from other applications' on the cluster-wide limiter.
+    buckets apart from other applications' on the cluster-wide limiter. ``throttle`` limits
+    failed logins per client address (this replica's own count); ``digest`` folds anonymous
+    failures (give the key store the same one, see :func:`gate_for`).
     """
 
     def __init__(
@@ -127,6 +134,8 @@ class Gate:
         key_by: str = "api_key",
         route_prefix: str = "api:",
         events: SecurityEvents | None = None,
+        throttle: LoginThrottle | None = None,
+        digest: FailureDigest | None = None,
     ) -> None:
         self._verifier = verifier
         self._audit = audit
@@ -135,6 +144,9 @@ class Gate:
         self._key_by = key_by
         self._prefix = route_prefix
         self._events = events if events is not None else process_events()
+        self.throttle = throttle if throttle is not None else LoginThrottle()
+        self.digest = digest
+        self._flusher: asyncio.Task[None] | None = None
 
     def limiter_route(self, route: str) -> str:
         """The route's name at the limiter (and in the rate-limit metric)."""
@@ -144,19 +156,31 @@ class Gate:
         self,
         headers: Mapping[str, str],
         route: str,
-        scope: Scope,
+        scope: Scope | None,
         client_ip: str | None = None,
     ) -> ApiKey:
-        """The key of a request allowed on ``route``; raises :class:`Refusal` otherwise."""
+        """The key of a request allowed on ``route`` (any valid key when ``scope`` is
+        ``None``); raises :class:`Refusal` otherwise."""
+        client = client_ip or "unknown"
+        wait = self.throttle.retry_after(client)
+        if wait > 0:
+            self._events.auth_failure("throttled")
+            raise Refusal(429, RATE_LIMITED_BODY, {"Retry-After": retry_after_header(wait)})
+        CLIENT.set(client)
+        ROUTE.set(route)
         presented = presented_key(headers, self._key_header)
         if presented is None:
             await asyncio.to_thread(self._missing, route)
+            self._schedule_flush()
             raise Refusal(401, UNAUTHORIZED_BODY, {"WWW-Authenticate": "Bearer"})
+        needed = () if scope is None else (scope,)
         try:
-            key = await asyncio.to_thread(self._verifier.verify, presented, (scope,))
+            key = await asyncio.to_thread(self._verifier.verify, presented, needed)
         except InsufficientScopeError:
             raise Refusal(403, FORBIDDEN_BODY) from None
         except AuthenticationError:
+            self.throttle.failed(client)
+            self._schedule_flush()
             raise Refusal(401, UNAUTHORIZED_BODY, {"WWW-Authenticate": "Bearer"}) from None
         if self._limiter is not None:
             bucket = client_ip if self._key_by == "client_ip" and client_ip else key.key_id
@@ -172,7 +196,9 @@ class Gate:
     def _missing(self, route: str) -> None:
         # The store only sees presented keys; a request without one is counted here alike.
         self._events.auth_failure("missing")
-        if self._audit is not None:
+        if self.digest is not None:
+            self.digest.note("missing", route=route)
+        elif self._audit is not None:
             self._audit.append(
                 "anonymous",
                 "auth.verify",
@@ -180,6 +206,47 @@ class Gate:
                 outcome="denied",
                 details={"reason": "missing"},
             )
+
+    def _schedule_flush(self) -> None:
+        """A counted window is written when it ends, even if no request comes after it."""
+        digest = self.digest
+        if digest is None or (self._flusher is not None and not self._flusher.done()):
+            return
+        due = digest.pending()
+        if due is None:
+            return
+
+        async def flush_when_due() -> None:
+            await asyncio.sleep(due)
+            await asyncio.to_thread(digest.flush)
+
+        self._flusher = asyncio.get_running_loop().create_task(flush_when_due())
+
+
+def gate_for(
+    engine: sa.Engine,
+    audit: AuditLog | None,
+    *,
+    proof_ttl_s: float = 60.0,
+    **options: Any,
+) -> Gate:
+    """A gate over the key store in ``engine``, its anonymous failures folded into ``audit``
+    (one :class:`FailureDigest` shared by the store and the gate); ``options`` are
+    :class:`Gate`'s."""
+    digest = None
+    if audit is not None:
+        log = audit
+
+        def write(target: str, details: dict[str, Any]) -> None:
+            log.append("anonymous", "auth.verify", target=target, outcome="denied", details=details)
+
+        digest = FailureDigest(write)
+    store = ApiKeyStore(
+        engine, audit=audit, anonymous_failures=None if digest is None else digest.note
+    )
+    return Gate(
+        CachedVerifier(store, proof_ttl_s=proof_ttl_s), audit=audit, digest=digest, **options
+    )
 
 
 __all__ = [
@@ -189,6 +256,7 @@ __all__ = [
     "CachedVerifier",
     "Gate",
     "Refusal",
+    "gate_for",
     "presented_key",
     "retry_after_header",
 ]

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ray_enterprise.security.apikeys import ApiKey, ApiKeyStore, Scope
-from ray_enterprise.security.audit import AuditLog
+from ray_enterprise.security.apikeys import ApiKey, Scope
+from ray_enterprise.security.audit import platform_audit_log
 from ray_enterprise.serve.backends import security_section
-from ray_enterprise.serve.gate import CachedVerifier, Gate
+from ray_enterprise.serve.gate import Gate, gate_for
 
 ROUTE_PREFIX = "serve:"
 
@@ -35,7 +35,7 @@ class DeploymentGuard:
 
         security = await security_section()
         engine = make_engine(self._db_url, create=False)
-        audit = AuditLog(engine) if security.audit_enabled else None
+        audit = platform_audit_log(engine) if security.audit_enabled else None
         limiter = None
         if security.rate_limit.enabled:
             handle = await asyncio.to_thread(get_limiter_handle, create=True)
@@ -44,9 +44,9 @@ class DeploymentGuard:
                 "*", ROUTE_PREFIX + deployment, rate.requests_per_minute / 60.0, float(rate.burst)
             )
             limiter = LeasingLimiter(handle)
-        return Gate(
-            CachedVerifier(ApiKeyStore(engine, audit=audit)),
-            audit=audit,
+        return gate_for(
+            engine,
+            audit,
             limiter=limiter,
             key_header=security.api_key_header,
             key_by=security.rate_limit.key_by,

@@ -1,9 +1,10 @@
 """The management API's routes: a FastAPI app over the system actors, every route gated.
 
-Each route names the scope it needs in :data:`ROUTES`; the gate runs as a dependency before the
-route body, so a route cannot be added without saying who may call it (``build_app`` refuses a
-route missing from the table). Responses are views over the actors' plain data; the config is
-the ConfigActor's redacted view, never the live document.
+Each route names the scope it needs in :data:`ROUTES`; the gate runs in a middleware before
+anything reads the body (:mod:`.admission`), so a route cannot be added without saying who may
+call it (``build_app`` refuses a route missing from the table). Responses are views over the
+actors' plain data; the config is the ConfigActor's redacted view, never the live document;
+errors show their own message, never the Ray traceback around it.
 """
 
 import asyncio
@@ -13,15 +14,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Request
+from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 
 from ray_enterprise.alerts.errors import AlertError
 from ray_enterprise.config.errors import ConfigError, ConfigVersionNotFoundError
 from ray_enterprise.security.apikeys import ApiKey, Scope
 from ray_enterprise.security.audit import AuditLog
+from ray_enterprise.serve.admission import AuthenticateFirst, user_text
 from ray_enterprise.serve.anomalies import anomaly_view
 from ray_enterprise.serve.backends import SubsystemUnavailable, SystemBackends
 from ray_enterprise.serve.gate import Gate, Refusal
@@ -49,7 +51,10 @@ ROUTES: dict[tuple[str, str], Scope] = {
     ("GET", "/traces/{trace_id}"): Scope.STATUS_READ,
     ("GET", "/audit"): Scope.AUDIT_READ,
     ("GET", "/audit/verify"): Scope.AUDIT_READ,
+    ("GET", "/openapi.json"): Scope.STATUS_READ,  # the map of every route: not for strangers
 }
+#: The highest sequence number a query may name (SQL's BIGINT).
+MAX_SEQ = 2**63 - 1
 
 
 def who(key: ApiKey) -> str:
@@ -82,15 +87,19 @@ def build_app(
     app = FastAPI(title="ray_enterprise management API", docs_url=None, redoc_url=None)
     app.add_exception_handler(Refusal, _refused)
     app.add_exception_handler(SubsystemUnavailable, _unavailable)
-    if cors is not None:
+    app.add_middleware(
+        AuthenticateFirst, gate=gate, router=app.router, scopes=ROUTES, public=PUBLIC_ROUTES
+    )
+    if cors is not None:  # outermost, so a refusal still carries the CORS headers
         app.add_middleware(CORSMiddleware, **cors)
 
     def gated(method: str, path: str) -> Callable[[Request], Awaitable[ApiKey]]:
-        scope = ROUTES[(method, path)]
+        if (method, path) not in ROUTES:
+            raise RuntimeError(f"{method} {path} has no scope in ROUTES")
 
         async def dependency(request: Request) -> ApiKey:
-            client = request.client.host if request.client else None
-            return await gate.admit(request.headers, path, scope, client)
+            key: ApiKey = request.state.api_key  # AuthenticateFirst admitted it
+            return key
 
         return dependency
 
@@ -137,7 +146,7 @@ def build_app(
             version = await system.call("config", lambda h: h.set_value.remote(key, value))
         except ConfigError as exc:  # config errors are written to be shown: no secret inside
             await record(caller, "config.set", key, {"refused": True})
-            return JSONResponse({"error": str(exc)}, status_code=422)
+            return JSONResponse({"error": user_text(exc)}, status_code=422)
         await record(caller, "config.set", key, {"version": version})
         return {"version": version}
 
@@ -159,7 +168,7 @@ def build_app(
             return _not_found("config version")
         except ConfigError as exc:
             await record(caller, "config.rollback", str(version), {"refused": True})
-            return JSONResponse({"error": str(exc)}, status_code=422)
+            return JSONResponse({"error": user_text(exc)}, status_code=422)
         await record(caller, "config.rollback", str(version), {"version": now})
         return {"version": now, "rolled_back_to": version}
 
@@ -218,7 +227,7 @@ def build_app(
                 "alerts", lambda h: h.silence.remote(matchers, duration, who(key), reason)
             )
         except AlertError as exc:  # a bad duration: alert errors name the field, no secret
-            return JSONResponse({"error": str(exc)}, status_code=422)
+            return JSONResponse({"error": user_text(exc)}, status_code=422)
         await record(key, "alert.silence", alert_id, {"matchers": matchers, "for": duration})
         return made
 
@@ -257,7 +266,9 @@ def build_app(
 
     @app.get("/audit")
     async def audit_records(
-        _: Annotated[ApiKey, Depends(gated("GET", "/audit"))], limit: int = 100, since_seq: int = 0
+        _: Annotated[ApiKey, Depends(gated("GET", "/audit"))],
+        limit: int = 100,
+        since_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     ) -> Any:
         if audit is None:
             raise SubsystemUnavailable("audit trail")
@@ -287,8 +298,10 @@ def _check_every_route_is_gated(app: FastAPI) -> None:
     """A route added here without an entry in :data:`ROUTES` would be a hole: refuse it.
     Only the page's own files (:data:`PUBLIC_ROUTES`, no data in them) need no key."""
     for route in app.routes:
-        if isinstance(route, APIRoute):
+        if isinstance(route, Route):
             for method in route.methods or ():
+                if method == "HEAD":
+                    continue  # Starlette's implicit HEAD of a GET; it needs the GET's scope
                 if (method, route.path) not in ROUTES and (method, route.path) not in PUBLIC_ROUTES:
                     raise RuntimeError(f"{method} {route.path} has no scope in ROUTES")
 

@@ -106,3 +106,58 @@ def test_an_unreachable_database_is_one_line_without_the_password() -> None:
     url = "postgresql://admin:hunter2@127.0.0.1:1/nowhere"
     code, _, err = run(keys, "list", "--db", url)
     assert code == 1 and "cannot open the database" in err and "hunter2" not in err
+
+
+def test_audit_verify_finds_a_tail_cut_with_sqlite3_and_the_head_moved(
+    db: tuple[str, Path],
+) -> None:
+    url, path = db
+    for _ in range(4):
+        assert run(keys, "create", "--scope", "alerts:ack", "--db", url)[0] == 0
+    code, out, _ = run(audit, "verify", "--db", url)
+    assert code == 0 and "signed checkpoint at record 4" in out
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM security_audit WHERE seq > 2")
+        conn.execute(
+            "UPDATE security_audit_head SET seq = 2, "
+            "hash = (SELECT hash FROM security_audit WHERE seq = 2)"
+        )
+    code, out, err = run(audit, "verify", "--db", url)
+    assert code == 1 and "TRUNCATED: records 3..4 are missing" in out and "DAMAGED" in err
+
+
+def test_audit_verify_finds_a_trail_deleted_whole(db: tuple[str, Path]) -> None:
+    url, path = db
+    assert run(keys, "create", "--scope", "alerts:ack", "--db", url)[0] == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM security_audit")
+        conn.execute("DELETE FROM security_audit_head")
+    code, out, _ = run(audit, "verify", "--db", url)
+    assert code == 1 and "record 1 is missing" in out
+
+
+@pytest.mark.parametrize(
+    ("expires", "said"),
+    [("999999999999999999w", "longer than 100 years"), ("0s", "must be longer than 0s")],
+)
+def test_an_absurd_or_zero_lifetime_is_refused_with_a_clear_error(
+    db: tuple[str, Path], expires: str, said: str
+) -> None:
+    url, _ = db
+    result = CliRunner().invoke(
+        keys, ["create", "--scope", "status:read", "--expires", expires, "--db", url]
+    )
+    assert result.exit_code == 2 and said in result.output and "--expires" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
+    assert "Traceback" not in result.output
+    code, listed, _ = run(keys, "list", "--json", "--db", url)
+    assert code == 0 and json.loads(listed) == []  # nothing was stored
+
+
+def test_keys_list_survives_a_key_stored_with_a_far_future_expiry(db: tuple[str, Path]) -> None:
+    url, path = db
+    assert run(keys, "create", "--scope", "status:read", "--db", url)[0] == 0
+    with sqlite3.connect(path) as conn:  # as the unbounded --expires used to store it
+        conn.execute("UPDATE security_api_keys SET expires_at = 6.048e23")
+    code, listed, err = run(keys, "list", "--db", url)
+    assert code == 0 and "beyond year 9999" in listed, err

@@ -69,8 +69,10 @@ def test_missing_invalid_expired_and_revoked_keys_all_get_the_same_bare_401(api:
         assert answer.content == b'{"error":"unauthorized"}', reason
         assert answer.headers["www-authenticate"] == "Bearer"
         assert set(answer.headers) == set(answers["missing"].headers), reason
+    # A denied known key is always written; failures naming no key are folded per window.
     denied = [r for r in api.audit.records()[before:] if r.action == "auth.verify"]
-    assert sorted(r.to_dict()["details"]["reason"] for r in denied) == sorted(bad)
+    known = [r.to_dict()["details"]["reason"] for r in denied if r.actor != "anonymous"]
+    assert sorted(known) == ["expired", "invalid", "revoked"]
     assert all(r.outcome == "denied" for r in denied)
     assert call(api, "GET", "/status", valid).status_code == 200
     # The failures are security events in the metrics pipeline, where alert rules see them.

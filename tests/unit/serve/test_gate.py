@@ -11,6 +11,7 @@ from ray_enterprise.security.apikeys import ApiKeyStore, Scope
 from ray_enterprise.security.audit import AuditLog
 from ray_enterprise.security.events import AUTH_FAILURES, SecurityEvents
 from ray_enterprise.security.limiter_client import LeasingLimiter
+from ray_enterprise.security.login_guard import FailureDigest, LoginThrottle
 from ray_enterprise.security.ratelimit import LeaseBook, RateLimit
 from ray_enterprise.serve.gate import (
     UNAUTHORIZED_BODY,
@@ -136,3 +137,79 @@ def test_past_its_bucket_a_key_gets_429_with_whole_seconds_to_wait(
     clock.now += 2.5  # one token back at 0.5 per second
     asyncio.run(gate.admit(headers, "/status", Scope.STATUS_READ))
     assert retry_after_header(0.01) == "1" and retry_after_header(2.2) == "3"
+
+
+def folding_gate(
+    tmp_path: Path, **options: object
+) -> tuple[Gate, ApiKeyStore, AuditLog, SecurityEvents, Clock]:
+    """A gate as the API builds it: anonymous failures folded into one record per window."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'fold.db'}", create=False)
+    clock = Clock()
+    events = SecurityEvents(metrics=False)
+    audit = AuditLog(engine, clock=clock)
+
+    def write(target: str, details: dict[str, object]) -> None:
+        audit.append("anonymous", "auth.verify", target=target, outcome="denied", details=details)
+
+    digest = FailureDigest(write, window_s=60.0, clock=clock)
+    store = ApiKeyStore(
+        engine, clock=clock, iterations=1_000, audit=audit, events=events,
+        anonymous_failures=digest.note,
+    )  # fmt: skip
+    gate = Gate(
+        CachedVerifier(store, clock=clock),
+        audit=audit,
+        events=events,
+        digest=digest,
+        **options,  # type: ignore[arg-type]
+    )
+    return gate, store, audit, events, clock
+
+
+def test_a_client_past_its_failed_logins_is_refused_before_any_key_is_hashed(
+    tmp_path: Path,
+) -> None:
+    throttle = LoginThrottle(per_minute=1.0, burst=3.0, clock=lambda: 0.0)
+    gate, store, _, events, _ = folding_gate(tmp_path, throttle=throttle)
+    good = store.create([Scope.STATUS_READ]).secret
+    wrong = {"x-api-key": good[:-2] + "xx"}
+    for _ in range(3):
+        with pytest.raises(Refusal) as info:
+            asyncio.run(gate.admit(wrong, "/status", Scope.STATUS_READ, "203.0.113.9"))
+        assert info.value.status == 401
+    hashed = events.snapshot()[AUTH_FAILURES]
+    for headers in (wrong, {"x-api-key": good}):  # even the right key: no more guesses
+        with pytest.raises(Refusal) as info:
+            asyncio.run(gate.admit(headers, "/status", Scope.STATUS_READ, "203.0.113.9"))
+        assert (info.value.status, info.value.body) == (429, {"error": "rate limited"})
+        assert int(info.value.headers["Retry-After"]) == 60
+    after = events.snapshot()[AUTH_FAILURES]
+    assert after.pop("reason=throttled") == 2 and after == hashed  # nothing more was verified
+    key = asyncio.run(gate.admit({"x-api-key": good}, "/status", Scope.STATUS_READ, "198.51.100.1"))
+    assert key.key_id  # another address is not held back
+
+
+def test_anonymous_failures_are_folded_and_known_keys_denials_are_all_written(
+    tmp_path: Path,
+) -> None:
+    throttle = LoginThrottle(burst=1_000.0)
+    gate, store, audit, _, clock = folding_gate(tmp_path, throttle=throttle)
+    known = store.create([Scope.STATUS_READ])
+    unknown = known.secret[:4] + "0" * 12 + known.secret[16:]
+    anonymous = [{}, {"x-api-key": "not-a-key"}, {"x-api-key": unknown}] * 67  # 201 requests
+    for headers in anonymous:
+        with pytest.raises(Refusal):
+            asyncio.run(gate.admit(headers, "/status", Scope.STATUS_READ, "203.0.113.9"))
+    for _ in range(3):
+        with pytest.raises(Refusal):
+            asyncio.run(gate.admit({"x-api-key": known.secret[:-1] + "x"}, "/status", None))
+    denied = [r.to_dict() for r in audit.records() if r.action == "auth.verify"]
+    assert [d["details"]["reason"] for d in denied] == ["missing", "invalid", "invalid", "invalid"]
+    assert denied[0]["target"] == "/status"
+    assert [d["actor"] for d in denied[1:]] == [f"key:{known.key.key_id}"] * 3
+    clock.now += 61
+    gate.digest.flush()  # type: ignore[union-attr]  # the gate's timer does this in a server
+    summary = audit.records()[-1].to_dict()["details"]
+    assert summary["count"] == 200
+    assert summary["reasons"] == {"missing": 66, "malformed": 67, "invalid": 67}
+    assert summary["clients"] == {"203.0.113.9": 200}
