@@ -50,7 +50,6 @@ from ray_enterprise.config.sources import (
 from ray_enterprise.config.stages import StageLog
 from ray_enterprise.config.subscriptions import SUBSCRIPTION_PREFIX, ConfigSubscriptions
 from ray_enterprise.config.views import ConfigViews
-from ray_enterprise.errors import RayEnterpriseError
 from ray_enterprise.security.audit import AuditSink
 from ray_enterprise.spec import import_object
 from ray_enterprise.storage import make_engine
@@ -204,25 +203,32 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
     async def _apply_pending(self) -> bool:
         """Apply what is dirty; False when it must be tried again (history unavailable)."""
         async with self._lock:
-            trigger = ", ".join(sorted(self._dirty))
-            self._dirty.clear()
-            self._window.taken()
-            self._stages.pending("apply_start")
-            try:
-                applied = await asyncio.to_thread(self._app.apply, self._compose(), trigger)
-            except ConfigError:
-                self._stages.begin(None)
-                self._save_rejections()
-                await self._write_audit()
-                return True
-            except Exception as exc:
-                logger.warning("config version not recorded (%s); will retry", describe_error(exc))
-                self._dirty.add(trigger)
-                self._window.mark()
-                return False
-            self._announce(applied)
-            await self._after_pushes_sent()
+            return await self._apply_dirty()
+
+    async def _apply_dirty(self, *, raise_refusal: bool = False) -> bool:
+        """:meth:`_apply_pending` for a caller that holds the lock already; ``raise_refusal``
+        raises a refused document's :class:`ConfigError` instead of only recording it."""
+        trigger = ", ".join(sorted(self._dirty))
+        self._dirty.clear()
+        self._window.taken()
+        self._stages.pending("apply_start")
+        try:
+            applied = await asyncio.to_thread(self._app.apply, self._compose(), trigger)
+        except ConfigError:
+            self._stages.begin(None)
+            self._save_rejections()
             await self._write_audit()
+            if raise_refusal:
+                raise
+            return True
+        except Exception as exc:
+            logger.warning("config version not recorded (%s); will retry", describe_error(exc))
+            self._dirty.add(trigger)
+            self._window.mark()
+            return False
+        self._announce(applied)
+        await self._after_pushes_sent()
+        await self._write_audit()
         return True
 
     def _compose(
@@ -348,27 +354,51 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         return self._app.version
 
     async def set_value(self, key: str, value: Any) -> int:
-        """Write ``key`` to the database source, after checking the result would be admitted."""
+        """Write ``key`` to the database source and apply the result, as one step.
+
+        Check, write and apply hold the apply lock together: two writes valid alone and invalid
+        together were both admitted when the check ran outside it, and the store then held a
+        pair that refused every later change. A write that the apply refuses, or that history
+        cannot record, is taken back out of the store, so the stored layers and the running
+        version never disagree.
+        """
         await self._ready.wait()
         database = next(s for s in self._sources if isinstance(s, DatabaseConfigSource))
-        trial = deep_merge(self._values[database.layer], unflatten({key: value}))
         trigger = f"config set {key}"
-        try:
-            self._app.check(self._compose({database.layer: trial}, pinned=False), trigger)
-        except ConfigError:
-            self._save_rejections()
-            await self._write_audit()
-            raise
-        await database.set(key, value)
+        async with self._lock:
+            trial = deep_merge(self._values[database.layer], unflatten({key: value}))
+            try:
+                self._app.check(self._compose({database.layer: trial}, pinned=False), trigger)
+            except ConfigError:
+                self._save_rejections()
+                await self._write_audit()
+                raise
+            previous = await database.get_raw(key)
+            await database.set(key, value)
+            pin = self._pin
+            try:
+                await self._reload(database)
+                self._unpin()
+                self._dirty.add(trigger)
+                if not await self._apply_dirty(raise_refusal=True):
+                    self._dirty.discard(trigger)
+                    raise ConfigSourceError(
+                        "history", "unavailable: the write was taken back, try again later"
+                    )
+            except BaseException:
+                await database.put_raw(key, previous)
+                await self._reload(database)
+                if pin is not None and self._pin is None:
+                    self._pin = pin
+                    _kv.put(_PIN, pin[0])
+                raise
+        return self._app.version
+
+    async def _reload(self, database: DatabaseConfigSource) -> None:
         values = await database.load()
         if not database.health().ok:
             raise ConfigSourceError(database.name, database.health().last_error or "unreadable")
         self._values[database.layer] = values
-        self._unpin()
-        self._dirty.add(trigger)
-        if not await self._apply_pending():
-            raise RayEnterpriseError("written, but history is unavailable: applied once it is back")
-        return self._app.version
 
     async def forget(self) -> None:
         """Erase subscriptions, pin and rejections from the key-value store (``down``, tests)."""
