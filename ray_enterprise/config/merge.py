@@ -86,12 +86,21 @@ def restore_secrets(redacted: Mapping[str, Any], reference: Mapping[str, Any]) -
         ref = reference.get(key) if isinstance(reference, Mapping) else None
         if isinstance(value, Mapping):
             out[key] = restore_secrets(value, ref if isinstance(ref, Mapping) else {})
-        elif value == REDACTED:
+        elif _masked(value):  # a mask must never run: the live value, or nothing
             if ref is not None:
                 out[key] = ref
         else:
             out[key] = value
     return out
+
+
+def _masked(value: Any) -> bool:
+    """Whether a value holds a mask anywhere (a URL's password, an item of a list)."""
+    if isinstance(value, str):
+        return REDACTED in value
+    if isinstance(value, (list, tuple)):
+        return any(_masked(v) for v in value)
+    return False
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
