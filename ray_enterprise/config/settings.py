@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -43,6 +42,7 @@ from ray_enterprise.config.sources import (
     FileConfigSource,
     VaultConfigSource,
 )
+from ray_enterprise.safe_load import DocumentError, read_document
 from ray_enterprise.storage import DB_URL_ENV, default_db_url
 
 SETTINGS_ENV = "RAY_ENTERPRISE_CONFIG_"
@@ -180,9 +180,9 @@ class ConfigSettings(_Settings):
         """Settings from the ``section`` mapping of a YAML file; relative files from its dir."""
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigParseError(str(path), f"invalid YAML: {exc}") from None
+            raw = read_document(path) or {}
+        except DocumentError as exc:
+            raise ConfigParseError(str(path), exc.reason, line=exc.line) from None
         if not isinstance(raw, dict):
             raise ConfigParseError(str(path), "top level must be a mapping")
         data = dict(raw.get(section) or {})
