@@ -12,48 +12,18 @@ import asyncio
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pytest
 import ray
 import requests
-import uvicorn
 from actor_support import config_actor
 
 from ray_enterprise.config.merge import merge_layers, reveal
 from ray_enterprise.config.schema import default_document, validate_config
 from ray_enterprise.config.settings import ConfigSettings
 from ray_enterprise.config.sources import DatabaseConfigSource
-from ray_enterprise.security.apikeys import ApiKeyStore, Scope
-from ray_enterprise.serve.backends import SystemBackends
-from ray_enterprise.serve.gate import CachedVerifier, Gate
-from ray_enterprise.serve.routes import build_app
-from ray_enterprise.storage import make_engine
-from tests.support import free_port, wait_for
-
-
-@pytest.fixture
-def http_api(ray_session: None, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """The management API's routes on a real uvicorn at 127.0.0.1 (no Serve: 2 GB less)."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'keys.db'}", create=False)
-    store = ApiKeyStore(engine, iterations=1_000)
-    issued = store.create([Scope.CONFIG_WRITE, Scope.CONFIG_READ])
-    app = build_app(Gate(CachedVerifier(store), audit=None), SystemBackends(), None)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=30, what="uvicorn to start")
-    try:
-        yield f"http://127.0.0.1:{port}", issued.secret
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        engine.dispose()
 
 
 def _http_write(url: str, secret: str, key: str, value: int) -> tuple[str, int, Any]:

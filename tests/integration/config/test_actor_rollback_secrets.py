@@ -34,6 +34,8 @@ def test_rollback_restores_a_url_password_and_a_list_of_secrets_of_that_version(
         orchestrator.rollback_sync(v3)
         running = reveal(ray.get(config.get.remote("services.billing")))
         assert running == {"redis_url": OLD_URL, "api_keys": ["old-k1", "old-k2"]}
+        shown = str(ray.get(config.show.remote("services.billing"))["value"])
+        assert "old-p@ss" not in shown and "ss@redis" not in shown and "old-k1" not in shown
     assert b"old-p@ss" not in history.read_bytes()  # sealed: the key lives elsewhere
 
 
