@@ -18,6 +18,7 @@ from ray_enterprise.observability.metric_batch import MetricType
 from ray_enterprise.observability.metrics import counter, gauge, histogram, record_metric, timer
 from ray_enterprise.observability.platform import EnterpriseObservabilityPlatform
 from ray_enterprise.observability.tracing import TraceStatus, finish_span, start_trace
+from ray_enterprise.redaction import install_log_redaction
 from ray_enterprise.registry.client import EnterpriseServiceRegistry
 from ray_enterprise.registry.graph import DependencyGraph
 from ray_enterprise.registry.handle import ServiceHandle
@@ -37,6 +38,9 @@ from ray_enterprise.spec import (
 )
 
 __version__ = "0.1.0"
+
+# Every process that imports the package (drivers, actors, replicas) logs redacted.
+install_log_redaction()
 
 __all__ = [
     "AppSpec",

@@ -128,7 +128,7 @@ def up(
         for service in app.services:  # fail before touching Ray if a class is missing
             service.load_class()
     except SpecError as exc:
-        fail(f"{exc}\nnothing was started")
+        fail(f"{exc if exc.file else exc.in_file(spec)}\nnothing was started")
     serve_api = _management_api() if api else None
     stop_requested: list[str] = []
 

@@ -13,11 +13,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ray_enterprise.errors import SpecError
 from ray_enterprise.registry.routing import Routing
+from ray_enterprise.safe_load import DocumentError, read_document
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,62}$")
 
@@ -47,19 +47,26 @@ class Strategy(str, Enum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # ``.inf`` and ``.nan`` parse as floats and passed ``gt=0``: a health check that never
+    # times out, a restart window that never ends. Every float here must be finite.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+#: Upper bounds: past these a value is a typo (ms for s, a stray zero), not a choice.
+DAY_S = 86_400.0
+HOUR_S = 3_600.0
 
 
 class RestartSpec(_Strict):
     """Restart policy, intensity (``max_restarts`` within ``window_s``) and backoff."""
 
     policy: RestartPolicy = RestartPolicy.PERMANENT
-    max_restarts: int = Field(5, ge=0)
-    window_s: float = Field(60.0, gt=0)
-    backoff_initial_s: float = Field(0.1, ge=0)
-    backoff_max_s: float = Field(30.0, ge=0)
+    max_restarts: int = Field(5, ge=0, le=10_000)
+    window_s: float = Field(60.0, gt=0, le=DAY_S)
+    backoff_initial_s: float = Field(0.1, ge=0, le=HOUR_S)
+    backoff_max_s: float = Field(30.0, ge=0, le=HOUR_S)
     # Backoff forgets past restarts after this long healthy (Kubernetes resets after 10 min).
-    backoff_reset_s: float = Field(120.0, gt=0)
+    backoff_reset_s: float = Field(120.0, gt=0, le=DAY_S)
 
     @model_validator(mode="after")
     def _cap_not_below_initial(self) -> RestartSpec:
@@ -71,10 +78,10 @@ class RestartSpec(_Strict):
 class HealthSpec(_Strict):
     """How the registry probes a service, and how patient it is with a slow starter."""
 
-    period_s: float = Field(1.0, gt=0)
-    timeout_s: float = Field(2.0, gt=0)
-    failure_threshold: int = Field(3, ge=1)
-    startup_timeout_s: float = Field(30.0, gt=0)
+    period_s: float = Field(1.0, gt=0, le=HOUR_S)
+    timeout_s: float = Field(2.0, gt=0, le=HOUR_S)
+    failure_threshold: int = Field(3, ge=1, le=1_000)
+    startup_timeout_s: float = Field(30.0, gt=0, le=DAY_S)
 
 
 class ActorOptions(_Strict):
@@ -88,7 +95,8 @@ class ActorOptions(_Strict):
     node_soft: bool = True  # fall back to another node when the pinned one is gone
     # Unpinned services go to the least loaded nodes, so one node's loss takes few of them.
     spread: bool = True
-    max_concurrency: int = Field(1000, ge=1)
+    # Each concurrent call may hold a thread or a task; Ray Serve caps a replica at 10,000 too.
+    max_concurrency: int = Field(1000, ge=1, le=10_000)
     runtime_env: dict[str, Any] | None = None
 
 
@@ -100,8 +108,8 @@ class AutoscaleSpec(_Strict):
     max_replicas: int = Field(4, ge=1, le=64)
     target_inflight: float = Field(8.0, gt=0)
     # Down only after the load stayed low this long: a dip between bursts costs no cold start.
-    downscale_delay_s: float = Field(30.0, ge=0)
-    period_s: float = Field(1.0, gt=0)  # how often the calls in flight are sampled
+    downscale_delay_s: float = Field(30.0, ge=0, le=DAY_S)
+    period_s: float = Field(1.0, gt=0, le=HOUR_S)  # how often the calls in flight are sampled
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> AutoscaleSpec:
@@ -120,7 +128,7 @@ class ServiceSpec(_Strict):
     restart: RestartSpec = RestartSpec()
     strategy: Strategy = Strategy.ONE_FOR_ONE
     health: HealthSpec = HealthSpec()
-    shutdown_timeout_s: float = Field(10.0, gt=0)
+    shutdown_timeout_s: float = Field(10.0, gt=0, le=HOUR_S)
     actor: ActorOptions = ActorOptions()
     replicas: int = Field(1, ge=1, le=64)
     routing: Routing = Routing.ROUND_ROBIN
@@ -174,15 +182,31 @@ class ServiceSpec(_Strict):
         return self.model_dump(mode="json", by_alias=True)
 
     def load_class(self) -> type:
-        """Import the service class this spec names."""
+        """Import the service class this spec names; it must subclass :class:`Service`.
+
+        A spec runs code from the modules it names (importing runs their top level): the
+        spec's author is trusted as much as that code. The subclass check keeps a typo or a
+        hostile spec from starting any other callable (``subprocess:Popen``) as a service.
+        """
+        from ray_enterprise.service import Service  # the layer above: only when loading
+
         try:
             obj = import_object(self.class_path)
-        except (ImportError, AttributeError) as exc:
+        except Exception as exc:  # importing runs the module: anything may come out
             raise SpecError(
-                f"cannot import {self.class_path!r}: {exc}", service=self.name, field="class"
+                f"cannot import {self.class_path!r} ({type(exc).__name__}: {exc}); check the "
+                "module path and that it is importable where the registry runs (PYTHONPATH, "
+                "the job's working_dir or py_modules)",
+                service=self.name,
+                field="class",
             ) from exc
-        if not isinstance(obj, type):
-            raise SpecError(f"{self.class_path!r} is not a class", service=self.name, field="class")
+        if not (isinstance(obj, type) and issubclass(obj, Service)):
+            raise SpecError(
+                f"{self.class_path!r} is not a subclass of ray_enterprise.Service; name a "
+                "Service subclass",
+                service=self.name,
+                field="class",
+            )
         return obj
 
 
@@ -257,18 +281,13 @@ def parse_app_spec(data: Any, *, file: str | None = None) -> AppSpec:
 
 
 def load_app_spec(path: str | Path) -> AppSpec:
-    """Read and validate a YAML (or JSON) spec file."""
+    """Read and validate a YAML (or JSON) spec file, through the one safe loader."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read the spec: {exc.strerror}", file=str(path)) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(f"not valid YAML{where}: {exc}", file=str(path)) from exc
+        data = read_document(path)
+    except DocumentError as exc:
+        where = f" at line {exc.line}" if exc.line is not None else ""
+        raise SpecError(f"{exc.reason}{where}", file=str(path)) from None
     app = parse_app_spec(data, file=str(path))
     if app.name == "default":
         app = app.model_copy(update={"name": path.stem})

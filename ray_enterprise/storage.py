@@ -42,6 +42,15 @@ config_versions = Table(
     Column("document", Text, nullable=False),
 )
 
+#: Each config version's real document, encrypted under a key kept outside the database
+#: (``ray_enterprise.config.sealing``): what a rollback runs, never shown.
+config_version_secrets = Table(
+    "config_version_secrets",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("sealed", Text, nullable=False),
+)
+
 #: The database config source: dotted keys with JSON values; ``version`` rises on every write.
 config_entries = Table(
     "config_entries",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ray_enterprise.alerts.errors import AlertInputError
+from ray_enterprise.redaction import redact
 
 
 class Severity(str, enum.Enum):
@@ -93,6 +94,10 @@ class AlertSignal:
     expires_after_ms: int | None = None
 
     def __post_init__(self) -> None:
+        # Every summary and label reaches history, handlers and webhooks: redact them here,
+        # once, whatever source built the signal (a health detail may hold a DSN).
+        object.__setattr__(self, "labels", redact(self.labels))
+        object.__setattr__(self, "annotations", redact(self.annotations))
         if "alertname" not in self.labels:
             raise AlertInputError(
                 f"an alert signal needs an 'alertname' label, got {self.labels}; "

@@ -25,24 +25,19 @@ from ray_enterprise.config.applier import Applied, ConfigApplier
 from ray_enterprise.config.burst import BurstWindow
 from ray_enterprise.config.errors import (
     ConfigError,
-    ConfigSourceError,
-    ConfigVersionNotFoundError,
 )
 from ray_enterprise.config.events import EventLog
 from ray_enterprise.config.fanout import Fanout, Subscription
 from ray_enterprise.config.history import ConfigHistory
 from ray_enterprise.config.merge import (
     MergedConfig,
-    deep_merge,
     merge_layers,
-    restore_secrets,
-    unflatten,
 )
 from ray_enterprise.config.schema import ServiceConfigRegistry, default_document
+from ray_enterprise.config.sealing import DocumentSealer
 from ray_enterprise.config.settings import ConfigSettings
 from ray_enterprise.config.sources import (
     ConfigSource,
-    DatabaseConfigSource,
     FileConfigSource,
     SourceUpdate,
     describe_error,
@@ -50,7 +45,7 @@ from ray_enterprise.config.sources import (
 from ray_enterprise.config.stages import StageLog
 from ray_enterprise.config.subscriptions import SUBSCRIPTION_PREFIX, ConfigSubscriptions
 from ray_enterprise.config.views import ConfigViews
-from ray_enterprise.errors import RayEnterpriseError
+from ray_enterprise.config.writes import ConfigWrites
 from ray_enterprise.security.audit import AuditSink
 from ray_enterprise.spec import import_object
 from ray_enterprise.storage import make_engine
@@ -66,12 +61,13 @@ _AUDITED = ("applied", "rejected", "rolled_back")
 _MODELS = "config/models/"
 
 
-class ConfigActor(ConfigSubscriptions, ConfigViews):
+class ConfigActor(ConfigSubscriptions, ConfigViews, ConfigWrites):
     """Named ``config``, detached, restartable; one apply lock, one task per source."""
 
     def __init__(self, settings: ConfigSettings | None = None) -> None:
         self._restart_alert = RestartAlert(ACTOR_NAME)
         self._settings = settings or ConfigSettings()
+        self._sealer = DocumentSealer.from_env()  # a bad key fails the actor's creation, loudly
         self._sources: list[ConfigSource] = self._settings.build_sources()
         self._values: dict[str, dict[str, Any]] = {s.layer: {} for s in self._sources}
         self._source_ok: dict[str, bool] = {}
@@ -126,15 +122,15 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
     async def _resume(self) -> None:
         """Open history and take up the version it ends with (and a rollback still pinned)."""
         engine = make_engine(self._settings.history, create=False)
-        self._history = await asyncio.to_thread(ConfigHistory, engine)
+        self._history = await asyncio.to_thread(ConfigHistory, engine, sealer=self._sealer)
         self._audit = AuditSink(engine)
         self._applier = ConfigApplier(self._history, self._events, services=self._models)
         pin = _kv.get(_PIN)
         if pin is not None:
             try:
-                record = await asyncio.to_thread(self._history.get, int(pin))
-                self._pin = (int(pin), record.document)
-            except ConfigVersionNotFoundError:  # history was replaced: nothing to hold
+                live = await asyncio.to_thread(self._history.live_document, int(pin))
+                self._pin = (int(pin), live)
+            except ConfigError:  # history was replaced, or its key: nothing to hold
                 _kv.delete(_PIN)
         async with self._lock:
             with contextlib.suppress(ConfigError):  # refused: the resumed version stays
@@ -191,6 +187,12 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
             self._pin = None
             _kv.delete(_PIN)
 
+    def _repin(self, pin: tuple[int, dict[str, Any]] | None) -> None:
+        """Hold ``pin`` again: the write that unpinned it was taken back."""
+        if pin is not None and self._pin is None:
+            self._pin = pin
+            _kv.put(_PIN, pin[0])
+
     async def _apply_loop(self) -> None:
         """Apply when the burst window says so (see :class:`BurstWindow`)."""
         while self._dirty:
@@ -204,25 +206,32 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
     async def _apply_pending(self) -> bool:
         """Apply what is dirty; False when it must be tried again (history unavailable)."""
         async with self._lock:
-            trigger = ", ".join(sorted(self._dirty))
-            self._dirty.clear()
-            self._window.taken()
-            self._stages.pending("apply_start")
-            try:
-                applied = await asyncio.to_thread(self._app.apply, self._compose(), trigger)
-            except ConfigError:
-                self._stages.begin(None)
-                self._save_rejections()
-                await self._write_audit()
-                return True
-            except Exception as exc:
-                logger.warning("config version not recorded (%s); will retry", describe_error(exc))
-                self._dirty.add(trigger)
-                self._window.mark()
-                return False
-            self._announce(applied)
-            await self._after_pushes_sent()
+            return await self._apply_dirty()
+
+    async def _apply_dirty(self, *, raise_refusal: bool = False) -> bool:
+        """:meth:`_apply_pending` for a caller that holds the lock already; ``raise_refusal``
+        raises a refused document's :class:`ConfigError` instead of only recording it."""
+        trigger = ", ".join(sorted(self._dirty))
+        self._dirty.clear()
+        self._window.taken()
+        self._stages.pending("apply_start")
+        try:
+            applied = await asyncio.to_thread(self._app.apply, self._compose(), trigger)
+        except ConfigError:
+            self._stages.begin(None)
+            self._save_rejections()
             await self._write_audit()
+            if raise_refusal:
+                raise
+            return True
+        except Exception as exc:
+            logger.warning("config version not recorded (%s); will retry", describe_error(exc))
+            self._dirty.add(trigger)
+            self._window.mark()
+            return False
+        self._announce(applied)
+        await self._after_pushes_sent()
+        await self._write_audit()
         return True
 
     def _compose(
@@ -241,7 +250,7 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         if self._pin is not None and pinned:
             version, document = self._pin
             return MergedConfig(
-                restore_secrets(document, merged.document),
+                document,
                 {path: f"rollback to {version}" for path in provenance},
             )
         return MergedConfig(merged.document, provenance)
@@ -321,8 +330,8 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         await self._ready.wait()
         async with self._lock:
             applied = await asyncio.to_thread(self._app.rollback, version)
-            record = await asyncio.to_thread(self._log.get, version)
-            self._pin = (version, record.document)
+            live = await asyncio.to_thread(self._log.live_document, version)
+            self._pin = (version, live)
             _kv.put(_PIN, version)
             self._announce(applied)
             await self._after_pushes_sent()
@@ -345,29 +354,6 @@ class ConfigActor(ConfigSubscriptions, ConfigViews):
         _kv.put(_MODELS + service, class_path)
         self._dirty.add(f"config model of {service}")
         await self._apply_pending()
-        return self._app.version
-
-    async def set_value(self, key: str, value: Any) -> int:
-        """Write ``key`` to the database source, after checking the result would be admitted."""
-        await self._ready.wait()
-        database = next(s for s in self._sources if isinstance(s, DatabaseConfigSource))
-        trial = deep_merge(self._values[database.layer], unflatten({key: value}))
-        trigger = f"config set {key}"
-        try:
-            self._app.check(self._compose({database.layer: trial}, pinned=False), trigger)
-        except ConfigError:
-            self._save_rejections()
-            await self._write_audit()
-            raise
-        await database.set(key, value)
-        values = await database.load()
-        if not database.health().ok:
-            raise ConfigSourceError(database.name, database.health().last_error or "unreadable")
-        self._values[database.layer] = values
-        self._unpin()
-        self._dirty.add(trigger)
-        if not await self._apply_pending():
-            raise RayEnterpriseError("written, but history is unavailable: applied once it is back")
         return self._app.version
 
     async def forget(self) -> None:

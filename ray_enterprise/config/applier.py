@@ -30,6 +30,7 @@ from ray_enterprise.config.schema import (
     default_document,
     validate_config,
 )
+from ray_enterprise.config.sealing import SealError
 
 log = logging.getLogger("ray_enterprise.config")
 
@@ -110,7 +111,10 @@ class ConfigApplier:
         if latest is None:
             return self._first(merged)
         self._version = latest.version
-        restored = restore_secrets(latest.document, merged.document)
+        try:
+            restored = self._history.live_document(latest.version)
+        except SealError:  # recorded unsealed: the sources' secrets, masks dropped
+            restored = restore_secrets(latest.document, merged.document)
         try:
             self._config = validate_config(restored, services=self._services)
         except ConfigValidationError as exc:
@@ -161,9 +165,9 @@ class ConfigApplier:
         return self._record(config, self._document, trigger)
 
     def rollback(self, version: int) -> Applied | None:
-        """Run version ``version``'s document again, as a new version; secrets stay live."""
-        record = self._history.get(version)
-        document = restore_secrets(record.document, self._document)
+        """Run version ``version``'s document again, as a new version, with that version's
+        real secrets; refused (:class:`SealError`) when they were not kept."""
+        document = self._history.live_document(version)
         source = f"rollback to {version}"
         merged = MergedConfig(document, {path: source for path in flatten(document)})
         applied = self.apply(merged, source)

@@ -5,8 +5,9 @@ Numbers are gap-free and ordered because subscribers resume from "the last versi
 as ``max + 1`` inside the inserting transaction and the primary key rejects a concurrent
 duplicate, which is retried, so two writers can never share or skip a number.
 
-Only redacted documents are stored; :func:`~ray_enterprise.config.merge.restore_secrets` puts
-the live secrets back when rolling back.
+Documents are stored redacted for display; each version's real document is also stored sealed
+(:mod:`~ray_enterprise.config.sealing`), and :meth:`ConfigHistory.live_document` is what a
+rollback runs: never a document with masks in it.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ray_enterprise.config.errors import ConfigVersionNotFoundError
-from ray_enterprise.config.merge import ConfigDiff, redact
-from ray_enterprise.storage import config_versions, create_tables
+from ray_enterprise.config.merge import REDACTED, ConfigDiff, redact
+from ray_enterprise.config.sealing import DocumentSealer, SealError
+from ray_enterprise.storage import config_version_secrets, config_versions, create_tables
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,15 @@ class ConfigHistory:
     """The version log on a SQLAlchemy engine; blocking calls, meant for a worker thread."""
 
     def __init__(
-        self, engine: Engine, *, clock: Callable[[], float] = time.time, retries: int = 20
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], float] = time.time,
+        retries: int = 20,
+        sealer: DocumentSealer | None = None,
     ) -> None:
         self._engine = engine
+        self._sealer = sealer
         self._clock = clock
         self._retries = retries
         create_tables(engine)
@@ -61,6 +69,7 @@ class ConfigHistory:
         safe_doc = redact(document)
         doc_json = json.dumps(safe_doc, sort_keys=True, default=str)
         diff_json = diff.to_json()
+        sealed = self._sealer.seal(document) if self._sealer is not None else None
         now = self._clock()
         for _ in range(self._retries):
             try:
@@ -76,6 +85,10 @@ class ConfigHistory:
                             document=doc_json,
                         )
                     )
+                    if sealed is not None:
+                        conn.execute(
+                            config_version_secrets.insert().values(version=version, sealed=sealed)
+                        )
                 return VersionRecord(version, source, now, diff, json.loads(doc_json))
             except IntegrityError:
                 continue  # another writer took this number; take the next one
@@ -99,6 +112,29 @@ class ConfigHistory:
         if row is None:
             raise ConfigVersionNotFoundError(version, self.latest_version() or None)
         return _to_record(row._mapping)
+
+    def live_document(self, version: int) -> dict[str, Any]:
+        """Version ``version``'s document with its real secrets: what a rollback runs.
+
+        Refused with :class:`SealError` when that version's secrets cannot be had: it was
+        recorded unsealed (before sealing existed, or with no key) and holds masked values, or
+        it was sealed under another key. Never a document with a mask in it.
+        """
+        record = self.get(version)
+        with self._engine.connect() as conn:
+            sealed = conn.execute(
+                select(config_version_secrets.c.sealed).where(
+                    config_version_secrets.c.version == version
+                )
+            ).scalar()
+        if sealed is not None and self._sealer is not None:
+            return self._sealer.open(str(sealed), version)
+        if REDACTED not in json.dumps(record.document):
+            return record.document
+        raise SealError(
+            f"version {version} was recorded without its secrets, so rolling back to it would "
+            "run masked values; roll back to a later version, or set its values again"
+        )
 
     def history(self, *, since: int = 0, limit: int | None = None) -> list[VersionRecord]:
         """Versions after ``since`` in ascending order; with ``limit``, the newest ``limit``."""

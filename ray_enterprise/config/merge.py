@@ -9,56 +9,24 @@ a caller cannot forget to redact what was never there in clear.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import SecretBytes, SecretStr
 
+from ray_enterprise.redaction import REDACTED, is_secret_key, redact_text
+from ray_enterprise.redaction import redact as redact_value
+
 #: Layers in rising priority: a later layer wins over an earlier one.
 LAYER_ORDER: tuple[str, ...] = ("defaults", "files", "database", "vault", "environment")
 
-REDACTED = "**********"
-
-# A key names a secret when its last word is one of these (``jwt_secret``, ``db_password``,
-# ``secret_id``) but not when it is a flag or a limit about secrets (``api_keys_enabled``).
-_SECRET_KEY = re.compile(
-    r"(^|[_\-.])(password|passwd|pwd|secret|secret_key|secret_id|token|auth_token|api_key|"
-    r"apikey|private_key|credential|credentials|client_secret|access_key|encryption_key|"
-    r"signing_key|webhook_secret|dsn)$",
-    re.IGNORECASE,
-)
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?=@)", re.I)
-
-
-def is_secret_key(key: str) -> bool:
-    """True when a key's name says its value is a secret."""
-    return bool(_SECRET_KEY.search(key))
-
-
-def redact_text(text: str) -> str:
-    """Mask passwords embedded in URLs (``postgresql://u:pw@host``) inside free text."""
-    return _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED, text)
-
-
-def _redact_value(key: str | None, value: Any) -> Any:
-    if isinstance(value, (SecretStr, SecretBytes)):
-        return REDACTED
-    if isinstance(value, Mapping):
-        return {str(k): _redact_value(str(k), v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_redact_value(key, v) for v in value]
-    if key is not None and is_secret_key(key) and value is not None and not isinstance(value, bool):
-        return REDACTED
-    if isinstance(value, str):
-        return redact_text(value)
-    return value
-
 
 def redact(document: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON-ready copy with every ``SecretStr`` and secret-looking key masked."""
-    redacted = _redact_value(None, document)
+    """A JSON-ready copy with every secret masked, by the one rule of
+    :mod:`ray_enterprise.redaction` (secret-looking keys in any spelling, ``SecretStr``,
+    passwords and tokens inside text)."""
+    redacted = redact_value(document)
     assert isinstance(redacted, dict)
     return redacted
 
@@ -86,12 +54,21 @@ def restore_secrets(redacted: Mapping[str, Any], reference: Mapping[str, Any]) -
         ref = reference.get(key) if isinstance(reference, Mapping) else None
         if isinstance(value, Mapping):
             out[key] = restore_secrets(value, ref if isinstance(ref, Mapping) else {})
-        elif value == REDACTED:
+        elif _masked(value):  # a mask must never run: the live value, or nothing
             if ref is not None:
                 out[key] = ref
         else:
             out[key] = value
     return out
+
+
+def _masked(value: Any) -> bool:
+    """Whether a value holds a mask anywhere (a URL's password, an item of a list)."""
+    if isinstance(value, str):
+        return REDACTED in value
+    if isinstance(value, (list, tuple)):
+        return any(_masked(v) for v in value)
+    return False
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -228,6 +205,10 @@ class ConfigDiff:
         return "\n".join(lines)
 
 
+def _shown(flat: dict[str, Any]) -> Callable[[str], Any]:
+    return lambda path: flat.get(path, REDACTED)
+
+
 def diff_documents(old: Mapping[str, Any], new: Mapping[str, Any]) -> ConfigDiff:
     """What changed from ``old`` to ``new``, compared on real values but reported redacted.
 
@@ -237,14 +218,36 @@ def diff_documents(old: Mapping[str, Any], new: Mapping[str, Any]) -> ConfigDiff
     flat_old, flat_new = flatten(redact(old)), flatten(redact(new))
     real_old, real_new = flatten(reveal(old)), flatten(reveal(new))
     sections: dict[str, list[Change]] = {}
+    # A path inside a value masked whole (a mapping under a secret key) has no redacted leaf.
+    old_shown, new_shown = _shown(flat_old), _shown(flat_new)
     for path in sorted(real_old.keys() | real_new.keys()):
         if path not in real_new:
-            change = Change(path, "removed", old=flat_old[path])
+            change = Change(path, "removed", old=old_shown(path))
         elif path not in real_old:
-            change = Change(path, "added", new=flat_new[path])
+            change = Change(path, "added", new=new_shown(path))
         elif real_old[path] != real_new[path]:
-            change = Change(path, "changed", old=flat_old[path], new=flat_new[path])
+            change = Change(path, "changed", old=old_shown(path), new=new_shown(path))
         else:
             continue
         sections.setdefault(section_of(path), []).append(change)
     return ConfigDiff({s: tuple(cs) for s, cs in sections.items()})
+
+
+__all__ = [
+    "LAYER_ORDER",
+    "REDACTED",
+    "Change",
+    "ConfigDiff",
+    "MergedConfig",
+    "deep_merge",
+    "diff_documents",
+    "flatten",
+    "is_secret_key",
+    "merge_layers",
+    "redact",
+    "redact_text",
+    "restore_secrets",
+    "reveal",
+    "section_of",
+    "unflatten",
+]

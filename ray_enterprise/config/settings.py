@@ -23,10 +23,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from ray_enterprise.config.errors import ConfigParseError
+from ray_enterprise.config.errors import ConfigError, ConfigParseError
 from ray_enterprise.config.sources import (
     ENV_PREFIX,
     ConfigSource,
@@ -35,10 +42,42 @@ from ray_enterprise.config.sources import (
     FileConfigSource,
     VaultConfigSource,
 )
+from ray_enterprise.safe_load import DocumentError, read_document
 from ray_enterprise.storage import DB_URL_ENV, default_db_url
 
 SETTINGS_ENV = "RAY_ENTERPRISE_CONFIG_"
 VAULT_ENV = "RAY_ENTERPRISE_VAULT_"
+
+
+#: Where each setting comes from in :meth:`ConfigSettings.from_env`, to name it in errors.
+_ENV_NAMES = {
+    "files": SETTINGS_ENV + "FILES",
+    "database_url": DB_URL_ENV,
+    "history_url": SETTINGS_ENV + "HISTORY_URL",
+    "env_prefix": SETTINGS_ENV + "ENV_PREFIX",
+    "vault": f"{VAULT_ENV}TOKEN (or {VAULT_ENV}ROLE_ID and {VAULT_ENV}SECRET_ID)",
+    **{
+        f"vault.{key}": VAULT_ENV + ("ADDR" if key == "url" else key.upper())
+        for key in ("url", "token", "role_id", "secret_id", "mount", "path_prefix")
+    },
+}
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+class ConfigSettingsError(ConfigError):
+    """The settings that say where configuration comes from are wrong; nothing was started.
+
+    ``problems`` pairs the setting (the environment variable) with what is wrong with it;
+    the values given are never shown, since some are credentials.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        listed = "; ".join(f"{name}: {message}" for name, message in problems)
+        super().__init__(f"config settings refused: {listed}. Fix them and start again.")
 
 
 class _Settings(BaseModel):
@@ -62,6 +101,8 @@ class VaultSettings(_Settings):
     def _has_credentials(self) -> VaultSettings:
         if self.token is None and not self.role_id:
             raise ValueError("vault needs a token or an AppRole role_id and secret_id")
+        if self.token is None and self.secret_id is None:
+            raise ValueError("AppRole needs a secret_id with its role_id")
         return self
 
 
@@ -122,16 +163,26 @@ class ConfigSettings(_Settings):
                 if env.get(VAULT_ENV + key.upper()):
                     vault[key] = env[VAULT_ENV + key.upper()]
             data["vault"] = vault
-        return cls.model_validate(data)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            # Not a ValueError: a caller that skips the ConfigActor on ValueError ran with no
+            # config at all. pydantic's own text shows the inputs (a secret id): messages only.
+            raise ConfigSettingsError(
+                [
+                    (_ENV_NAMES.get(_dotted(e["loc"]), _dotted(e["loc"])), e["msg"])
+                    for e in exc.errors()
+                ]
+            ) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path, *, section: str = "config") -> ConfigSettings:
         """Settings from the ``section`` mapping of a YAML file; relative files from its dir."""
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigParseError(str(path), f"invalid YAML: {exc}") from None
+            raw = read_document(path) or {}
+        except DocumentError as exc:
+            raise ConfigParseError(str(path), exc.reason, line=exc.line) from None
         if not isinstance(raw, dict):
             raise ConfigParseError(str(path), "top level must be a mapping")
         data = dict(raw.get(section) or {})

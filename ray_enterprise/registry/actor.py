@@ -22,6 +22,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ray_enterprise import _kv
 from ray_enterprise.alerts.client import RestartAlert, report_health_transition
 from ray_enterprise.errors import RayEnterpriseError, ServiceNotFoundError
+from ray_enterprise.redaction import redact_text
 from ray_enterprise.registry.handle import ServiceHandle, publish_routes, withdraw_routes
 from ray_enterprise.registry.placement import Placement
 from ray_enterprise.registry.replicas import Replica, ReplicaSet, parse_replica_id, replica_id
@@ -715,7 +716,7 @@ class RegistryActor:
             if time.monotonic() >= deadline:
                 raise ServiceUnavailableError(
                     f"service {name!r} is {rec.state.value}"
-                    + (f" ({rec.last_error})" if rec.last_error else "")
+                    + (f" ({redact_text(rec.last_error)})" if rec.last_error else "")
                     + "; retry, or pass wait_s to wait for it"
                 )
             await asyncio.sleep(0.02)

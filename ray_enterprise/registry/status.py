@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ray_enterprise.redaction import redact_text
 from ray_enterprise.registry.supervision import ServiceRecord, ServiceState
 from ray_enterprise.spec import Criticality
 
@@ -75,7 +76,7 @@ def service_status(
         generation=rec.generation,
         restarts=rec.restarts,
         consecutive_failures=rec.consecutive_failures,
-        last_error=rec.last_error,
+        last_error=redact_text(rec.last_error) if rec.last_error else None,
         state_since=rec.state_since,
         node_id=node_id,
         actor_name=actor_name,

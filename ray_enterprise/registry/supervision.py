@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from ray_enterprise.errors import ServiceNotFoundError
+from ray_enterprise.redaction import redact_text
 from ray_enterprise.registry.graph import DependencyGraph
 from ray_enterprise.registry.restarts import RestartTracker
 from ray_enterprise.spec import RestartPolicy, ServiceSpec, Strategy
@@ -163,7 +164,8 @@ class Supervisor:
         if rec.state is not state:
             rec.state = state
             rec.state_since = self._clock()
-            self._transitions.append(Transition(rec.spec.name, state, rec.last_error, planned))
+            reason = redact_text(rec.last_error) if rec.last_error else rec.last_error
+            self._transitions.append(Transition(rec.spec.name, state, reason, planned))
 
     def take_transitions(self) -> list[Transition]:
         """Every state change since the last call, oldest first (the alerts' feed)."""

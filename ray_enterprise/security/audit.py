@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ray_enterprise.redaction import redact
 from ray_enterprise.security.audit_anchor import Anchors, default_anchors
 from ray_enterprise.security.audit_chain import (
     ANCHOR,
@@ -39,7 +40,6 @@ from ray_enterprise.security.audit_retention import retention_cutoff
 from ray_enterprise.security.errors import AuditError
 from ray_enterprise.security.schema import security_metadata
 
-_SECRET_WORDS = ("secret", "password", "token", "api_key", "apikey", "credential")
 _APPEND_ATTEMPTS = 20
 _logger = logging.getLogger("ray_enterprise.security.audit")
 
@@ -68,16 +68,10 @@ audit_head = sa.Table(
 
 
 def redact_details(details: Mapping[str, Any]) -> dict[str, Any]:
-    """Details with any value under a secret-sounding key masked: the trail is read widely."""
-    out: dict[str, Any] = {}
-    for key, value in details.items():
-        if any(word in key.lower() for word in _SECRET_WORDS):
-            out[key] = "***"
-        elif isinstance(value, Mapping):
-            out[key] = redact_details(value)
-        else:
-            out[key] = value
-    return out
+    """Details masked by the one redaction rule: the trail is read widely."""
+    redacted = redact(dict(details))
+    assert isinstance(redacted, dict)
+    return redacted
 
 
 def _row(row: sa.Row[Any]) -> AuditRecord:

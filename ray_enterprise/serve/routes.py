@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from ray_enterprise.alerts.errors import AlertError
 from ray_enterprise.config.errors import ConfigError, ConfigVersionNotFoundError
+from ray_enterprise.redaction import redact_text
 from ray_enterprise.security.apikeys import ApiKey, Scope
 from ray_enterprise.security.audit import AuditLog
 from ray_enterprise.serve.admission import AuthenticateFirst, user_text
@@ -69,7 +70,7 @@ def _refused(_: Request, exc: Exception) -> Response:
 
 def _unavailable(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, SubsystemUnavailable)
-    return JSONResponse({"error": str(exc)}, status_code=503)
+    return JSONResponse({"error": redact_text(str(exc))}, status_code=503)
 
 
 def _not_found(what: str) -> Response:
@@ -146,7 +147,7 @@ def build_app(
             version = await system.call("config", lambda h: h.set_value.remote(key, value))
         except ConfigError as exc:  # config errors are written to be shown: no secret inside
             await record(caller, "config.set", key, {"refused": True})
-            return JSONResponse({"error": user_text(exc)}, status_code=422)
+            return JSONResponse({"error": redact_text(user_text(exc))}, status_code=422)
         await record(caller, "config.set", key, {"version": version})
         return {"version": version}
 
@@ -168,7 +169,7 @@ def build_app(
             return _not_found("config version")
         except ConfigError as exc:
             await record(caller, "config.rollback", str(version), {"refused": True})
-            return JSONResponse({"error": user_text(exc)}, status_code=422)
+            return JSONResponse({"error": redact_text(user_text(exc))}, status_code=422)
         await record(caller, "config.rollback", str(version), {"version": now})
         return {"version": now, "rolled_back_to": version}
 
@@ -227,7 +228,7 @@ def build_app(
                 "alerts", lambda h: h.silence.remote(matchers, duration, who(key), reason)
             )
         except AlertError as exc:  # a bad duration: alert errors name the field, no secret
-            return JSONResponse({"error": user_text(exc)}, status_code=422)
+            return JSONResponse({"error": redact_text(user_text(exc))}, status_code=422)
         await record(key, "alert.silence", alert_id, {"matchers": matchers, "for": duration})
         return made
 

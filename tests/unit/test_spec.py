@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -137,3 +141,96 @@ def test_bad_replica_settings_name_the_field(body: dict, field: str, message: st
         parse_app_spec({"services": {"api": {"class": "pkg.mod:Api", **body}}})
     assert info.value.field == field
     assert message in str(info.value)
+
+
+# -- hostile and broken spec files --------------------------------------------------------------
+
+GOOD_CLASS = "ray_enterprise.examples.faulty:FaultyService"
+ALIAS_BOMB = (  # 9 levels of 9 aliases: ~387 million nodes once expanded, 600 bytes written
+    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n"
+        for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    + f"services:\n  - {{name: api, class: '{GOOD_CLASS}', config: {{x: *i}}}}\n"
+)
+HOSTILE_SPECS = {
+    "alias-bomb": (ALIAS_BOMB.encode(), "expands to more than"),
+    "not-utf8": (
+        f"services:\n  - name: api\n    class: '{GOOD_CLASS}'\n  # caf\xe9\n".encode("latin-1"),
+        "not UTF-8 text",
+    ),
+    "deep": (
+        f"services:\n  - name: api\n    class: '{GOOD_CLASS}'\n    config: ".encode()
+        + b"[" * 5000
+        + b"]" * 5000
+        + b"\n",
+        "nested deeper than",
+    ),
+    "duplicate-key": (
+        f"services:\n  - name: api\n    class: '{GOOD_CLASS}'\n    replicas: 1\n".encode()
+        + b"    replicas: 3\n",
+        "key 'replicas' is given twice",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_SPECS))
+def test_a_hostile_spec_file_is_refused_with_file_and_line(tmp_path: Path, case: str) -> None:
+    data, reason = HOSTILE_SPECS[case]
+    path = tmp_path / f"{case}.yaml"
+    path.write_bytes(data)
+    with pytest.raises(SpecError) as info:
+        load_app_spec(path)
+    assert info.value.file == str(path)
+    assert reason in str(info.value) and "line" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"health": {"timeout_s": float("inf")}}, "health.timeout_s"),
+        ({"restart": {"window_s": float("nan")}}, "restart.window_s"),
+        ({"shutdown_timeout_s": 1e9}, "shutdown_timeout_s"),
+        ({"actor": {"max_concurrency": 10**9}}, "actor.max_concurrency"),
+    ],
+)
+def test_infinite_and_absurd_limits_are_refused(body: dict, field: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_app_spec({"services": {"api": {"class": GOOD_CLASS, **body}}})
+    assert info.value.field == field
+
+
+def test_the_class_must_be_a_service_subclass() -> None:
+    app = parse_app_spec({"services": [{"name": "a", "class": "subprocess:Popen"}]})
+    with pytest.raises(SpecError, match=r"not a subclass of ray_enterprise\.Service") as info:
+        app.services[0].load_class()
+    assert info.value.field == "class"
+
+
+def _up(spec: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ray_enterprise", "up", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RAY_ADDRESS": "127.0.0.1:1"},  # nothing to join: nothing may start
+    )
+
+
+def test_up_refuses_bad_specs_with_exit_2_a_located_error_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    # Each case is a process importing Ray (~2 s of CPU): one per kind of refusal, the
+    # loader's and the class check's; the others share their path to the same message.
+    specs = {"alias-bomb": tmp_path / "bomb.yaml", "popen": tmp_path / "popen.yaml"}
+    specs["alias-bomb"].write_bytes(HOSTILE_SPECS["alias-bomb"][0])
+    specs["popen"].write_text("services:\n  - {name: api, class: 'subprocess:Popen'}\n")
+    with ThreadPoolExecutor(len(specs)) as pool:
+        results = dict(zip(specs, pool.map(_up, specs.values()), strict=True))
+    for case, result in results.items():
+        assert result.returncode == 2, (case, result.stderr)
+        assert result.stderr.startswith(f"error: file {specs[case]}"), (case, result.stderr)
+        assert "Traceback" not in result.stderr and "nothing was started" in result.stderr
+    assert "expands to more than" in results["alias-bomb"].stderr
+    assert "service 'api', field 'class'" in results["popen"].stderr

@@ -120,6 +120,21 @@ class DatabaseConfigSource(ConfigSource):
         """Blocking :meth:`set`, for the CLI."""
         return self._write(key, json.dumps(value))
 
+    async def get_raw(self, key: str) -> str | None:
+        """The stored JSON text of ``key`` (``None`` when unset), for taking a write back."""
+        return await asyncio.to_thread(self._read_raw, key)
+
+    async def put_raw(self, key: str, value_json: str | None) -> None:
+        """Store JSON text at ``key`` as :meth:`get_raw` gave it (``None`` deletes)."""
+        await asyncio.to_thread(self._write, key, value_json)
+
+    def _read_raw(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(config_entries.c.value).where(config_entries.c.key == key)
+            ).scalar()
+        return None if found is None else str(found)
+
     async def delete(self, key: str) -> bool:
         """Remove ``key``; True when it existed."""
         return await asyncio.to_thread(self._write, key, None) > 0

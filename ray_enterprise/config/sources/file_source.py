@@ -11,35 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import time
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ray_enterprise.config.errors import ConfigParseError
 from ray_enterprise.config.merge import merge_layers
 from ray_enterprise.config.sources.base import Clock, ConfigSource
+from ray_enterprise.safe_load import DEFAULT_LIMITS, DocumentError, load_document
 
 
-def parse_config_text(text: str, file: str) -> dict[str, Any]:
-    """Parse YAML or JSON (by extension) into a mapping; errors name the file and line."""
-    if file.lower().endswith(".json"):
-        try:
-            data = json.loads(text) if text.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise ConfigParseError(file, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
-    else:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            problem = getattr(exc, "problem", None) or "unparsable"
-            raise ConfigParseError(file, f"invalid YAML: {problem}", line=line) from None
+def parse_config_text(text: str | bytes, file: str) -> dict[str, Any]:
+    """Parse YAML or JSON (by extension) into a mapping; errors name the file and line.
+
+    Through the one safe loader (:mod:`ray_enterprise.safe_load`): alias bombs, deep nesting,
+    oversized files and duplicate keys are refused before anything walks the document.
+    """
+    try:
+        data = load_document(text, file)
+    except DocumentError as exc:
+        raise ConfigParseError(file, exc.reason, line=exc.line) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -92,14 +85,16 @@ class FileConfigSource(ConfigSource):
         layers = []
         for path in self.paths:
             try:
-                text = path.read_text(encoding="utf-8")
+                if path.stat().st_size > DEFAULT_LIMITS.max_bytes:
+                    raise ConfigParseError(
+                        str(path), f"larger than {DEFAULT_LIMITS.max_bytes} bytes"
+                    )
+                raw = path.read_bytes()
             except FileNotFoundError:
                 if self.missing_ok:
                     continue
                 raise ConfigParseError(str(path), "file not found") from None
-            except UnicodeDecodeError:
-                raise ConfigParseError(str(path), "not UTF-8 text") from None
-            layers.append((str(path), parse_config_text(text, str(path))))
+            layers.append((str(path), parse_config_text(raw, str(path))))
         merged = merge_layers(layers)
         self._provenance = merged.provenance
         return merged.document

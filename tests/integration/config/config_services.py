@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ray_enterprise.service import Service
+from ray_enterprise.service import Health, Service
 
 RECORDER = "tests.integration.config.config_services:ConfigRecorder"
 TYPED = "tests.integration.config.config_services:TypedRecorder"
@@ -53,3 +53,23 @@ class TypedRecorder(ConfigRecorder):
     """A ConfigRecorder whose section is validated by its own model."""
 
     config_model = IndexerConfig
+
+
+LEAKY = "tests.integration.config.config_services:LeakyService"
+#: What LeakyService's health detail carries; no output may show it.
+LEAKED = "planted-health-pw-3c8e"
+
+
+class LeakyService(Service):
+    """Healthy once (so it starts), then failing with a detail that carries a DSN password."""
+
+    async def start(self) -> None:
+        self.checks = 0
+
+    async def check_health(self) -> Health:
+        self.checks += 1
+        if self.checks == 1:
+            return Health(True, "")
+        return Health(
+            False, f"cannot reach postgresql://app:{LEAKED}@db:5432/app?api_token={LEAKED}"
+        )

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from ray_enterprise.config.applier import ConfigApplier
@@ -12,6 +13,7 @@ from ray_enterprise.config.events import EventLog
 from ray_enterprise.config.history import ConfigHistory
 from ray_enterprise.config.merge import MergedConfig, merge_layers
 from ray_enterprise.config.schema import default_document
+from ray_enterprise.config.sealing import DocumentSealer
 from ray_enterprise.storage import make_engine
 
 PLANTED = "planted-applier-secret-31"
@@ -23,7 +25,8 @@ def merged(*layers: tuple[str, dict[str, Any]]) -> MergedConfig:
 
 @pytest.fixture
 def history(tmp_path: Path) -> ConfigHistory:
-    return ConfigHistory(make_engine(f"sqlite:///{tmp_path / 'h.db'}"))
+    sealer = DocumentSealer(Fernet.generate_key())
+    return ConfigHistory(make_engine(f"sqlite:///{tmp_path / 'h.db'}"), sealer=sealer)
 
 
 def applier(history: ConfigHistory) -> tuple[ConfigApplier, EventLog]:
@@ -91,7 +94,7 @@ def test_a_restart_resumes_the_same_version_and_section_versions(
     assert third.boot(merged(layer)) is not None and third.version == 3
 
 
-def test_a_rollback_is_a_new_version_with_the_old_document_and_live_secrets(
+def test_a_rollback_is_a_new_version_with_the_old_document_and_its_secrets(
     history: ConfigHistory,
 ) -> None:
     app, events = applier(history)

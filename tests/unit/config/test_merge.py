@@ -106,7 +106,11 @@ def test_redact_masks_secretstr_secret_keys_and_url_passwords_but_not_flags() ->
     }
     assert out["services"]["db"]["password"] == REDACTED
     assert "hunter2" not in out["services"]["db"]["url"]
-    assert out["vault"] == {"secret_id": REDACTED, "token_ttl": 30, "tokens": ["a"]}
+    assert out["vault"] == {
+        "secret_id": REDACTED,
+        "token_ttl": 30,
+        "tokens": REDACTED,
+    }  # plural too
     assert (
         redact_text("see postgresql://u:pw@h:5432/x") == f"see postgresql://u:{REDACTED}@h:5432/x"
     )

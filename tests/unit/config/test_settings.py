@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ray_enterprise.config.settings import ConfigSettings
+from ray_enterprise.config.settings import ConfigSettings, ConfigSettingsError
 from ray_enterprise.config.sources import (
     DatabaseConfigSource,
     EnvironmentConfigSource,
@@ -58,3 +58,15 @@ def test_settings_from_a_yaml_section_resolve_files_beside_it(tmp_path: Path) ->
     path.write_text("config:\n  vault: {url: 'http://x'}\n")
     with pytest.raises(ValidationError, match="token or an AppRole"):
         ConfigSettings.from_yaml(path)
+
+
+def test_bad_vault_settings_name_the_variable_and_hide_the_values() -> None:
+    env = {"RAY_ENTERPRISE_VAULT_ADDR": "http://127.0.0.1:8200"}
+    with pytest.raises(ConfigSettingsError) as info:
+        ConfigSettings.from_env({**env, "RAY_ENTERPRISE_VAULT_SECRET_ID": PLANTED})
+    message = str(info.value)
+    assert "RAY_ENTERPRISE_VAULT_ROLE_ID" in message and PLANTED not in message
+    assert not isinstance(info.value, ValueError)  # runtime.connect skips on ValueError
+    with pytest.raises(ConfigSettingsError, match="RAY_ENTERPRISE_VAULT_TOKEN") as info:
+        ConfigSettings.from_env({**env, "RAY_ENTERPRISE_VAULT_ROLE_ID": PLANTED})
+    assert PLANTED not in str(info.value) and "secret_id" in str(info.value)
