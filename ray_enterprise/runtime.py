@@ -17,7 +17,7 @@ from typing import Any
 import ray
 from ray._private import ray_constants as _ray_constants
 
-from ray_enterprise import _kv
+from ray_enterprise import _kv, system_actors
 from ray_enterprise.errors import NotConnectedError
 
 NAMESPACE = _kv.NAMESPACE
@@ -163,7 +163,6 @@ def shutdown_system() -> None:
     from ray_enterprise.anomaly.shard import remove_shards
     from ray_enterprise.config.actor import remove_config_actor
     from ray_enterprise.observability.central import clear_checkpoint
-    from ray_enterprise.observability.collector import CENTRAL_NAME, COLLECTOR_PREFIX
 
     try:
         handle = registry_actor()
@@ -175,7 +174,7 @@ def shutdown_system() -> None:
     remove_alert_actor()
     # The observability actor first: it re-creates anomaly shards it finds missing.
     for name in ray.util.list_named_actors():
-        if name == CENTRAL_NAME or name.startswith(COLLECTOR_PREFIX):
+        if name == system_actors.OBSERVABILITY or name.startswith(system_actors.COLLECTOR_PREFIX):
             with contextlib.suppress(ValueError):
                 ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
     clear_checkpoint()

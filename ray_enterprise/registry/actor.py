@@ -19,7 +19,7 @@ import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from ray_enterprise import _kv
+from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.client import RestartAlert, report_health_transition
 from ray_enterprise.errors import RayEnterpriseError, ServiceNotFoundError
 from ray_enterprise.registry.handle import ServiceHandle, publish_routes, withdraw_routes
@@ -39,12 +39,11 @@ from ray_enterprise.registry.supervision import (
 )
 from ray_enterprise.service import CONCURRENCY_GROUPS, counted
 from ray_enterprise.spec import ServiceSpec
-from ray_enterprise.system_actors import get_system_actor
+from ray_enterprise.system_actors import SERVICE_PREFIX, get_system_actor
 
 logger = logging.getLogger("ray_enterprise.registry")
 
 NAMESPACE = _kv.NAMESPACE
-SERVICE_PREFIX = "svc:"
 _SPEC = "registry/spec/"
 _RECORD = "registry/record/"
 _DESIRED = "registry/desired"
@@ -82,7 +81,7 @@ class RegistryActor:
     """Named, detached, restartable; one reconcile loop over every service."""
 
     def __init__(self, tick_s: float = 0.05) -> None:
-        restart_alert = RestartAlert("registry")
+        restart_alert = RestartAlert(system_actors.REGISTRY)
         self._tick_s = tick_s
         self._sup = Supervisor()
         self._replicas: dict[str, ReplicaSet] = {}  # service -> its replica actors
@@ -836,7 +835,13 @@ class RegistryActor:
 
 def get_registry_handle(*, create: bool) -> Any:
     """The registry actor handle; created when asked and missing."""
-    return get_system_actor("registry", RegistryActor, create=create)
+    return get_system_actor(system_actors.REGISTRY, RegistryActor, create=create)
 
 
-__all__ = ["RegistryActor", "ServiceNotFoundError", "ServiceUnavailableError", "actor_name"]
+__all__ = [
+    "SERVICE_PREFIX",
+    "RegistryActor",
+    "ServiceNotFoundError",
+    "ServiceUnavailableError",
+    "actor_name",
+]
