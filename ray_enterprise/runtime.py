@@ -12,13 +12,20 @@ import ipaddress
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray._private import ray_constants as _ray_constants
 
 from ray_enterprise import _kv, system_actors
 from ray_enterprise.errors import NotConnectedError
+
+if TYPE_CHECKING:  # the clients import most of the package: not at runtime, not here
+    from ray.actor import ActorHandle
+
+    from ray_enterprise.config.client import ConfigOrchestrator
+    from ray_enterprise.observability.platform import EnterpriseObservabilityPlatform
+    from ray_enterprise.registry.client import EnterpriseServiceRegistry
 
 NAMESPACE = _kv.NAMESPACE
 
@@ -29,12 +36,13 @@ LOOPBACK = "127.0.0.1"
 
 @dataclass(frozen=True)
 class System:
-    """Handles to the running system's parts."""
+    """Handles to the running system's parts; a part is ``None`` when ``connect(boot=False)``
+    found it not running."""
 
-    registry: Any  # EnterpriseServiceRegistry (imported lazily to keep this module light)
-    alerts: Any = None  # the AlertManagerActor handle
-    config: Any = None  # ConfigOrchestrator
-    observability: Any = None  # EnterpriseObservabilityPlatform
+    registry: EnterpriseServiceRegistry
+    alerts: ActorHandle | None = None  # the AlertManagerActor
+    config: ConfigOrchestrator | None = None
+    observability: EnterpriseObservabilityPlatform | None = None
 
 
 def init_ray(
@@ -148,7 +156,9 @@ def connect(
     except ValueError:
         config = None
     try:
-        platform: Any = EnterpriseObservabilityPlatform(get_observability_handle(create=boot))
+        platform: EnterpriseObservabilityPlatform | None = EnterpriseObservabilityPlatform(
+            get_observability_handle(create=boot)
+        )
     except NotConnectedError:
         platform = None
     return System(registry=registry, alerts=alerts, config=config, observability=platform)

@@ -21,7 +21,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.client import RestartAlert, report_health_transition
-from ray_enterprise.errors import RayEnterpriseError, ServiceNotFoundError
+from ray_enterprise.errors import ServiceNotFoundError, ServiceUnavailableError
 from ray_enterprise.registry.handle import ServiceHandle, publish_routes, withdraw_routes
 from ray_enterprise.registry.placement import Placement
 from ray_enterprise.registry.replicas import Replica, ReplicaSet, parse_replica_id, replica_id
@@ -54,10 +54,6 @@ _ROUTE_TTL_S = 0.5  # how stale a caller's route table may be (deployment.route_
 _DRAIN_MARGIN_S = 0.2  # beyond the TTL: a call sent just before it expired is still on its way
 _ALERTING = frozenset({"failed", "degraded", "restarting"})  # states that raise an alert
 _SETTLED = frozenset({"healthy", "stopped"})  # states that resolve them
-
-
-class ServiceUnavailableError(RayEnterpriseError):
-    """The service exists but no actor of it is up right now."""
 
 
 def actor_name(service: str, generation: int, index: int = 0) -> str:
@@ -715,7 +711,8 @@ class RegistryActor:
                 raise ServiceUnavailableError(
                     f"service {name!r} is {rec.state.value}"
                     + (f" ({rec.last_error})" if rec.last_error else "")
-                    + "; retry, or pass wait_s to wait for it"
+                    + "; retry, or pass wait_s to wait for it",
+                    service=name,
                 )
             await asyncio.sleep(0.02)
 

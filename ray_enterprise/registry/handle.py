@@ -16,6 +16,7 @@ from typing import Any
 import ray
 
 from ray_enterprise import _kv
+from ray_enterprise.errors import ServiceUnavailableError
 from ray_enterprise.registry.routing import RouteTable, Routing, choose
 
 ROUTES = "registry/routes/"
@@ -71,11 +72,10 @@ class ServiceHandle:
         if table is None or now - self._fetched_at >= table.ttl_s:
             raw = _kv.get(ROUTES + self._service)
             if raw is None:
-                from ray_enterprise.registry.actor import ServiceUnavailableError
-
                 raise ServiceUnavailableError(
                     f"service {self._service!r} has no replica taking calls (not started, or "
-                    "stopped); start it, or ask get_service(name, wait_s=...) to wait for it"
+                    "stopped); start it, or ask get_service(name, wait_s=...) to wait for it",
+                    service=self._service,
                 )
             table = RouteTable.from_json(raw)
             self._table, self._fetched_at = table, now
@@ -97,10 +97,9 @@ class ServiceHandle:
     def _pick(self) -> str:
         table = self.table()
         if not table.replicas:
-            from ray_enterprise.registry.actor import ServiceUnavailableError
-
             raise ServiceUnavailableError(
-                f"service {self._service!r} has no replica taking calls right now; retry"
+                f"service {self._service!r} has no replica taking calls right now; retry",
+                service=self._service,
             )
         with self._lock:
             self._turn += 1
