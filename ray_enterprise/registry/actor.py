@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any
 
 import ray
@@ -511,9 +512,10 @@ class RegistryActor:
         old = self._routes.get(name)
         spec = self._sup.record(name).spec
         ttl = self.deployer.route_ttl_s
-        if old is not None and old.replicas == ids and old.routing is spec.routing:
+        epoch = (old.epoch if old else 0) + 1
+        table = RouteTable(epoch, ids, ttl, spec.routing, spec.call_wait_s)
+        if old is not None and replace(old, epoch=epoch) == table:
             return
-        table = RouteTable((old.epoch if old else 0) + 1, ids, ttl, spec.routing)
         self._routes[name] = table
         publish_routes(name, table)
 
