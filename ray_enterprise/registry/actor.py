@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Coroutine
-from dataclasses import replace
+from dataclasses import astuple, replace
 from typing import Any
 
 import ray
@@ -23,6 +23,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.client import RestartAlert, report_health_transition
 from ray_enterprise.errors import ServiceNotFoundError, ServiceUnavailableError
+from ray_enterprise.registry.alert_reports import AlertReports
 from ray_enterprise.registry.handle import ServiceHandle, publish_routes, withdraw_routes
 from ray_enterprise.registry.placement import Placement
 from ray_enterprise.registry.replicas import Replica, ReplicaSet, parse_replica_id, replica_id
@@ -53,8 +54,6 @@ _WATCH_POLL_S = 30.0
 _STARTING_PROBE_S = 0.05  # probe fast until the first healthy check: dependents wait on it
 _ROUTE_TTL_S = 0.5  # how stale a caller's route table may be (deployment.route_ttl_seconds)
 _DRAIN_MARGIN_S = 0.2  # beyond the TTL: a call sent just before it expired is still on its way
-_ALERTING = frozenset({"failed", "degraded", "restarting"})  # states that raise an alert
-_SETTLED = frozenset({"healthy", "stopped"})  # states that resolve them
 
 
 def actor_name(service: str, generation: int, index: int = 0) -> str:
@@ -92,7 +91,7 @@ class RegistryActor:
         self._wake = asyncio.Event()
         self._stopping: asyncio.Task[None] | None = None
         self._remote_classes: dict[str, Any] = {}
-        self._reported: dict[str, str] = {}  # last state told to the alert manager
+        self._reports = AlertReports()  # what the alert manager was told last
         from ray_enterprise.registry.deployer import Deployer
         from ray_enterprise.registry.scaling import Scaler
 
@@ -194,51 +193,30 @@ class RegistryActor:
             self._wake.clear()
 
     def _report_transitions(self) -> None:
-        """FAILED, DEGRADED and an unplanned RESTARTING raise alerts; getting healthy again (or
-        being stopped) resolves them.
-
-        Reads every transition since the last tick, not the states now: a restart quicker than
-        one tick is told too. The first settled state of each service is always told, so a
-        registry that restarted resolves what recovered while it was down. Never waits: the
-        alert side queues and sends on its own thread.
-        """
-        reports = []
-        for change in self._sup.take_transitions():
-            state = change.state.value
-            if change.planned:
-                # An operator's restart is no fault. Forget what was told, so that its end is
-                # told whatever the alert actor caught up on meanwhile (resolving is harmless).
-                self._reported.pop(change.name, None)
-                continue
-            told = self._reported.get(change.name)  # the last state the alerts know of
-            if (state in _ALERTING and state != told) or (
-                state in _SETTLED and told not in _SETTLED
-            ):
-                try:
-                    criticality = self._sup.record(change.name).spec.criticality.value
-                except ServiceNotFoundError:  # unregistered since
-                    continue
-                self._reported[change.name] = state
-                reports.append((change.name, state, criticality, change.reason or ""))
+        """Tell the alerts what changed since the last tick (the rule: :class:`AlertReports`).
+        Never waits: the alert side queues and sends on its own thread."""
+        reports = self._reports.take(self._sup.take_transitions(), self._criticality)
         if reports:
             # Durable before it is sent: a registry killed in between tells it again. A store
             # that cannot be written costs that guarantee, never the reports themselves.
             try:
-                _kv.put(_REPORTED, self._reported)
+                _kv.put(_REPORTED, self._reports.told)
             except Exception:
                 logger.exception("could not record the alerts told; sending them anyway")
         for report in reports:
-            report_health_transition(*report)
+            report_health_transition(*astuple(report))
+
+    def _criticality(self, name: str) -> str | None:
+        try:
+            return self._sup.record(name).spec.criticality.value
+        except ServiceNotFoundError:  # unregistered since
+            return None
 
     def _report_again(self) -> None:
-        """After a restart: what fired before may never have left the dead process, so tell it
-        again (an open alert only refreshes); the next settled state resolves it as usual."""
-        self._reported = dict(_kv.get(_REPORTED, {}))
-        for rec in self._sup.records():
-            told = self._reported.get(rec.spec.name)
-            if told in _ALERTING:
-                why = "told again after a registry restart"
-                report_health_transition(rec.spec.name, told, rec.spec.criticality.value, why)
+        self._reports = AlertReports(_kv.get(_REPORTED, {}))
+        services = [(r.spec.name, r.spec.criticality.value) for r in self._sup.records()]
+        for report in self._reports.again(services):
+            report_health_transition(*astuple(report))
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_event_loop().create_task(coro)
@@ -818,7 +796,7 @@ class RegistryActor:
         self._routes.clear()
         self._retiring.clear()
         self._place.clear()
-        self._reported.clear()
+        self._reports.clear()
         self._persisted.clear()
         self.deployer.forget()
         self.scaler.forget()
