@@ -26,6 +26,13 @@ from ray_enterprise.errors import ServiceNotFoundError, ServiceUnavailableError
 from ray_enterprise.registry.alert_reports import AlertReports
 from ray_enterprise.registry.handle import ServiceHandle, publish_routes, withdraw_routes
 from ray_enterprise.registry.placement import Placement
+from ray_enterprise.registry.recovery import plan_recovery
+from ray_enterprise.registry.replica_rules import (
+    CheckVerdict,
+    FailureScope,
+    failure_scope,
+    judge_check,
+)
 from ray_enterprise.registry.replicas import Replica, ReplicaSet, parse_replica_id, replica_id
 from ray_enterprise.registry.routing import RouteTable
 from ray_enterprise.registry.status import overall_status, service_status
@@ -125,44 +132,33 @@ class RegistryActor:
         generations = {n: int(r.get("generation", 0)) for n, r in records.items()}
         for committed in self.deployer.recover(generations):
             self._sup.register(committed)
-        live = [
-            (n, parsed)
-            for n in ray.util.list_named_actors(all_namespaces=False)
-            if (parsed := parse_replica_id(n)) is not None
-        ]
-        adopted: list[str] = []
-        keep: set[str] = set()
-        names = {r.spec.name for r in self._sup.records()}
-        for name, rec in records.items():
-            if name not in names:
-                continue
-            gen = int(rec.get("generation", 0))
-            self._persisted[name] = rec
-            mine = [n for n, (svc, g, _) in live if svc == name and g == gen] if gen else []
-            if mine and desired in ("running", "stopping") and not rec["failed"]:
-                self._sup.adopt(name, gen)
-                self._sup.record(name).restarts = int(rec.get("restarts", 0))
-                replicas = self._replicas.setdefault(name, ReplicaSet(name))
-                replicas.adopt(mine)
-                keep.update(mine)
-                adopted.append(name)
-            else:
-                self._sup.restore(
-                    name,
-                    gen,
-                    failed=bool(rec.get("failed")),
-                    restarts=int(rec.get("restarts", 0)),
-                    planned=not self._sup.running,
-                )
-                if not self._sup.running:
-                    self._sup.stopped(name)
-        # Anything else named like a service is an orphan of a crash between steps (a green of
-        # an upgrade that did not commit, a blue of one that did): kill it.
-        for name, _ in live:
-            if name not in keep:
-                orphan = self._lookup(name)
-                if orphan is not None:
-                    ray.kill(orphan, no_restart=True)
+        for name in records.keys() & {r.spec.name for r in self._sup.records()}:
+            self._persisted[name] = records[name]
+        plan = plan_recovery(
+            records,
+            [r.spec.name for r in self._sup.records()],
+            ray.util.list_named_actors(all_namespaces=False),
+            desired,
+        )
+        for adopt in plan.adopt:
+            self._sup.adopt(adopt.name, adopt.generation)
+            self._sup.record(adopt.name).restarts = adopt.restarts
+            self._replicas.setdefault(adopt.name, ReplicaSet(adopt.name)).adopt(adopt.replica_ids)
+        for restore in plan.restore:
+            self._sup.restore(
+                restore.name,
+                restore.generation,
+                failed=restore.failed,
+                restarts=restore.restarts,
+                planned=not self._sup.running,
+            )
+            if not self._sup.running:
+                self._sup.stopped(restore.name)
+        for orphan in plan.orphans:
+            handle = self._lookup(orphan)
+            if handle is not None:
+                ray.kill(handle, no_restart=True)
+        adopted = [a.name for a in plan.adopt]
         for name in {r.spec.name for r in self._sup.records()} - set(adopted):
             withdraw_routes(name)
         if specs:
@@ -383,19 +379,12 @@ class RegistryActor:
     def _replica_failed(
         self, name: str, replica: Replica, reason: str, *, alive: bool, health: bool = False
     ) -> None:
-        """One replica died, failed to start, or failed its checks past the threshold.
-
-        A replica of an upgrade's new version is the upgrade's business: it is dropped and the
-        upgrade sees it gone. One of several in the current version is replaced alone. The
-        last one is the service itself failing: the supervisor decides, as it always did.
-        """
-        if not self._is_member(name, replica) or replica.draining:
-            return
-        replicas = self._replicas[name]
-        rec = self._sup.record(name)
+        """One replica died, failed to start, or failed its checks past the threshold; whether
+        that is the service failing is :func:`failure_scope`'s rule, what then the supervisor's."""
         current = self._is_current(name, replica)
-        if not current or replicas.others_up(replica.id, replica.generation):
-            replicas.remove(replica.id)
+        scope = failure_scope(self._replicas.get(name), replica, current=current)
+        if scope is FailureScope.REPLICA:
+            self._replicas[name].remove(replica.id)
             self._drop_actor(replica.id)
             self._publish(name)
             replica.failures = -1  # the upgrade reads this: gone for a reason, not retired
@@ -403,10 +392,9 @@ class RegistryActor:
             if current:
                 self._execute(self._sup.replica_lost(name, replica.generation, reason))
                 self._wake.set()
-            return
-        if health:
-            self._execute(self._sup.health_failed(name, rec.generation, reason))
-        else:
+        elif scope is FailureScope.SERVICE and health:
+            self._execute(self._sup.health_failed(name, self._sup.record(name).generation, reason))
+        elif scope is FailureScope.SERVICE:
             self._execute(self._sup.died(name, replica.generation, reason))
             self._kill(name, replica.generation)  # with any sibling still starting
 
@@ -441,26 +429,22 @@ class RegistryActor:
             if not self._is_member(name, replica):
                 return
             current = self._is_current(name, replica)
-            if ok:
-                replica.passed += 1
-                if replicas.health_passed(replica.id):
-                    self._publish(name)
-                if current:
-                    rec = self._sup.record(name)
-                    before = rec.state
-                    self._sup.health_passed(name, replica.generation)
-                    if before is not rec.state:
-                        self._wake.set()
-            else:
-                replica.failed += 1
-                past = replicas.health_failed(replica.id, health.failure_threshold)
-                alone = current and not replicas.others_up(replica.id, replica.generation)
-                if alone:
-                    self._replica_failed(name, replica, detail, alive=True, health=True)
-                elif past:
-                    detail = f"health check failed {replica.failures} times in a row: {detail}"
-                    self._replica_failed(name, replica, detail, alive=True)
-                    return
+            verdict = judge_check(
+                replicas, replica, ok, current=current, threshold=health.failure_threshold
+            )
+            if verdict is CheckVerdict.READY:
+                self._publish(name)
+            if verdict in (CheckVerdict.READY, CheckVerdict.PASSED) and current:
+                before = self._sup.record(name).state
+                self._sup.health_passed(name, replica.generation)
+                if before is not self._sup.record(name).state:
+                    self._wake.set()
+            elif verdict is CheckVerdict.SERVICE_CHECK:
+                self._replica_failed(name, replica, detail, alive=True, health=True)
+            elif verdict is CheckVerdict.REPLACE:
+                detail = f"health check failed {replica.failures} times in a row: {detail}"
+                self._replica_failed(name, replica, detail, alive=True)
+                return
             starting = not replica.ready
             await asyncio.sleep(_STARTING_PROBE_S if starting else health.period_s)
 
