@@ -1,16 +1,24 @@
 """ray_enterprise: run a fleet of long-lived services on Ray as one supervised system.
 
-The public API is what ``__all__`` lists; every other module may change.
+The public API is what ``__all__`` lists; every other module may change. Internals a user
+never needs to name (the dependency graph, the routing enum: a spec says ``routing:
+least_loaded``) stay importable from their modules but are not part of it.
 """
 
 from __future__ import annotations
 
+from ray_enterprise.config.client import (
+    ConfigOrchestrator,
+    load_enterprise_configuration,
+    start_configuration_watching,
+)
 from ray_enterprise.errors import (
     DependencyCycleError,
     DependencyError,
     NotConnectedError,
     RayEnterpriseError,
     ServiceNotFoundError,
+    ServiceUnavailableError,
     SpecError,
     UnknownDependencyError,
 )
@@ -20,10 +28,8 @@ from ray_enterprise.observability.platform import EnterpriseObservabilityPlatfor
 from ray_enterprise.observability.tracing import TraceStatus, finish_span, start_trace
 from ray_enterprise.redaction import install_log_redaction
 from ray_enterprise.registry.client import EnterpriseServiceRegistry
-from ray_enterprise.registry.graph import DependencyGraph
 from ray_enterprise.registry.handle import ServiceHandle
 from ray_enterprise.registry.rollout import DeploymentError
-from ray_enterprise.registry.routing import Routing
 from ray_enterprise.registry.supervision import ServiceState
 from ray_enterprise.runtime import System, connect, shutdown_system
 from ray_enterprise.service import Health, Service
@@ -44,10 +50,10 @@ install_log_redaction()
 
 __all__ = [
     "AppSpec",
+    "ConfigOrchestrator",
     "Criticality",
     "DependencyCycleError",
     "DependencyError",
-    "DependencyGraph",
     "DeploymentError",
     "EnterpriseObservabilityPlatform",
     "EnterpriseServiceRegistry",
@@ -56,12 +62,12 @@ __all__ = [
     "NotConnectedError",
     "RayEnterpriseError",
     "RestartPolicy",
-    "Routing",
     "Service",
     "ServiceHandle",
     "ServiceNotFoundError",
     "ServiceSpec",
     "ServiceState",
+    "ServiceUnavailableError",
     "SpecError",
     "Strategy",
     "System",
@@ -74,9 +80,11 @@ __all__ = [
     "gauge",
     "histogram",
     "load_app_spec",
+    "load_enterprise_configuration",
     "parse_app_spec",
     "record_metric",
     "shutdown_system",
+    "start_configuration_watching",
     "start_trace",
     "timer",
 ]

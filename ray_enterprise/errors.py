@@ -118,3 +118,12 @@ class ServiceNotFoundError(RayEnterpriseError, KeyError):
 
 class NotConnectedError(RayEnterpriseError):
     """The ray_enterprise system actors are not running on the cluster this process reached."""
+
+
+class ServiceUnavailableError(RayEnterpriseError):
+    """The service exists but no replica of it takes calls right now (starting, restarting,
+    failed or stopped). ``service`` names it; retrying later, or waiting, may succeed."""
+
+    def __init__(self, message: str, *, service: str | None = None) -> None:
+        self.service = service
+        super().__init__(message)

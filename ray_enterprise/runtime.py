@@ -12,13 +12,20 @@ import ipaddress
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray._private import ray_constants as _ray_constants
 
-from ray_enterprise import _kv
+from ray_enterprise import _kv, system_actors
 from ray_enterprise.errors import NotConnectedError
+
+if TYPE_CHECKING:  # the clients import most of the package: not at runtime, not here
+    from ray.actor import ActorHandle
+
+    from ray_enterprise.config.client import ConfigOrchestrator
+    from ray_enterprise.observability.platform import EnterpriseObservabilityPlatform
+    from ray_enterprise.registry.client import EnterpriseServiceRegistry
 
 NAMESPACE = _kv.NAMESPACE
 
@@ -31,12 +38,13 @@ OTLP_ENV = "RAY_ENTERPRISE__OBSERVABILITY__OTLP_ENDPOINT"
 
 @dataclass(frozen=True)
 class System:
-    """Handles to the running system's parts."""
+    """Handles to the running system's parts; a part is ``None`` when ``connect(boot=False)``
+    found it not running."""
 
-    registry: Any  # EnterpriseServiceRegistry (imported lazily to keep this module light)
-    alerts: Any = None  # the AlertManagerActor handle
-    config: Any = None  # ConfigOrchestrator
-    observability: Any = None  # EnterpriseObservabilityPlatform
+    registry: EnterpriseServiceRegistry
+    alerts: ActorHandle | None = None  # the AlertManagerActor
+    config: ConfigOrchestrator | None = None
+    observability: EnterpriseObservabilityPlatform | None = None
 
 
 def init_ray(
@@ -156,7 +164,9 @@ def connect(
     except ValueError:
         config = None
     try:
-        platform: Any = EnterpriseObservabilityPlatform(get_observability_handle(create=boot))
+        platform: EnterpriseObservabilityPlatform | None = EnterpriseObservabilityPlatform(
+            get_observability_handle(create=boot)
+        )
     except NotConnectedError:
         platform = None
     return System(registry=registry, alerts=alerts, config=config, observability=platform)
@@ -171,7 +181,6 @@ def shutdown_system() -> None:
     from ray_enterprise.anomaly.shard import remove_shards
     from ray_enterprise.config.actor import remove_config_actor
     from ray_enterprise.observability.central import clear_checkpoint
-    from ray_enterprise.observability.collector import CENTRAL_NAME, COLLECTOR_PREFIX
 
     try:
         handle = registry_actor()
@@ -183,7 +192,7 @@ def shutdown_system() -> None:
     remove_alert_actor()
     # The observability actor first: it re-creates anomaly shards it finds missing.
     for name in ray.util.list_named_actors():
-        if name == CENTRAL_NAME or name.startswith(COLLECTOR_PREFIX):
+        if name == system_actors.OBSERVABILITY or name.startswith(system_actors.COLLECTOR_PREFIX):
             with contextlib.suppress(ValueError):
                 ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
     clear_checkpoint()

@@ -132,6 +132,9 @@ class ServiceSpec(_Strict):
     actor: ActorOptions = ActorOptions()
     replicas: int = Field(1, ge=1, le=64)
     routing: Routing = Routing.ROUND_ROBIN
+    # How long a caller's call waits for a live replica while the service restarts, before
+    # ServiceUnavailableError; a call may override it (handle.m.options(call_wait_s=...)).
+    call_wait_s: float = Field(5.0, ge=0, le=600)
     autoscale: AutoscaleSpec | None = None  # replicas is then the count to start with
     config: dict[str, Any] = Field(default_factory=dict)
     config_section: str | None = None

@@ -3,7 +3,8 @@
 They share one life: named in the ``ray_enterprise`` namespace, detached (owned by no driver),
 restarted by Ray forever with callers' calls retried across the restart, placed on the head
 node (which goes down only with the whole cluster), and rebuilding their state in their
-constructors. One function keeps those choices in one place.
+constructors. One function keeps those choices in one place, and every system actor's name
+is spelled here once: the modules that create, find or kill one import its name from here.
 """
 
 from __future__ import annotations
@@ -11,13 +12,23 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import ray
-from ray.exceptions import GetTimeoutError
-
 from ray_enterprise import _kv
 from ray_enterprise.errors import RayEnterpriseError
 
 NAMESPACE = _kv.NAMESPACE
+
+# The names of the system actors in NAMESPACE. Alerts label a system actor's restart with
+# its name, so these are also what an operator sees in SystemActorRestarted.
+REGISTRY = "registry"
+CONFIG = "config"
+ALERTS = "alertmanager"
+OBSERVABILITY = "observability"  # the central observability actor
+COLLECTOR_PREFIX = "observability_collector:"  # + node id: one collector per node
+ANOMALY_SHARD_PREFIX = "anomaly:"  # + shard index
+RATE_LIMITER = "ratelimiter"
+# Service actors are not system actors, but share the namespace: ``svc:<service>:<gen>``.
+SERVICE_PREFIX = "svc:"
+
 HEAD_RESOURCE = {"node:__internal_head__": 0.001}
 
 
@@ -54,6 +65,9 @@ def get_system_actor(
 
     Raises ``ValueError`` when it does not exist and ``create`` is false.
     """
+    import ray  # here, not above: the names alone must not cost a Ray import
+    from ray.exceptions import GetTimeoutError
+
     try:
         return ray.get_actor(name, namespace=NAMESPACE)
     except ValueError:
@@ -75,6 +89,8 @@ def kill_system_actor(name: str, timeout_s: float = 20.0) -> Any:
     """Kill the named system actor for good and wait until its name is free (``ray.kill`` is
     asynchronous), so the next ``get_system_actor(create=True)`` makes a new one; returns the
     killed handle, or ``None`` when none ran."""
+    import ray
+
     try:
         handle = ray.get_actor(name, namespace=NAMESPACE)
     except ValueError:

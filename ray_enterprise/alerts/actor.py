@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from typing import Any, TypeVar
 
-from ray_enterprise import _kv
+from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.client import (
     RestartAlert,
     registry_health_inputs,
@@ -65,7 +65,7 @@ from ray_enterprise.system_actors import get_system_actor, kill_system_actor
 logger = logging.getLogger("ray_enterprise.alerts")
 
 NAMESPACE = _kv.NAMESPACE
-ACTOR_NAME = "alertmanager"
+ACTOR_NAME = system_actors.ALERTS
 _MIN_TICK_GAP_S = 0.002
 T = TypeVar("T")
 

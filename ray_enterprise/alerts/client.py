@@ -22,7 +22,7 @@ from typing import Any
 
 import ray
 
-from ray_enterprise import _kv
+from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.faults import SystemActorInput
 from ray_enterprise.alerts.model import Severity
 from ray_enterprise.alerts.sources import AlertInput, HealthInput, RollbackInput
@@ -73,12 +73,10 @@ class _HealthReporter:
                 self._queue.task_done()
 
     def _send(self, item: AlertInput) -> None:
-        from ray_enterprise.alerts.actor import ACTOR_NAME
-
         for _attempt in range(2):  # a stale handle (actor replaced) gets one fresh lookup
             if self._handle is None:
                 try:
-                    self._handle = ray.get_actor(ACTOR_NAME, namespace=_kv.NAMESPACE)
+                    self._handle = ray.get_actor(system_actors.ALERTS, namespace=_kv.NAMESPACE)
                 except ValueError:
                     return  # no alert actor: nothing to tell; it syncs from the registry at boot
             try:
@@ -207,7 +205,7 @@ async def registry_health_inputs(timeout_s: float = 30.0) -> list[HealthInput]:
     fire, healthy and stopped ones resolve. The alert actor reads it at start, to catch up on
     transitions it missed."""
     try:
-        registry = ray.get_actor("registry", namespace=_kv.NAMESPACE)
+        registry = ray.get_actor(system_actors.REGISTRY, namespace=_kv.NAMESPACE)
         services = await asyncio.wait_for(registry.list_services.remote(), timeout_s)
     except Exception:  # no registry yet, or it is restarting: nothing to catch up on
         return []

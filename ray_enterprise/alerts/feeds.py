@@ -15,12 +15,12 @@ from typing import Any
 
 import ray
 
-from ray_enterprise import _kv
+from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.sources import ConfigRejectedInput, ConfigSourceInput
 
 logger = logging.getLogger("ray_enterprise.alerts")
 
-CONFIG_ACTOR = "config"
+CONFIG_ACTOR = system_actors.CONFIG
 
 
 def config_event_inputs(events: Iterable[Mapping[str, Any]]) -> list[Any]:

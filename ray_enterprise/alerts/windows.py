@@ -14,10 +14,10 @@ from typing import Any
 import ray
 from ray.actor import ActorHandle
 
-from ray_enterprise import _kv
+from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.rules import MetricRule, SeriesKey
 
-OBSERVABILITY_ACTOR = "observability"
+OBSERVABILITY_ACTOR = system_actors.OBSERVABILITY
 Windows = Mapping[SeriesKey, Sequence[float]]
 
 

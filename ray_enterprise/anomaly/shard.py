@@ -23,7 +23,7 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from ray_enterprise import _kv
+from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.client import RestartAlert
 from ray_enterprise.anomaly.detectors import DEFAULT_DETECTOR, DetectorConfigError
 from ray_enterprise.anomaly.events import AnomalyEvent, AnomalyMonitor
@@ -49,7 +49,7 @@ def shard_of(series: str, shards: int) -> int:
 
 
 def shard_name(index: int) -> str:
-    return f"anomaly:{index}"
+    return f"{system_actors.ANOMALY_SHARD_PREFIX}{index}"
 
 
 def service_of(series: str) -> str:
@@ -79,7 +79,7 @@ class AnomalyShardActor:
         min_samples: int = 100,
         capacity: int = 10_000,
         checkpoint_s: float = 5.0,
-        alert_actor: str = "alertmanager",
+        alert_actor: str = system_actors.ALERTS,
         recreated: bool = False,
     ) -> None:
         restart_alert = RestartAlert(f"anomaly-shard:{index}", recreated=recreated)
@@ -255,13 +255,17 @@ def clear_checkpoints() -> None:
 
 def remove_shards(timeout_s: float = 20.0) -> None:
     """Kill every shard for good, wait until their names are free, forget their state."""
-    names = [n for n in ray.util.list_named_actors() if n.startswith("anomaly:")]
+    names = [
+        n for n in ray.util.list_named_actors() if n.startswith(system_actors.ANOMALY_SHARD_PREFIX)
+    ]
     for name in names:
         with contextlib.suppress(ValueError):
             ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:  # ray.kill is asynchronous
-        if not any(n.startswith("anomaly:") for n in ray.util.list_named_actors()):
+        if not any(
+            n.startswith(system_actors.ANOMALY_SHARD_PREFIX) for n in ray.util.list_named_actors()
+        ):
             break
         time.sleep(0.05)
     clear_checkpoints()

@@ -19,7 +19,7 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
-from ray_enterprise import _kv
+from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.client import RestartAlert
 from ray_enterprise.config.applier import Applied, ConfigApplier
 from ray_enterprise.config.burst import BurstWindow
@@ -54,7 +54,7 @@ from ray_enterprise.system_actors import get_system_actor, kill_system_actor
 logger = logging.getLogger("ray_enterprise.config")
 
 NAMESPACE = _kv.NAMESPACE
-ACTOR_NAME = "config"
+ACTOR_NAME = system_actors.CONFIG
 _PIN = "config/pin"
 _REJECTIONS = "config/rejections"
 _AUDITED = ("applied", "rejected", "rolled_back")

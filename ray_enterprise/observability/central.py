@@ -23,7 +23,7 @@ from typing import Any
 import ray
 from prometheus_client.core import Metric
 
-from ray_enterprise import _kv
+from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.client import RestartAlert, report_input
 from ray_enterprise.alerts.matchers import Matcher
 from ray_enterprise.anomaly.feed import AnomalyRate, anomaly_points, series_text
@@ -316,7 +316,7 @@ class ObservabilityActor:
     async def _refresh_health(self) -> HealthReport:
         status: dict[str, Any] | None = None
         with contextlib.suppress(Exception):  # no registry, or it is restarting
-            registry = ray.get_actor("registry", namespace=NAMESPACE)
+            registry = ray.get_actor(system_actors.REGISTRY, namespace=NAMESPACE)
             status = await asyncio.wait_for(
                 registry.get_system_status.remote(), timeout=_REGISTRY_TIMEOUT_S
             )

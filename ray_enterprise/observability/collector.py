@@ -19,14 +19,15 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from ray_enterprise import system_actors
 from ray_enterprise.alerts.client import RestartAlert
 from ray_enterprise.observability.metric_batch import MetricBatch, merge_batches
 from ray_enterprise.system_actors import NAMESPACE, system_actor_options
 
 logger = logging.getLogger("ray_enterprise.observability")
 
-COLLECTOR_PREFIX = "observability_collector:"
-CENTRAL_NAME = "observability"
+COLLECTOR_PREFIX = system_actors.COLLECTOR_PREFIX
+CENTRAL_NAME = system_actors.OBSERVABILITY
 #: Past this many buffered points (central actor unreachable), batches are dropped and counted.
 MAX_HELD_POINTS = 2_000_000
 MAX_HELD_SPANS = 200_000

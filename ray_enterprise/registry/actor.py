@@ -13,18 +13,27 @@ import logging
 import os
 import time
 from collections.abc import Coroutine
+from dataclasses import astuple, replace
 from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from ray_enterprise import _kv
+from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.client import RestartAlert, report_health_transition
-from ray_enterprise.errors import RayEnterpriseError, ServiceNotFoundError
+from ray_enterprise.errors import ServiceNotFoundError, ServiceUnavailableError
 from ray_enterprise.redaction import redact_text
+from ray_enterprise.registry.alert_reports import AlertReports
 from ray_enterprise.registry.handle import ServiceHandle, publish_routes, withdraw_routes
 from ray_enterprise.registry.placement import Placement
+from ray_enterprise.registry.recovery import plan_recovery
+from ray_enterprise.registry.replica_rules import (
+    CheckVerdict,
+    FailureScope,
+    failure_scope,
+    judge_check,
+)
 from ray_enterprise.registry.replicas import Replica, ReplicaSet, parse_replica_id, replica_id
 from ray_enterprise.registry.routing import RouteTable
 from ray_enterprise.registry.status import overall_status, service_status
@@ -40,12 +49,11 @@ from ray_enterprise.registry.supervision import (
 )
 from ray_enterprise.service import CONCURRENCY_GROUPS, counted
 from ray_enterprise.spec import ServiceSpec
-from ray_enterprise.system_actors import get_system_actor
+from ray_enterprise.system_actors import SERVICE_PREFIX, get_system_actor
 
 logger = logging.getLogger("ray_enterprise.registry")
 
 NAMESPACE = _kv.NAMESPACE
-SERVICE_PREFIX = "svc:"
 _SPEC = "registry/spec/"
 _RECORD = "registry/record/"
 _DESIRED = "registry/desired"
@@ -54,12 +62,6 @@ _WATCH_POLL_S = 30.0
 _STARTING_PROBE_S = 0.05  # probe fast until the first healthy check: dependents wait on it
 _ROUTE_TTL_S = 0.5  # how stale a caller's route table may be (deployment.route_ttl_seconds)
 _DRAIN_MARGIN_S = 0.2  # beyond the TTL: a call sent just before it expired is still on its way
-_ALERTING = frozenset({"failed", "degraded", "restarting"})  # states that raise an alert
-_SETTLED = frozenset({"healthy", "stopped"})  # states that resolve them
-
-
-class ServiceUnavailableError(RayEnterpriseError):
-    """The service exists but no actor of it is up right now."""
 
 
 def actor_name(service: str, generation: int, index: int = 0) -> str:
@@ -83,7 +85,7 @@ class RegistryActor:
     """Named, detached, restartable; one reconcile loop over every service."""
 
     def __init__(self, tick_s: float = 0.05) -> None:
-        restart_alert = RestartAlert("registry")
+        restart_alert = RestartAlert(system_actors.REGISTRY)
         self._tick_s = tick_s
         self._sup = Supervisor()
         self._replicas: dict[str, ReplicaSet] = {}  # service -> its replica actors
@@ -97,7 +99,7 @@ class RegistryActor:
         self._wake = asyncio.Event()
         self._stopping: asyncio.Task[None] | None = None
         self._remote_classes: dict[str, Any] = {}
-        self._reported: dict[str, str] = {}  # last state told to the alert manager
+        self._reports = AlertReports()  # what the alert manager was told last
         from ray_enterprise.registry.deployer import Deployer
         from ray_enterprise.registry.scaling import Scaler
 
@@ -131,44 +133,33 @@ class RegistryActor:
         generations = {n: int(r.get("generation", 0)) for n, r in records.items()}
         for committed in self.deployer.recover(generations):
             self._sup.register(committed)
-        live = [
-            (n, parsed)
-            for n in ray.util.list_named_actors(all_namespaces=False)
-            if (parsed := parse_replica_id(n)) is not None
-        ]
-        adopted: list[str] = []
-        keep: set[str] = set()
-        names = {r.spec.name for r in self._sup.records()}
-        for name, rec in records.items():
-            if name not in names:
-                continue
-            gen = int(rec.get("generation", 0))
-            self._persisted[name] = rec
-            mine = [n for n, (svc, g, _) in live if svc == name and g == gen] if gen else []
-            if mine and desired in ("running", "stopping") and not rec["failed"]:
-                self._sup.adopt(name, gen)
-                self._sup.record(name).restarts = int(rec.get("restarts", 0))
-                replicas = self._replicas.setdefault(name, ReplicaSet(name))
-                replicas.adopt(mine)
-                keep.update(mine)
-                adopted.append(name)
-            else:
-                self._sup.restore(
-                    name,
-                    gen,
-                    failed=bool(rec.get("failed")),
-                    restarts=int(rec.get("restarts", 0)),
-                    planned=not self._sup.running,
-                )
-                if not self._sup.running:
-                    self._sup.stopped(name)
-        # Anything else named like a service is an orphan of a crash between steps (a green of
-        # an upgrade that did not commit, a blue of one that did): kill it.
-        for name, _ in live:
-            if name not in keep:
-                orphan = self._lookup(name)
-                if orphan is not None:
-                    ray.kill(orphan, no_restart=True)
+        for name in records.keys() & {r.spec.name for r in self._sup.records()}:
+            self._persisted[name] = records[name]
+        plan = plan_recovery(
+            records,
+            [r.spec.name for r in self._sup.records()],
+            ray.util.list_named_actors(all_namespaces=False),
+            desired,
+        )
+        for adopt in plan.adopt:
+            self._sup.adopt(adopt.name, adopt.generation)
+            self._sup.record(adopt.name).restarts = adopt.restarts
+            self._replicas.setdefault(adopt.name, ReplicaSet(adopt.name)).adopt(adopt.replica_ids)
+        for restore in plan.restore:
+            self._sup.restore(
+                restore.name,
+                restore.generation,
+                failed=restore.failed,
+                restarts=restore.restarts,
+                planned=not self._sup.running,
+            )
+            if not self._sup.running:
+                self._sup.stopped(restore.name)
+        for orphan in plan.orphans:
+            handle = self._lookup(orphan)
+            if handle is not None:
+                ray.kill(handle, no_restart=True)
+        adopted = [a.name for a in plan.adopt]
         for name in {r.spec.name for r in self._sup.records()} - set(adopted):
             withdraw_routes(name)
         if specs:
@@ -199,51 +190,30 @@ class RegistryActor:
             self._wake.clear()
 
     def _report_transitions(self) -> None:
-        """FAILED, DEGRADED and an unplanned RESTARTING raise alerts; getting healthy again (or
-        being stopped) resolves them.
-
-        Reads every transition since the last tick, not the states now: a restart quicker than
-        one tick is told too. The first settled state of each service is always told, so a
-        registry that restarted resolves what recovered while it was down. Never waits: the
-        alert side queues and sends on its own thread.
-        """
-        reports = []
-        for change in self._sup.take_transitions():
-            state = change.state.value
-            if change.planned:
-                # An operator's restart is no fault. Forget what was told, so that its end is
-                # told whatever the alert actor caught up on meanwhile (resolving is harmless).
-                self._reported.pop(change.name, None)
-                continue
-            told = self._reported.get(change.name)  # the last state the alerts know of
-            if (state in _ALERTING and state != told) or (
-                state in _SETTLED and told not in _SETTLED
-            ):
-                try:
-                    criticality = self._sup.record(change.name).spec.criticality.value
-                except ServiceNotFoundError:  # unregistered since
-                    continue
-                self._reported[change.name] = state
-                reports.append((change.name, state, criticality, change.reason or ""))
+        """Tell the alerts what changed since the last tick (the rule: :class:`AlertReports`).
+        Never waits: the alert side queues and sends on its own thread."""
+        reports = self._reports.take(self._sup.take_transitions(), self._criticality)
         if reports:
             # Durable before it is sent: a registry killed in between tells it again. A store
             # that cannot be written costs that guarantee, never the reports themselves.
             try:
-                _kv.put(_REPORTED, self._reported)
+                _kv.put(_REPORTED, self._reports.told)
             except Exception:
                 logger.exception("could not record the alerts told; sending them anyway")
         for report in reports:
-            report_health_transition(*report)
+            report_health_transition(*astuple(report))
+
+    def _criticality(self, name: str) -> str | None:
+        try:
+            return self._sup.record(name).spec.criticality.value
+        except ServiceNotFoundError:  # unregistered since
+            return None
 
     def _report_again(self) -> None:
-        """After a restart: what fired before may never have left the dead process, so tell it
-        again (an open alert only refreshes); the next settled state resolves it as usual."""
-        self._reported = dict(_kv.get(_REPORTED, {}))
-        for rec in self._sup.records():
-            told = self._reported.get(rec.spec.name)
-            if told in _ALERTING:
-                why = "told again after a registry restart"
-                report_health_transition(rec.spec.name, told, rec.spec.criticality.value, why)
+        self._reports = AlertReports(_kv.get(_REPORTED, {}))
+        services = [(r.spec.name, r.spec.criticality.value) for r in self._sup.records()]
+        for report in self._reports.again(services):
+            report_health_transition(*astuple(report))
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_event_loop().create_task(coro)
@@ -410,19 +380,12 @@ class RegistryActor:
     def _replica_failed(
         self, name: str, replica: Replica, reason: str, *, alive: bool, health: bool = False
     ) -> None:
-        """One replica died, failed to start, or failed its checks past the threshold.
-
-        A replica of an upgrade's new version is the upgrade's business: it is dropped and the
-        upgrade sees it gone. One of several in the current version is replaced alone. The
-        last one is the service itself failing: the supervisor decides, as it always did.
-        """
-        if not self._is_member(name, replica) or replica.draining:
-            return
-        replicas = self._replicas[name]
-        rec = self._sup.record(name)
+        """One replica died, failed to start, or failed its checks past the threshold; whether
+        that is the service failing is :func:`failure_scope`'s rule, what then the supervisor's."""
         current = self._is_current(name, replica)
-        if not current or replicas.others_up(replica.id, replica.generation):
-            replicas.remove(replica.id)
+        scope = failure_scope(self._replicas.get(name), replica, current=current)
+        if scope is FailureScope.REPLICA:
+            self._replicas[name].remove(replica.id)
             self._drop_actor(replica.id)
             self._publish(name)
             replica.failures = -1  # the upgrade reads this: gone for a reason, not retired
@@ -430,10 +393,9 @@ class RegistryActor:
             if current:
                 self._execute(self._sup.replica_lost(name, replica.generation, reason))
                 self._wake.set()
-            return
-        if health:
-            self._execute(self._sup.health_failed(name, rec.generation, reason))
-        else:
+        elif scope is FailureScope.SERVICE and health:
+            self._execute(self._sup.health_failed(name, self._sup.record(name).generation, reason))
+        elif scope is FailureScope.SERVICE:
             self._execute(self._sup.died(name, replica.generation, reason))
             self._kill(name, replica.generation)  # with any sibling still starting
 
@@ -468,26 +430,22 @@ class RegistryActor:
             if not self._is_member(name, replica):
                 return
             current = self._is_current(name, replica)
-            if ok:
-                replica.passed += 1
-                if replicas.health_passed(replica.id):
-                    self._publish(name)
-                if current:
-                    rec = self._sup.record(name)
-                    before = rec.state
-                    self._sup.health_passed(name, replica.generation)
-                    if before is not rec.state:
-                        self._wake.set()
-            else:
-                replica.failed += 1
-                past = replicas.health_failed(replica.id, health.failure_threshold)
-                alone = current and not replicas.others_up(replica.id, replica.generation)
-                if alone:
-                    self._replica_failed(name, replica, detail, alive=True, health=True)
-                elif past:
-                    detail = f"health check failed {replica.failures} times in a row: {detail}"
-                    self._replica_failed(name, replica, detail, alive=True)
-                    return
+            verdict = judge_check(
+                replicas, replica, ok, current=current, threshold=health.failure_threshold
+            )
+            if verdict is CheckVerdict.READY:
+                self._publish(name)
+            if verdict in (CheckVerdict.READY, CheckVerdict.PASSED) and current:
+                before = self._sup.record(name).state
+                self._sup.health_passed(name, replica.generation)
+                if before is not self._sup.record(name).state:
+                    self._wake.set()
+            elif verdict is CheckVerdict.SERVICE_CHECK:
+                self._replica_failed(name, replica, detail, alive=True, health=True)
+            elif verdict is CheckVerdict.REPLACE:
+                detail = f"health check failed {replica.failures} times in a row: {detail}"
+                self._replica_failed(name, replica, detail, alive=True)
+                return
             starting = not replica.ready
             await asyncio.sleep(_STARTING_PROBE_S if starting else health.period_s)
 
@@ -517,9 +475,10 @@ class RegistryActor:
         old = self._routes.get(name)
         spec = self._sup.record(name).spec
         ttl = self.deployer.route_ttl_s
-        if old is not None and old.replicas == ids and old.routing is spec.routing:
+        epoch = (old.epoch if old else 0) + 1
+        table = RouteTable(epoch, ids, ttl, spec.routing, spec.call_wait_s)
+        if old is not None and replace(old, epoch=epoch) == table:
             return
-        table = RouteTable((old.epoch if old else 0) + 1, ids, ttl, spec.routing)
         self._routes[name] = table
         publish_routes(name, table)
 
@@ -717,7 +676,8 @@ class RegistryActor:
                 raise ServiceUnavailableError(
                     f"service {name!r} is {rec.state.value}"
                     + (f" ({redact_text(rec.last_error)})" if rec.last_error else "")
-                    + "; retry, or pass wait_s to wait for it"
+                    + "; retry, or pass wait_s to wait for it",
+                    service=name,
                 )
             await asyncio.sleep(0.02)
 
@@ -821,7 +781,7 @@ class RegistryActor:
         self._routes.clear()
         self._retiring.clear()
         self._place.clear()
-        self._reported.clear()
+        self._reports.clear()
         self._persisted.clear()
         self.deployer.forget()
         self.scaler.forget()
@@ -837,7 +797,13 @@ class RegistryActor:
 
 def get_registry_handle(*, create: bool) -> Any:
     """The registry actor handle; created when asked and missing."""
-    return get_system_actor("registry", RegistryActor, create=create)
+    return get_system_actor(system_actors.REGISTRY, RegistryActor, create=create)
 
 
-__all__ = ["RegistryActor", "ServiceNotFoundError", "ServiceUnavailableError", "actor_name"]
+__all__ = [
+    "SERVICE_PREFIX",
+    "RegistryActor",
+    "ServiceNotFoundError",
+    "ServiceUnavailableError",
+    "actor_name",
+]

@@ -5,6 +5,12 @@ GCS key-value store when its copy is older than the table's ``ttl_s``. That is h
 dependents follow a scale-up, a scale-down or an upgrade without a failed call: the registry
 stops a replica only after every caller's copy of the table without it has had time to expire
 and its calls in flight have finished.
+
+Through a restart (a replica killed, the service starting again) a call waits, up to the
+spec's ``call_wait_s`` or the call's own ``.options(call_wait_s=...)``, for a live replica
+instead of failing at once; a replica is known dead once the table drops it or a call this
+handle sent it failed because the actor died, and no call is sent to a replica known dead.
+A call that was already sent when its replica died fails (at most once: it may have run).
 """
 
 from __future__ import annotations
@@ -14,12 +20,16 @@ import time
 from typing import Any
 
 import ray
+from ray.exceptions import ActorUnavailableError, RayActorError
 
 from ray_enterprise import _kv
+from ray_enterprise.errors import ServiceUnavailableError
 from ray_enterprise.registry.routing import RouteTable, Routing, choose
 
 ROUTES = "registry/routes/"
 _RAY_ACTOR_METHODS = frozenset({"__ray_call__", "__ray_ready__"})
+DEFAULT_CALL_WAIT_S = 5.0  # before a table was read (ServiceSpec.call_wait_s's default)
+_WAIT_POLL_S = 0.05  # how often a waiting call reads the table again
 
 
 class ServiceHandle:
@@ -32,6 +42,8 @@ class ServiceHandle:
         self._turn = 0
         self._actors: dict[str, Any] = {}
         self._pending: dict[str, list[Any]] = {}
+        self._last: dict[str, Any] = {}  # replica -> the last call sent to it from here
+        self._dead: dict[str, int] = {}  # replica -> epoch of the table it was found dead in
         self._lock = threading.Lock()
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -64,23 +76,25 @@ class ServiceHandle:
 
     # -- routing ------------------------------------------------------------------------------
 
-    def table(self) -> RouteTable:
-        """The route table, read again when the copy held is past its ``ttl_s``."""
+    def table(self, *, fresh: bool = False) -> RouteTable:
+        """The route table, read again when the copy held is past its ``ttl_s`` (or ``fresh``)."""
         now = time.monotonic()
         table = self._table
-        if table is None or now - self._fetched_at >= table.ttl_s:
+        if fresh or table is None or now - self._fetched_at >= table.ttl_s:
             raw = _kv.get(ROUTES + self._service)
             if raw is None:
-                from ray_enterprise.registry.actor import ServiceUnavailableError
-
                 raise ServiceUnavailableError(
                     f"service {self._service!r} has no replica taking calls (not started, or "
-                    "stopped); start it, or ask get_service(name, wait_s=...) to wait for it"
+                    "stopped); start it, or ask get_service(name, wait_s=...) to wait for it",
+                    service=self._service,
                 )
             table = RouteTable.from_json(raw)
             self._table, self._fetched_at = table, now
             for rid in [r for r in self._actors if r not in table.replicas]:
                 del self._actors[rid]
+            # A newer table that still lists a replica found dead lists a new actor of that
+            # name (a replaced replica keeps its id): the registry drops the dead one at once.
+            self._dead = {r: e for r, e in self._dead.items() if e >= table.epoch}
         return table
 
     def replicas(self) -> list[Any]:
@@ -94,20 +108,71 @@ class ServiceHandle:
             self._actors[rid] = actor
         return actor
 
-    def _pick(self) -> str:
-        table = self.table()
-        if not table.replicas:
-            from ray_enterprise.registry.actor import ServiceUnavailableError
+    def _pick(self, wait_s: float | None) -> str:
+        """A live replica; while there is none (restarting), wait up to ``wait_s`` for one."""
+        deadline: float | None = None
+        fresh = False
+        while True:
+            table: RouteTable | None
+            try:
+                table = self.table(fresh=fresh)
+            except ServiceUnavailableError:  # no table: not started yet, or stopped
+                table = None
+            live = [r for r in table.replicas if r not in self._dead] if table else []
+            if table is not None and live:
+                with self._lock:
+                    self._turn += 1
+                    load: dict[str, int] = {}
+                    if table.routing is Routing.LEAST_LOADED:
+                        load = self._load(tuple(live))
+                    rid = choose(live, routing=table.routing, turn=self._turn, load=load)
+                if not self._found_dead(rid, table.epoch):
+                    return rid
+                fresh = True
+                continue
+            now = time.monotonic()
+            if deadline is None:
+                waited = wait_s if wait_s is not None else self._wait_limit(table)
+                deadline = now + waited
+            if now >= deadline:
+                raise ServiceUnavailableError(
+                    f"service {self._service!r} has no replica taking calls "
+                    + ("(not started, or stopped)" if table is None else "(restarting or down)")
+                    + f" after {waited:g} s of waiting (call_wait_s); start it, or wait longer "
+                    "with handle.method.options(call_wait_s=...) or the spec's call_wait_s",
+                    service=self._service,
+                )
+            time.sleep(_WAIT_POLL_S)
+            fresh = True
 
-            raise ServiceUnavailableError(
-                f"service {self._service!r} has no replica taking calls right now; retry"
-            )
-        with self._lock:
-            self._turn += 1
-            load: dict[str, int] = {}
-            if table.routing is Routing.LEAST_LOADED:
-                load = self._load(table.replicas)
-            return choose(table.replicas, routing=table.routing, turn=self._turn, load=load)
+    def _wait_limit(self, table: RouteTable | None) -> float:
+        known = table or self._table
+        return known.call_wait_s if known is not None else DEFAULT_CALL_WAIT_S
+
+    def _found_dead(self, rid: str, epoch: int) -> bool:
+        """Whether the last call sent from here to ``rid`` failed because its actor died.
+
+        Only that one call is looked at, and only once it finished: a caller that read its
+        result has it local already, so this costs a lookup, not a transfer.
+        """
+        last = self._last.get(rid)
+        if last is None:
+            return False
+        ready, _ = ray.wait([last], timeout=0, fetch_local=False)
+        if not ready:
+            return False
+        self._last.pop(rid, None)
+        try:
+            ray.get(last, timeout=0)
+        except ActorUnavailableError:  # unreachable for now, not known dead
+            return False
+        except RayActorError:
+            self._dead[rid] = epoch
+            self._actors.pop(rid, None)
+            return True
+        except Exception:  # the method's own error: the replica is alive
+            return False
+        return False
 
     def _load(self, replicas: tuple[str, ...]) -> dict[str, int]:
         """Calls this caller still waits on, per replica: a cheap, local measure of load."""
@@ -124,11 +189,14 @@ class ServiceHandle:
         return load
 
     def _call(self, method: str, options: dict[str, Any], args: Any, kwargs: Any) -> Any:
-        rid = self._pick()
+        options = dict(options)
+        wait_s = options.pop("call_wait_s", None)
+        rid = self._pick(None if wait_s is None else float(wait_s))
         actor_method = getattr(self._actor(rid), method)
         if options:
             actor_method = actor_method.options(**options)
         ref = actor_method.remote(*args, **kwargs)
+        self._last[rid] = ref
         if self._table is not None and self._table.routing is Routing.LEAST_LOADED:
             with self._lock:
                 self._pending.setdefault(rid, []).append(ref)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-SERVICE_PREFIX = "svc:"
+from ray_enterprise.system_actors import SERVICE_PREFIX
 
 
 def replica_id(service: str, generation: int, index: int = 0) -> str:

@@ -24,13 +24,15 @@ class RouteTable:
 
     ``ttl_s`` is how long a caller may use a table before reading it again; the registry waits
     at least that long after taking a replica out of the table before stopping it, so no caller
-    can still be sending to a stopped replica.
+    can still be sending to a stopped replica. ``call_wait_s`` is how long a call waits for a
+    live replica when none is (the spec's ``call_wait_s``).
     """
 
     epoch: int
     replicas: tuple[str, ...]
     ttl_s: float
     routing: Routing = Routing.ROUND_ROBIN
+    call_wait_s: float = 5.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -38,6 +40,7 @@ class RouteTable:
             "replicas": list(self.replicas),
             "ttl_s": self.ttl_s,
             "routing": self.routing.value,
+            "call_wait_s": self.call_wait_s,
         }
 
     @classmethod
@@ -47,6 +50,7 @@ class RouteTable:
             replicas=tuple(data["replicas"]),
             ttl_s=float(data["ttl_s"]),
             routing=Routing(data.get("routing", Routing.ROUND_ROBIN.value)),
+            call_wait_s=float(data.get("call_wait_s", 5.0)),
         )
 
 

@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from ray_enterprise import _kv
+from ray_enterprise import _kv, system_actors
 from ray_enterprise.registry.gates import CallStats
 from ray_enterprise.registry.replicas import Replica
 
@@ -36,10 +36,8 @@ async def anomaly_counts(name: str, began_ms: int, bake_s: float) -> tuple[int |
     it (blue's own rate); ``(None, None)`` when no alert manager runs."""
     import ray
 
-    from ray_enterprise.alerts.actor import ACTOR_NAME
-
     try:
-        actor = ray.get_actor(ACTOR_NAME, namespace=_kv.NAMESPACE)
+        actor = ray.get_actor(system_actors.ALERTS, namespace=_kv.NAMESPACE)
         alerts = await asyncio.wait_for(actor.alerts.remote(service=name), timeout=5.0)
     except Exception:
         return None, None

@@ -17,14 +17,14 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError
 
-from ray_enterprise import _kv
+from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.client import RestartAlert
 from ray_enterprise.security.errors import SecurityError
 from ray_enterprise.security.ratelimit import Lease, LeaseBook, RateLimit
 
 logger = logging.getLogger("ray_enterprise.security.ratelimit")
 
-LIMITER_NAME = "ratelimiter"
+LIMITER_NAME = system_actors.RATE_LIMITER
 NAMESPACE = _kv.NAMESPACE
 _SETTINGS = "ratelimit/settings"
 _LIMIT = "ratelimit/limit/"

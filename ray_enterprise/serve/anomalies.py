@@ -13,9 +13,9 @@ from typing import Any
 
 import ray
 
-from ray_enterprise import _kv
+from ray_enterprise import _kv, system_actors
 
-SHARD_PREFIX = "anomaly:"
+SHARD_PREFIX = system_actors.ANOMALY_SHARD_PREFIX
 _ASK_TIMEOUT_S = 2.0
 
 

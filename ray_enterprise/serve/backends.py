@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import ray
 from ray.exceptions import RayActorError
 
-from ray_enterprise import _kv
+from ray_enterprise import _kv, system_actors
 from ray_enterprise.config.schema import SecurityFrameworkConfig
 
 logger = logging.getLogger("ray_enterprise.serve")
@@ -24,10 +24,10 @@ T = TypeVar("T")
 
 #: Subsystem -> the name of its system actor.
 ACTORS = {
-    "registry": "registry",
-    "config": "config",
-    "alerts": "alertmanager",
-    "observability": "observability",
+    "registry": system_actors.REGISTRY,
+    "config": system_actors.CONFIG,
+    "alerts": system_actors.ALERTS,
+    "observability": system_actors.OBSERVABILITY,
 }
 
 

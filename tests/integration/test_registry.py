@@ -12,8 +12,8 @@ import pytest
 import ray
 
 import ray_enterprise
+from ray_enterprise import ServiceUnavailableError
 from ray_enterprise.examples.faulty import FaultyService
-from ray_enterprise.registry.actor import ServiceUnavailableError
 from ray_enterprise.runtime import registry_actor
 from tests.integration.conftest import service_actor_names
 from tests.integration.helpers import faulty, service, states, wait_for
