@@ -52,7 +52,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import nab_cv
 from benchmarks import nab_score as nab
+from benchmarks.nab_cv import Candidate
 from ray_enterprise.anomaly.detectors import (
     DEFAULT_DETECTOR,
     DetectorConfigError,
@@ -101,7 +103,22 @@ DETECTORS: dict[str, Mapping[str, Any]] = {
     },
     "loda": {"name": "LODA", "params": {"seed": 42}},
     "oneClassSVM": {"name": "OneClassSVM", "scaler": "StandardScaler"},
+    # The published leaders, reproduced (ray_enterprise/anomaly/artime.py, context_ose.py).
+    "ARTime": {"name": "artime"},
+    "contextOSE": {"name": "context_ose"},
 }
+# What NAB hands every detector before the first row: the file's range and length. Only the
+# reproductions take them (as their published runs did); they cannot run in a shard for it.
+GIVEN_IN_ADVANCE = ("artime", "context_ose")
+# Ensembles of ours tried when all their parts ran: weights of a mean of per-row scores.
+ENSEMBLES: dict[str, dict[str, float]] = {
+    "ARTime+contextOSE": {"ARTime": 1.0, "contextOSE": 1.0},
+    "ARTime+default": {"ARTime": 1.0, "default": 1.0},
+    "contextOSE+default": {"contextOSE": 1.0, "default": 1.0},
+    "ARTime+contextOSE+default": {"ARTime": 1.0, "contextOSE": 1.0, "default": 1.0},
+    "2ARTime+contextOSE": {"ARTime": 2.0, "contextOSE": 1.0},
+}
+LEADERS = ("ARTime", "contextOSE")
 FAST = (
     "default",
     "contextSurprise",
@@ -115,11 +132,38 @@ FAST = (
 RANDOM_SEEDS = 20
 
 
+def given_in_advance(config: Mapping[str, Any], series: nab.LabelledSeries) -> dict[str, Any]:
+    """A reproduction's config with what NAB told it before the first row: the file's range,
+    its length (ARTime) and a rest period of a fifth of the probation (contextOSE)."""
+    params = dict(config.get("params", {}))
+    params.update(low=min(series.values), high=max(series.values))
+    rows = len(series.values)
+    if config["name"] == "artime":
+        params["length"] = rows
+    else:
+        params["rest"] = nab.probationary_length(rows) / 5.0
+    return {**config, "params": params}
+
+
+def shardable(config: Mapping[str, Any]) -> bool:
+    """Runs in a shard as configured: a vectorised detector needs no series known in advance."""
+    try:
+        build_vector_detector(config, 1)
+    except DetectorConfigError:
+        return False
+    return True
+
+
 def run_detector(
     config: Mapping[str, Any], corpus: Mapping[str, nab.LabelledSeries]
 ) -> dict[str, np.ndarray]:
     """Scores of every row of every file; numpy detectors score all files in one vector pass."""
     names = sorted(corpus)
+    if config.get("name") in GIVEN_IN_ADVANCE:
+        return {
+            name: _one_series(given_in_advance(config, corpus[name]), corpus[name])
+            for name in names
+        }
     try:
         vector = build_vector_detector(config, len(names))
     except DetectorConfigError:
@@ -134,17 +178,17 @@ def run_detector(
         for t in range(length):
             scores[t] = vector.score_and_learn(values[t], float(t))[0]
         return {n: scores[: len(corpus[n].values), j] for j, n in enumerate(names)}
-    result = {}
-    for name in names:
-        detector = build_detector(config)
-        series = corpus[name]
-        result[name] = np.array(
-            [
-                detector.score_and_learn(v, ts.timestamp()).score
-                for v, ts in zip(series.values, series.timestamps, strict=True)
-            ]
-        )
-    return result
+    return {name: _one_series(config, corpus[name]) for name in names}
+
+
+def _one_series(config: Mapping[str, Any], series: nab.LabelledSeries) -> np.ndarray:
+    detector = build_detector(config)
+    return np.array(
+        [
+            detector.score_and_learn(v, ts.timestamp()).score
+            for v, ts in zip(series.values, series.timestamps, strict=True)
+        ]
+    )
 
 
 def random_scores(corpus: Mapping[str, nab.LabelledSeries], seed: int) -> dict[str, np.ndarray]:
@@ -187,6 +231,29 @@ def write_results(
                 writer.writerow([ts.strftime("%Y-%m-%d %H:%M:%S"), repr(value), repr(float(score))])
 
 
+def read_results(
+    out: Path, detector: str, corpus: Mapping[str, nab.LabelledSeries]
+) -> dict[str, np.ndarray] | None:
+    """A detector's results written by an earlier run, when every file has them."""
+    paths = nab.iter_result_files(out, detector, corpus)
+    if not all(p.is_file() for p in paths.values()):
+        return None
+    scores = {n: nab.read_anomaly_scores(p) for n, p in paths.items()}
+    if any(len(scores[n]) != len(corpus[n].values) for n in corpus):
+        return None
+    return scores
+
+
+def ensembles(ours: Sequence[Candidate]) -> list[Candidate]:
+    """The :data:`ENSEMBLES` whose parts all ran."""
+    by_label = {c.label: c.scores for c in ours if c.source == "ours"}
+    return [
+        Candidate(label, "ensemble", nab_cv.blend(by_label, weights), weights)
+        for label, weights in ENSEMBLES.items()
+        if all(part in by_label for part in weights)
+    ]
+
+
 def published(data: Path, corpus: Mapping[str, nab.LabelledSeries]) -> dict[str, dict[str, Any]]:
     """Published detectors' outputs found under ``data/results``, each complete for the corpus."""
     found: dict[str, dict[str, Any]] = {}
@@ -201,10 +268,13 @@ def published(data: Path, corpus: Mapping[str, nab.LabelledSeries]) -> dict[str,
 
 
 def parse_detectors(names: Sequence[str]) -> dict[str, Mapping[str, Any]]:
-    """``NAME`` from :data:`DETECTORS`, ``all``, ``fast``, or ``NAME=JSON`` for any config."""
+    """``NAME`` from :data:`DETECTORS`, ``all``, ``fast``, ``leaders`` (the reproductions), or
+    ``NAME=JSON`` for any config."""
     chosen: dict[str, Mapping[str, Any]] = {}
     for item in names or ["default"]:
-        if item == "all":
+        if item == "leaders":
+            chosen.update({n: DETECTORS[n] for n in LEADERS})
+        elif item == "all":
             chosen.update(DETECTORS)
         elif item == "fast":
             chosen.update({n: DETECTORS[n] for n in FAST})
@@ -216,9 +286,33 @@ def parse_detectors(names: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         else:
             raise SystemExit(
                 f"unknown detector {item!r}: use one of {', '.join(DETECTORS)}, all, fast, "
-                'or NAME=\'{"name": ..., "params": {...}}\''
+                'leaders, or NAME=\'{"name": ..., "params": {...}}\''
             )
     return chosen
+
+
+def run_all(
+    data: Path, out: Path, chosen: Mapping[str, Mapping[str, Any]], reuse: bool
+) -> tuple[dict[str, nab.LabelledSeries], dict[str, nab.CostMatrix], list[Candidate]]:
+    """Every chosen detector of ours run (or read back with ``reuse``) and written, then the
+    ensembles of those in :data:`ENSEMBLE_PARTS`, then the published outputs."""
+    profiles = nab.load_profiles(data / "config" / "profiles.json")
+    corpus = nab.load_corpus(data / "data", data / "labels" / "combined_windows.json")
+    points = sum(len(s.values) for s in corpus.values())
+    candidates: list[Candidate] = []
+    for label, config in chosen.items():
+        scores = read_results(out, label, corpus) if reuse else None
+        rate = None
+        if scores is None:
+            started = time.perf_counter()
+            scores = run_detector(config, corpus)
+            rate = points / (time.perf_counter() - started)
+            write_results(out, label, corpus, scores)
+        candidates.append(Candidate(label, "ours", scores, config, rate, shardable(config)))
+    candidates += ensembles(candidates)
+    for label, scores in published(data, corpus).items():
+        candidates.append(Candidate(label, "published", scores))
+    return corpus, profiles, candidates
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,22 +321,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="where results are written")
     parser.add_argument("--detector", action="append", default=[], help="repeatable")
     parser.add_argument("--json", type=Path, help="results JSON (default OUT/nab_scores.json)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="read a detector's results from OUT when all exist"
+    )
     args = parser.parse_args(argv)
 
-    profiles = nab.load_profiles(args.data / "config" / "profiles.json")
-    corpus = nab.load_corpus(args.data / "data", args.data / "labels" / "combined_windows.json")
-    rows: list[dict[str, Any]] = []
-    for label, config in parse_detectors(args.detector).items():
-        started = time.perf_counter()
-        scores = run_detector(config, corpus)
-        seconds = time.perf_counter() - started
-        write_results(args.out, label, corpus, scores)
-        result = nab.score_corpus(corpus, scores, profiles)
-        points = sum(len(s.values) for s in corpus.values())
-        rows.append(_row(label, "ours", result, config, points / seconds))
-    for label, scores in published(args.data, corpus).items():
-        rows.append(_row(label, "published", nab.score_corpus(corpus, scores, profiles), None))
+    chosen = parse_detectors(args.detector)
+    corpus, profiles, candidates = run_all(args.data, args.out, chosen, args.reuse)
+    rows = [_row(c, nab.score_corpus(corpus, c.scores, profiles)) for c in candidates]
     random_median, random_spread = random_baseline(corpus, profiles)
+    folds = {"category": nab_cv.category_folds(corpus), "file": nab_cv.file_folds(corpus)}
+    for row, candidate in zip(rows, candidates, strict=False):
+        for kind, fold in folds.items():
+            result = nab_cv.cross_validate(
+                corpus, {candidate.key: candidate.scores}, profiles, fold
+            )
+            row[f"cv_{kind}"] = {p: round(r.normalised, 3) for p, r in result.items()}
+    selections = nab_cv.select(corpus, profiles, candidates, folds)
+    reproduction = nab_cv.reproductions(corpus, profiles, candidates)
     rows.append(
         {
             "detector": "random",
@@ -251,47 +347,69 @@ def main(argv: Sequence[str] | None = None) -> int:
             "scores": {p: round(v, 3) for p, v in random_median.items()},
         }
     )
-
-    print(
-        f"NAB on {args.data} ({len(corpus)} series, "
-        f"{sum(len(s.windows) for s in corpus.values())} windows)"
-    )
-    header = f"{'detector':<18}{'source':<11}" + "".join(f"{p:>20}" for p in profiles)
-    print(header)
-    print("-" * len(header))
-    for row in sorted(rows, key=lambda r: -r["scores"].get("standard", 0.0)):
-        cells = "".join(f"{row['scores'][p]:>20.2f}" for p in profiles)
-        print(f"{row['detector']:<18}{row['source']:<11}{cells}")
+    print_report(args.data, corpus, profiles, rows, selections, reproduction)
     low, high = random_spread["standard"]
     print(f"random: median of {RANDOM_SEEDS} seeds (standard {low:.2f}..{high:.2f} over seeds)")
-    below = [
-        r["detector"]
-        for r in rows
-        if r["source"] == "ours" and r["scores"]["standard"] <= random_median["standard"]
-    ]
-    print("every detector of ours above random" if not below else f"at or below random: {below}")
     target = args.json or args.out / "nab_scores.json"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps({"data": str(args.data), "results": rows}, indent=2))
+    report = {
+        "data": str(args.data),
+        "results": rows,
+        "selections": selections,
+        "reproduction": reproduction,
+    }
+    target.write_text(json.dumps(report, indent=2, default=str))
     print(f"wrote {target}")
     return 0
 
 
-def _row(
-    label: str,
-    source: str,
-    result: Mapping[str, nab.ProfileResult],
-    config: Mapping[str, Any] | None,
-    points_per_second: float | None = None,
-) -> dict[str, Any]:
+def _row(candidate: Candidate, result: Mapping[str, nab.ProfileResult]) -> dict[str, Any]:
     return {
-        "detector": label,
-        "source": source,
-        "config": config,
-        "points_per_second": points_per_second,
+        "detector": candidate.label,
+        "source": candidate.source,
+        "config": candidate.config,
+        "points_per_second": candidate.points_per_second,
         "scores": {p: round(r.normalised, 3) for p, r in result.items()},
         "thresholds": {p: r.threshold for p, r in result.items()},
     }
+
+
+def print_report(
+    data: Path,
+    corpus: Mapping[str, nab.LabelledSeries],
+    profiles: Mapping[str, nab.CostMatrix],
+    rows: Sequence[Mapping[str, Any]],
+    selections: Mapping[str, Mapping[str, Any]],
+    reproduction: Mapping[str, Mapping[str, Any]],
+) -> None:
+    windows = sum(len(s.windows) for s in corpus.values())
+    print(f"NAB on {data} ({len(corpus)} series, {windows} windows)")
+    print("in-sample: NAB's score (threshold chosen on the files scored); leave-one-category-out")
+    print("and leave-one-file-out: each fold scored at the threshold chosen on the other folds")
+    short = {"standard": "std", "reward_low_FP_rate": "lowFP", "reward_low_FN_rate": "lowFN"}
+    names = [short.get(p, p) for p in profiles]
+    header = f"{'detector':<28}{'source':<10}" + "".join(f"{n:>7}" for n in names * 3)
+    print(f"{'':<38}{'in-sample':^21}{'CV category':^21}{'CV file':^21}")
+    print(header)
+    print("-" * len(header))
+    for row in sorted(rows, key=lambda r: -r["scores"].get("standard", 0.0)):
+        cells = ""
+        for field in ("scores", "cv_category", "cv_file"):
+            values = row.get(field)
+            cells += "".join(f"{values[p]:>7.2f}" if values else f"{'':>7}" for p in profiles)
+        print(f"{row['detector']:<28}{row['source']:<10}{cells}")
+    for key, chosen in selections.items():
+        pool, kind = key.split("/")
+        what = "any of ours" if pool == "ours" else "those a shard runs"
+        scores = "  ".join(f"{short.get(p, p)} {v['score']:.2f}" for p, v in chosen.items())
+        print(f"chosen by leave-one-{kind}-out among {what}: {scores}")
+        print(f"    standard's folds chose {', '.join(chosen['standard']['chosen'])}")
+    for label, r in reproduction.items():
+        diffs = "  ".join(f"{short.get(p, p)} {r['difference'][p]:+.2f}" for p in profiles)
+        print(
+            f"reproduction {label}: per-file correlation min {r['min_correlation']:.4f}, "
+            f"rows equal {100 * r['rows_equal']:.2f} %, score ours - published: {diffs}"
+        )
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ __all__ = [
     "load_corpus",
     "load_profiles",
     "probationary_length",
+    "raw_at_threshold",
     "read_anomaly_scores",
     "scaled_sigmoid",
     "score_corpus",
@@ -240,6 +241,18 @@ def sweep_thresholds(points: ScoredPoints, costs: CostMatrix) -> ProfileResult:
         fp=int((~in_window).sum()),
         fn_windows=points.n_windows - found,
     )
+
+
+def raw_at_threshold(points: ScoredPoints, costs: CostMatrix, threshold: float) -> float:
+    """The raw score of ``points`` flagged at a threshold chosen elsewhere (rows scoring at
+    least ``threshold``): how a threshold picked on some files does on others."""
+    flagged = points.scores >= threshold
+    outside = flagged & (points.window < 0)
+    total = float(points.weights[outside].sum())
+    best = np.full(points.n_windows, -costs.fn_weight)
+    inside = flagged & (points.window >= 0)
+    np.maximum.at(best, points.window[inside], points.weights[inside])
+    return total + float(best.sum())
 
 
 def score_corpus(

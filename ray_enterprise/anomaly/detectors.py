@@ -239,13 +239,17 @@ def build_detector(config: Mapping[str, Any]) -> Detector:
 
     Names: ``context_surprise``, ``ewm_zscore``, ``range_novelty``, ``window_mad`` (numpy);
     ``max``/``mean`` with ``of: [configs]`` and params ``fire``/``quiet``; ``default``
-    (:data:`DEFAULT_DETECTOR`); any ``river.anomaly`` model by class name, with optional
+    (:data:`DEFAULT_DETECTOR`); ``context_ose`` and ``artime``, the reproductions of NAB's
+    published leaders (they need the series' range, ``low``/``high``, in advance, and
+    ``artime`` its ``length``); any ``river.anomaly`` model by class name, with optional
     ``scaler`` (a ``river.preprocessing`` class name), ``shingle`` (how many recent values form
     its features) and ``normalise``.
     """
     name, params = _name_and_params(config)
     if name == "default":
         return build_detector(DEFAULT_DETECTOR)
+    if name in _REPRODUCTIONS:
+        return _reproduction(name, params)
     if name in _VECTOR_DETECTORS:
         return SingleSeries(_vector(name, params, 1))
     if name in _COMBINATIONS:
@@ -286,9 +290,30 @@ def build_vector_detector(config: Mapping[str, Any], n_series: int) -> VectorDet
     )
 
 
+_REPRODUCTIONS = ("artime", "context_ose")
+
+
+def _reproduction(name: str, params: Mapping[str, Any]) -> Detector:
+    # Imported here: they import Score from this module.
+    from ray_enterprise.anomaly.artime import ARTime
+    from ray_enterprise.anomaly.context_ose import ContextOSE
+
+    cls: Any = ARTime if name == "artime" else ContextOSE
+    allowed = [p.name for p in inspect.signature(cls).parameters.values()]
+    _check_params(name, params, allowed)
+    try:
+        detector: Detector = cls(**params)
+    except TypeError as exc:  # a required parameter is missing
+        raise DetectorConfigError(name, f"{exc}; it takes {', '.join(allowed)}") from exc
+    return detector
+
+
 def restore_detector(state: Mapping[str, Any]) -> Detector:
     """Rebuild a detector from its ``to_state()``: a restarted shard resumes where it stopped."""
     kind = state.get("kind")
+    if kind in _REPRODUCTIONS:
+        restored: Detector = state["detector"]
+        return restored
     if kind == "single":
         return SingleSeries.from_state(state)
     if kind == "combined":

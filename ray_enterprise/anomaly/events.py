@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,13 +23,18 @@ from ray_enterprise.anomaly.detectors import (
     restore_detector,
 )
 from ray_enterprise.anomaly.point_gate import PointGate
+from ray_enterprise.anomaly.series import Labels, Series, find_series, labels_of, text_of
 
 __all__ = ["AnomalyEvent", "AnomalyMonitor", "Baseline", "EventRateLimiter"]
 
 
 @dataclass(frozen=True)
 class AnomalyEvent:
-    """One anomalous point of one series, as the alert manager and the health score see it."""
+    """One anomalous point of one series, as the alert manager and the health score see it.
+
+    ``series`` is the text people read; ``labels`` are the series' own, as data, so which
+    service it belongs to is looked up, never parsed back out of the text.
+    """
 
     series: str
     timestamp: float
@@ -37,6 +42,7 @@ class AnomalyEvent:
     score: float
     confidence: float
     detector: str
+    labels: Labels = ()
 
 
 class Baseline:
@@ -95,10 +101,10 @@ class EventRateLimiter:
         if max_events < 1 or period < 0:
             raise ValueError("need max_events >= 1 and period >= 0")
         self.max_events, self.period, self.clock = max_events, period, clock
-        self.sent: dict[str, deque[float]] = {}
+        self.sent: dict[Series, deque[float]] = {}
         self.suppressed = 0
 
-    def allow(self, series: str) -> bool:
+    def allow(self, series: Series) -> bool:
         now = self.clock()
         sent = self.sent.setdefault(series, deque())
         while sent and now - sent[0] >= self.period:
@@ -114,8 +120,12 @@ class AnomalyMonitor:
     """Per-series detectors, baselines and rate limits behind one ``observe`` call.
 
     ``observe`` never raises for a bad point: it refuses and counts it (see
-    :class:`~ray_enterprise.anomaly.point_gate.PointGate`).
+    :class:`~ray_enterprise.anomaly.point_gate.PointGate`). It speaks the monitor vocabulary a
+    shard uses (``observe_points``, ``samples``, ``stats``, ``to_state``/``load_state``), as
+    :class:`~ray_enterprise.anomaly.vector_monitor.VectorAnomalyMonitor` does.
     """
+
+    vectorised = False
 
     def __init__(
         self,
@@ -141,11 +151,11 @@ class AnomalyMonitor:
         )
         self.gate = PointGate()
         self.limiter = EventRateLimiter(max_events=max_events, period=period, clock=clock)
-        self.detectors: dict[str, Detector] = {}
-        self.baselines: dict[str, Baseline] = {}
+        self.detectors: dict[Series, Detector] = {}
+        self.baselines: dict[Series, Baseline] = {}
         self.events: deque[AnomalyEvent] = deque(maxlen=keep_events)
 
-    def observe(self, series: str, value: Any, ts: Any) -> AnomalyEvent | None:
+    def observe(self, series: Series, value: Any, ts: Any) -> AnomalyEvent | None:
         if self.gate.refusal(series, value, ts) is not None:
             return None
         value, ts = float(value), float(ts)
@@ -160,12 +170,33 @@ class AnomalyMonitor:
             return None
         if not self.limiter.allow(series):
             return None
-        event = AnomalyEvent(series, ts, value, result.score, result.confidence, self.detector_name)
+        event = AnomalyEvent(
+            text_of(series),
+            ts,
+            value,
+            result.score,
+            result.confidence,
+            self.detector_name,
+            labels_of(series),
+        )
         self.events.append(event)
         return event
 
+    def observe_points(self, points: Iterable[tuple[Series, Any, Any]]) -> list[AnomalyEvent]:
+        """Points ``(series, ts, value)`` in the order given; returns the events raised."""
+        observed = (self.observe(series, value, ts) for series, ts, value in points)
+        return [e for e in observed if e is not None]
+
     def recent_events(self, series: str | None = None) -> list[AnomalyEvent]:
         return [e for e in self.events if series is None or e.series == series]
+
+    def samples(self, series: Series) -> int:
+        """Points the series' baseline has seen; ``series`` may also be its text."""
+        held = find_series(self.baselines, series)
+        return 0 if held is None else self.baselines[held].seen
+
+    def stats(self) -> dict[str, Any]:
+        return {"series": len(self.detectors), "refused": dict(self.gate.refused)}
 
     def to_state(self) -> dict[str, Any]:
         """Plain data for a checkpoint; rate-limit windows are not kept (they are seconds long)."""
@@ -178,6 +209,19 @@ class AnomalyMonitor:
             "baselines": {s: b.to_state() for s, b in self.baselines.items()},
         }
 
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Resume from a checkpoint: the detector and baseline settings are the checkpoint's."""
+        self.detector_config = dict(state["detector_config"])
+        self.detector_name = state["detector_name"]
+        self.baseline_params = dict(state["baseline_params"])
+        self.gate = PointGate.from_state(state["gate"])
+        self.detectors = {s: restore_detector(d) for s, d in state["detectors"].items()}
+        self.baselines = {}
+        for series, baseline_state in state["baselines"].items():
+            baseline = Baseline(**self.baseline_params)
+            baseline.load_state(baseline_state)
+            self.baselines[series] = baseline
+
     @classmethod
     def from_state(
         cls, state: Mapping[str, Any], *, clock: Callable[[], float] = time.time, **options: Any
@@ -189,10 +233,5 @@ class AnomalyMonitor:
             **state["baseline_params"],
             **options,
         )
-        monitor.gate = PointGate.from_state(state["gate"])
-        monitor.detectors = {s: restore_detector(d) for s, d in state["detectors"].items()}
-        for series, baseline_state in state["baselines"].items():
-            baseline = Baseline(**monitor.baseline_params)
-            baseline.load_state(baseline_state)
-            monitor.baselines[series] = baseline
+        monitor.load_state(state)
         return monitor

@@ -13,16 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from ray_enterprise.anomaly.series import Series, text_of
 from ray_enterprise.observability.metric_batch import Labels, MetricBatch, step_value
 
-Point = tuple[str, float, float]  # (series, timestamp in seconds, value), as the shards take
+Point = tuple[Series, float, float]  # (series, timestamp in seconds, value), as the shards take
 
 
 def series_text(name: str, labels: Labels) -> str:
-    """The series as Prometheus writes it, ``name{a="1",service="x"}``: the shards' key."""
-    if not labels:
-        return name
-    return name + "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}"
+    """The series as Prometheus writes it, ``name{a="1",service="x"}``: what plots and events
+    show (the shards key a series by its name and labels, not by this text)."""
+    return text_of((name, labels))
 
 
 def anomaly_points(
@@ -38,7 +38,7 @@ def anomaly_points(
         values = s.values[np.isfinite(s.values)]
         if len(values) == 0:
             continue
-        points.append((series_text(s.name, s.labels), ts, step_value(s.kind, values)))
+        points.append(((s.name, s.labels), ts, step_value(s.kind, values)))
     return points
 
 

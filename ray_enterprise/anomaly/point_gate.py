@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from ray_enterprise.anomaly.series import Series
+
 __all__ = ["Admitted", "PointGate", "Refused"]
 
 
@@ -29,7 +31,7 @@ class Admitted:
 class Refused:
     """A point that was dropped, and why (one of :attr:`PointGate.REASONS`)."""
 
-    series: str
+    series: Series
     reason: str
 
 
@@ -39,17 +41,17 @@ class PointGate:
     REASONS = ("not_a_number", "nan", "infinite", "bad_timestamp", "out_of_order")
 
     def __init__(self) -> None:
-        self.last_ts: dict[str, float] = {}
+        self.last_ts: dict[Series, float] = {}
         self.refused: Counter[str] = Counter()
         self.admitted = 0
 
-    def check(self, series: str, value: Any, ts: Any) -> Admitted | Refused:
+    def check(self, series: Series, value: Any, ts: Any) -> Admitted | Refused:
         reason = self.refusal(series, value, ts)
         if reason is not None:
             return Refused(series, reason)
         return Admitted(float(value), float(ts))
 
-    def refusal(self, series: str, value: Any, ts: Any) -> str | None:
+    def refusal(self, series: Series, value: Any, ts: Any) -> str | None:
         """Why the point is refused (and counted), or ``None`` once it is admitted.
 
         The shard's hot path: plain finite floats in time order, nearly every point, cost two

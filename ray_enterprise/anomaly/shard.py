@@ -13,12 +13,12 @@ import contextlib
 import logging
 import os
 import pickle
-import re
 import time
 import zlib
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -27,24 +27,42 @@ from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.client import RestartAlert
 from ray_enterprise.anomaly.detectors import DEFAULT_DETECTOR, DetectorConfigError
 from ray_enterprise.anomaly.events import AnomalyEvent, AnomalyMonitor
+from ray_enterprise.anomaly.series import Series, service_of, text_of
 from ray_enterprise.anomaly.vector_monitor import VectorAnomalyMonitor
 from ray_enterprise.system_actors import NAMESPACE, get_system_actor, system_actor_options
 
 logger = logging.getLogger("ray_enterprise.anomaly")
 
 _CHECKPOINT = "anomaly/checkpoint/"
-_SERVICE_LABEL = re.compile(r'service="([^"]*)"')
 
-Point = tuple[str, float, float]  # (series, timestamp, value)
+Point = tuple[Series, float, float]  # (series, timestamp, value)
 
 
-def shard_of(series: str, shards: int) -> int:
+class Monitor(Protocol):
+    """What a shard holds: per-series or vectorised, the same calls."""
+
+    vectorised: bool
+    detector_name: str
+    events: deque[AnomalyEvent]
+
+    def observe_points(self, points: Iterable[tuple[Series, Any, Any]]) -> list[AnomalyEvent]: ...
+
+    def samples(self, series: Series) -> int: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def to_state(self) -> dict[str, Any]: ...
+
+    def load_state(self, state: Mapping[str, Any]) -> None: ...
+
+
+def shard_of(series: Series, shards: int) -> int:
     """Rendezvous hashing: stable across processes and restarts (Python's hash() is salted
     per process), and when a shard is added only the series that now rank it first move
     (about 1/n of them), so growing with the cluster keeps most detectors where they are."""
     if shards <= 1:
         return 0
-    key = series.encode()
+    key = text_of(series).encode()
     return max(range(shards), key=lambda i: zlib.crc32(key, i * 0x9E3779B1 & 0xFFFFFFFF))
 
 
@@ -52,15 +70,7 @@ def shard_name(index: int) -> str:
     return f"{system_actors.ANOMALY_SHARD_PREFIX}{index}"
 
 
-def service_of(series: str) -> str:
-    """The service a series belongs to, from its ``service`` label when it has one."""
-    match = _SERVICE_LABEL.search(series)
-    return match.group(1) if match else "unknown"
-
-
-def build_monitor(
-    detector: Mapping[str, Any], min_samples: int, capacity: int
-) -> AnomalyMonitor | VectorAnomalyMonitor:
+def build_monitor(detector: Mapping[str, Any], min_samples: int, capacity: int) -> Monitor:
     """Numpy detectors score a whole frame at once; river models need one object per series."""
     try:
         return VectorAnomalyMonitor(detector, capacity=capacity, min_samples=min_samples)
@@ -91,11 +101,7 @@ class AnomalyShardActor:
         self.monitor = build_monitor(dict(detector or DEFAULT_DETECTOR), min_samples, capacity)
         saved = _kv.get_blob(_CHECKPOINT + str(index))
         if saved is not None:
-            state = pickle.loads(saved)
-            if isinstance(self.monitor, VectorAnomalyMonitor):
-                self.monitor.load_state(state)
-            else:
-                self.monitor = AnomalyMonitor.from_state(state)
+            self.monitor.load_state(pickle.loads(saved))
             self._restored = True
         self._dirty = False
         loop = asyncio.get_event_loop()
@@ -114,12 +120,7 @@ class AnomalyShardActor:
     async def ingest(self, points: Sequence[Point]) -> int:
         """Score and learn a batch; returns how many events it raised. Bad points are counted."""
         self._points += len(points)
-        events: list[AnomalyEvent]
-        if isinstance(self.monitor, VectorAnomalyMonitor):
-            events = self.monitor.observe_points(points)
-        else:
-            observed = (self.monitor.observe(s, v, t) for s, t, v in points)
-            events = [e for e in observed if e is not None]
+        events = self.monitor.observe_points(points)
         self._dirty = True
         if events:
             await self._forward(events)
@@ -133,44 +134,37 @@ class AnomalyShardActor:
             return
         from ray_enterprise.alerts.sources import AnomalyInput
 
-        inputs = [AnomalyInput.from_event(e, service_of(e.series)) for e in events]
+        inputs = [AnomalyInput.from_event(e, service_of(e.labels)) for e in events]
         try:
             alerts.ingest.remote(inputs)
         except Exception as exc:  # the alert actor may be restarting
             logger.warning("could not forward %d anomaly events: %s", len(inputs), exc)
 
     async def events(
-        self, series: str | None = None, since: float | None = None
+        self, series: Series | None = None, since: float | None = None
     ) -> list[dict[str, Any]]:
+        text = None if series is None else text_of(series)
         return [
             asdict(e)
             for e in self.monitor.events
-            if (series is None or e.series == series) and (since is None or e.timestamp >= since)
+            if (text is None or e.series == text) and (since is None or e.timestamp >= since)
         ]
 
     async def stats(self) -> dict[str, Any]:
-        if isinstance(self.monitor, VectorAnomalyMonitor):
-            refused, series = dict(self.monitor.refused), len(self.monitor.index)
-        else:
-            refused = self.monitor.gate.to_state().get("refused", {})
-            series = len(self.monitor.detectors)
         return {
             "shard": self.index,
-            "vectorised": isinstance(self.monitor, VectorAnomalyMonitor),
-            "series": series,
+            "vectorised": self.monitor.vectorised,
             "points": self._points,
             "events": len(self.monitor.events),
-            "refused": refused,
             "restored_from_checkpoint": self._restored,
             "detector": self.monitor.detector_name,
+            **self.monitor.stats(),
         }
 
-    async def baseline_samples(self, series: str) -> int:
-        """How many points the series' baseline has seen (survives a restart)."""
-        if isinstance(self.monitor, VectorAnomalyMonitor):
-            return self.monitor.samples(series)
-        baseline = self.monitor.baselines.get(series)
-        return 0 if baseline is None else baseline.seen
+    async def baseline_samples(self, series: Series) -> int:
+        """How many points the series' baseline has seen (survives a restart); ``series`` is
+        its name and labels, or the text events show."""
+        return self.monitor.samples(series)
 
     async def checkpoint(self) -> int:
         """Write the monitor's state now; returns its size in bytes."""
@@ -227,7 +221,7 @@ class AnomalyRouter:
 
     def __init__(self, handles: Sequence[Any]) -> None:
         self._handles = list(handles)
-        self._placed: dict[str, int] = {}  # series -> shard: hashing once per series
+        self._placed: dict[Series, int] = {}  # series -> shard: hashing once per series
 
     def route(self, points: Iterable[Point]) -> dict[int, list[Point]]:
         batches: dict[int, list[Point]] = {}
@@ -243,7 +237,7 @@ class AnomalyRouter:
         """Send; returns the ObjectRefs of the per-shard event counts."""
         return [self._handles[i].ingest.remote(batch) for i, batch in self.route(points).items()]
 
-    def events(self, series: str | None = None) -> list[dict[str, Any]]:
+    def events(self, series: Series | None = None) -> list[dict[str, Any]]:
         refs = [h.events.remote(series) for h in self._handles]
         return sorted((e for batch in ray.get(refs) for e in batch), key=lambda e: e["timestamp"])
 
@@ -274,10 +268,10 @@ def remove_shards(timeout_s: float = 20.0) -> None:
 __all__ = [
     "AnomalyRouter",
     "AnomalyShardActor",
+    "Monitor",
     "clear_checkpoints",
     "get_shard_handles",
     "remove_shards",
-    "service_of",
     "shard_handle",
     "shard_of",
 ]

@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from ray_enterprise.anomaly.detectors import DEFAULT_DETECTOR, build_vector_detector
 from ray_enterprise.anomaly.events import AnomalyEvent
+from ray_enterprise.anomaly.series import Series, find_series, labels_of, text_of
 
 _FIRST_ROWS = 64
 # The monitor's own per-series arrays and what a new series starts with in each.
@@ -43,7 +44,14 @@ def _resized(array: npt.NDArray[np.float64], rows: int, start: float) -> npt.NDA
 
 
 class VectorAnomalyMonitor:
-    """Up to ``capacity`` series; a series past that is refused and counted as ``capacity``."""
+    """Up to ``capacity`` series; a series past that is refused and counted as ``capacity``.
+
+    Speaks the same monitor vocabulary as :class:`~ray_enterprise.anomaly.events.AnomalyMonitor`
+    (``observe_points``, ``samples``, ``stats``, ``to_state``/``load_state``), so a shard holds
+    either without asking which.
+    """
+
+    vectorised = True
 
     def __init__(
         self,
@@ -69,8 +77,8 @@ class VectorAnomalyMonitor:
         self.capacity = capacity
         self.min_samples, self.k, self.floor, self.ceiling = min_samples, k, floor, ceiling
         self.period = period
-        self.index: dict[str, int] = {}
-        self.names: list[str] = []
+        self.index: dict[Series, int] = {}
+        self.names: list[Series] = []
         self.points = self.seen = self.mean = self.m2 = np.zeros(0)
         self.last_ts = self.last_event = np.zeros(0)
         self._resize(self.rows)
@@ -78,7 +86,7 @@ class VectorAnomalyMonitor:
         self.admitted = 0
         self.events: deque[AnomalyEvent] = deque(maxlen=keep_events)
 
-    def slot(self, series: str) -> int | None:
+    def slot(self, series: Series) -> int | None:
         slot = self.index.get(series)
         if slot is None:
             if len(self.names) >= self.capacity:
@@ -98,7 +106,7 @@ class VectorAnomalyMonitor:
             setattr(self, name, _resized(getattr(self, name), rows, start))
         self.rows = rows
 
-    def frame(self, points: Iterable[tuple[str, Any]]) -> np.ndarray:
+    def frame(self, points: Iterable[tuple[Series, Any]]) -> np.ndarray:
         """Values aligned with the slots (NaN where a series has no point); bad ones counted."""
         by_slot: dict[int, float] = {}  # slots first: a new series may grow the arrays
         for series, raw in points:
@@ -152,21 +160,23 @@ class VectorAnomalyMonitor:
         events = []
         for slot in np.flatnonzero(hot):
             self.last_event[slot] = ts
+            series = self.names[slot]
             event = AnomalyEvent(
-                self.names[slot],
+                text_of(series),
                 ts,
                 float(values[slot]),
                 float(scores[slot]),
                 float(confidence[slot]),
                 self.detector_name,
+                labels_of(series),
             )
             self.events.append(event)
             events.append(event)
         return events
 
-    def observe_points(self, points: Iterable[tuple[str, float, Any]]) -> list[AnomalyEvent]:
+    def observe_points(self, points: Iterable[tuple[Series, Any, Any]]) -> list[AnomalyEvent]:
         """Points in any order: grouped into one frame per timestamp, oldest first."""
-        by_ts: dict[float, list[tuple[str, Any]]] = {}
+        by_ts: dict[float, list[tuple[Series, Any]]] = {}
         for series, ts, value in points:
             try:
                 stamp = float(ts)
@@ -179,9 +189,13 @@ class VectorAnomalyMonitor:
             events.extend(self.observe_frame(stamp, self.frame(by_ts[stamp])))
         return events
 
-    def samples(self, series: str) -> int:
-        slot = self.index.get(series)
-        return 0 if slot is None else int(self.points[slot])
+    def samples(self, series: Series) -> int:
+        """Points the series has had admitted; ``series`` may also be its text."""
+        held = find_series(self.index, series)
+        return 0 if held is None else int(self.points[self.index[held]])
+
+    def stats(self) -> dict[str, Any]:
+        return {"series": len(self.index), "refused": dict(self.refused)}
 
     def to_state(self) -> dict[str, Any]:
         """Plain data for a checkpoint: the rows of the series held, not the spare ones."""

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import ray
 
+from ray_enterprise.anomaly.series import service_of, text_of
 from ray_enterprise.anomaly.shard import (
     AnomalyRouter,
     get_shard_handles,
@@ -92,3 +93,18 @@ def test_a_restarted_shard_keeps_what_it_learned(shards: list[Any]) -> None:
     # Warm detectors: a spike right after the restart is an event, not more warm-up.
     tail = series_points(name, 210, spike_at=205)[200:]
     assert ray.get(shard.ingest.remote(tail)) == 1
+
+
+def test_events_carry_the_series_labels_so_a_tag_value_cannot_pose_as_a_service(
+    shards: list[Any],
+) -> None:
+    router = AnomalyRouter(shards)
+    forged = ("latency_ms", (("tag", 'x",service="admin'), ("service", "api")))
+    points = [(forged, t, v) for _, t, v in series_points("unused", 400, spike_at=300)]
+    ray.get(router.ingest(points))
+    [event] = router.events(forged)
+    assert service_of(event["labels"]) == "api"
+    assert event["series"] == text_of(forged)
+    shard = shards[shard_of(forged, len(shards))]
+    assert ray.get(shard.baseline_samples.remote(forged)) == 400
+    assert ray.get(shard.baseline_samples.remote(text_of(forged))) == 400
