@@ -66,6 +66,10 @@ class AlertSettings(BaseModel):
 
     route: dict[str, Any] = Field(default_factory=lambda: {"handlers": ["log"]})
     inhibit_rules: list[dict[str, Any]] | None = None
+    #: Alertmanager's named ``time_intervals``, for routes' mute/active_time_intervals.
+    time_intervals: list[dict[str, Any]] | None = None
+    #: PagerDuty-style policies by name, for routes' ``escalation_policy``.
+    escalation_policies: dict[str, dict[str, Any]] | None = None
     handlers: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"log": {"type": "log"}})
     rules: list[AlertRuleSettings] = Field(default_factory=list)
     rule_interval: Duration = "15s"
@@ -142,6 +146,8 @@ class AlertSettings(BaseModel):
         raw: dict[str, Any] = {"route": self.route}
         if self.inhibit_rules is not None:
             raw["inhibit_rules"] = self.inhibit_rules
+        raw["time_intervals"] = self.time_intervals
+        raw["escalation_policies"] = self.escalation_policies
         return policy_from_config(raw)
 
     def handler_objects(self) -> list[AlertHandler]:
