@@ -364,6 +364,10 @@ class AlertManagerActor:
     async def settings(self) -> dict[str, Any]:
         return self._settings.model_dump(mode="json")
 
+    async def rule_states(self) -> list[dict[str, Any]]:
+        """Series of metric rules that are pending (``for`` not yet passed) or firing."""
+        return [asdict(state) for state in self._rules.states()]
+
 
 def get_alert_handle(
     *, create: bool, settings: AlertSettings | Mapping[str, Any] | None = None
