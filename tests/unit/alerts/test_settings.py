@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import ray
+import yaml
 from pydantic import SecretStr, ValidationError
 
 from ray_enterprise.alerts.client import report_health_transition
@@ -95,3 +99,17 @@ def test_reporting_health_refuses_bad_input_without_raising() -> None:
     assert report_health_transition("db", "failed", "urgent-ish", "gone") is False
     if not ray.is_initialized():  # the whole suite may run this after integration tests
         assert report_health_transition("db", "failed", "critical", "gone") is False
+
+
+def test_the_readme_alert_settings_example_is_valid_settings() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme[readme.index("### Timing, quiet hours and escalation") :]
+    raw = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", section, flags=re.S)[0])
+    settings = AlertSettings.parse(raw)
+    [rule] = settings.metric_rules()
+    assert (rule.hold_ms, rule.keep_firing_for_ms) == (60_000, 300_000)
+    payments, quiet = settings.policy().route.children
+    escalation = payments.escalation_for()
+    assert escalation is not None and escalation.steps == 4
+    assert escalation.ack_timeout_ms == 30 * 60_000
+    assert quiet.mute_time_intervals == ("offhours",)
