@@ -370,7 +370,10 @@ class AlertManager:
     def _escalate(self, now: int) -> list[Notification]:
         out = []
         for fp, alert in list(self._alerts.items()):
-            found = self._escalation_route(fp) if alert.escalation_due_at is not None else None
+            due = alert.escalation_due_at
+            if due is None or due > now:  # the common case, decided before any lookup
+                continue
+            found = self._escalation_route(fp)
             raised = None if found is None else escalate(alert, found[0], now)
             if found is None or raised is None:
                 continue

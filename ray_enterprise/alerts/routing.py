@@ -11,6 +11,7 @@ errors that name the path of the bad field.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -68,11 +69,16 @@ class Route:
     children: tuple[Route, ...] = ()
     path: str = "root"
 
-    def escalation_for(self) -> EscalationPolicy | None:
-        """The policy this route escalates by: a named one, or its ``escalation`` steps."""
+    @functools.cached_property
+    def _escalation(self) -> EscalationPolicy | None:
         if self.escalation_policy is not None:
             return self.escalation_policy
         return EscalationPolicy.from_steps(self.escalation) if self.escalation else None
+
+    def escalation_for(self) -> EscalationPolicy | None:
+        """The policy this route escalates by: a named one, or its ``escalation`` steps
+        (made once per route: the manager asks on every tick)."""
+        return self._escalation
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """Routes that handle an alert with ``labels`` (several when ``continue`` is set)."""

@@ -21,6 +21,7 @@ clock is read. Routes name them in ``mute_time_intervals`` and ``active_time_int
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,7 +51,10 @@ class TimeInterval:
     location: str = "UTC"
 
     def contains(self, now_ms: int) -> bool:
-        local = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).astimezone(
+        return _holds(self, now_ms // 60_000)
+
+    def _contains_minute(self, minute_utc: int) -> bool:
+        local = datetime.fromtimestamp(minute_utc * 60, tz=timezone.utc).astimezone(
             ZoneInfo(self.location)
         )
         minute = local.hour * 60 + local.minute
@@ -78,6 +82,12 @@ class TimeIntervalSet:
 
     def contains(self, now_ms: int) -> bool:
         return any(interval.contains(now_ms) for interval in self.intervals)
+
+
+@functools.lru_cache(maxsize=1024)
+def _holds(interval: TimeInterval, minute_utc: int) -> bool:
+    # Nothing finer than a minute matters to an interval, and every group's flush asks again.
+    return interval._contains_minute(minute_utc)
 
 
 def _within(ranges: tuple[Range, ...], value: int) -> bool:

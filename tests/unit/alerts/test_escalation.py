@@ -16,6 +16,7 @@ from ray_enterprise.alerts.model import (
     NotificationKind,
     Severity,
 )
+from ray_enterprise.alerts.payloads import slack_payload
 from ray_enterprise.alerts.routing import policy_from_config
 from tests.support import FakeClock
 
@@ -92,6 +93,7 @@ def test_an_acknowledgement_that_times_out_hands_the_alert_back_and_pages_again(
     assert [(c.actor, c.at) for c in handed] == [("ack_timeout", T0 + 32 * M)]
     assert "ana" in (handed[0].reason or "")
     assert pages(am.tick(T0 + 37 * M)) == [("escalation", ("lead",), 1)]
+    assert slack_payload(again)["text"].startswith("[FIRING:1] acknowledgement timed out: ")
 
 
 def test_a_resolved_alert_is_not_handed_back() -> None:
