@@ -425,6 +425,10 @@ class AlertManagerActor:
         """Open alerts by severity, each as ``Name{service=...}``: the health score's input."""
         return firing_by_severity(self._manager.alerts())
 
+    async def rule_states(self) -> list[dict[str, Any]]:
+        """Series of metric rules that are pending (``for`` not yet passed) or firing."""
+        return [asdict(state) for state in self._rules.states()]
+
 
 def get_alert_handle(
     *, create: bool, settings: AlertSettings | Mapping[str, Any] | None = None

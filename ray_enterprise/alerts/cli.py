@@ -178,6 +178,27 @@ def silences(as_json: bool, address: str | None) -> None:
 
 
 @alerts.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--address", default=None, help=ADDRESS_HELP)
+def rules(as_json: bool, address: str | None) -> None:
+    """Metric rule series that are pending (their `for` not yet passed) or firing."""
+    found = _call(_alert_actor(address).rule_states)
+    if as_json:
+        click.echo(json.dumps(found, indent=2, sort_keys=True))
+        return
+    if not found:
+        click.echo("no rule is pending or firing")
+        return
+    rows = [("RULE", "STATE", "SINCE (UTC)", "VALUE", "SERIES")]
+    for r in found:
+        state = r["state"] + (" (keep_firing_for)" if r["keep_firing_since"] is not None else "")
+        value = "-" if r["value"] is None else f"{r['value']:g}"
+        series = ", ".join(f"{k}={v}" for k, v in r["series"].items())
+        rows.append((r["rule"], state, _when(r["active_since"]), value, series))
+    click.echo(_table(rows))
+
+
+@alerts.command()
 @click.argument("silence_id")
 @click.option("--address", default=None, help=ADDRESS_HELP)
 def expire(silence_id: str, address: str | None) -> None:

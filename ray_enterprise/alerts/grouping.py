@@ -2,8 +2,12 @@
 
 The timing is Alertmanager's. A new group waits ``group_wait`` so the burst that comes with an
 outage lands in one message; after that it is looked at every ``group_interval`` and speaks only
-when what it holds changed (an alert joined, left, resolved or changed severity), or when
-``repeat_interval`` passed while something unacknowledged still fires.
+when it has news for the people it told last time (Alertmanager's dedup rule): an alert fires
+that they were not told of (new, or at a higher severity), a resolve notice is due, or
+``repeat_interval`` passed since it last spoke while something unacknowledged still fires.
+An alert that merely drops out (silenced, inhibited, resolved without a notice) is no news.
+A flush that finds the route muted by its time intervals says nothing and remembers nothing,
+so the first flush after the quiet hours tells what is still news then.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ class AlertGroup:
         self.members.discard(resolved.fingerprint)
         if resolved.fingerprint in self.notified and self.route.send_resolved:
             self.resolved[resolved.fingerprint] = resolved
+        # Its next episode is news even without a resolve notice (where Alertmanager, which
+        # keys by labels alone, would stay quiet until repeat_interval).
+        self.last_state = frozenset(e for e in self.last_state if e[0] != resolved.fingerprint)
 
     def adopt_notified(self, alerts: Mapping[str, Alert], now: int) -> None:
         """After a restart: members notified before it count as told, so nobody is re-paged."""
@@ -48,10 +55,14 @@ class AlertGroup:
         if self.notified == self.members:
             self.next_flush_at = now + self.route.group_interval_ms
 
-    def flush(self, alerts: Mapping[str, Alert], now: int) -> tuple[list[Alert], list[Alert]]:
+    def flush(
+        self, alerts: Mapping[str, Alert], now: int, *, muted: bool = False
+    ) -> tuple[list[Alert], list[Alert]]:
         """Take the group's turn at ``now``: return (firing, resolved) to notify, both empty
         when there is nothing new to say. Suppressed members are left out."""
         self.next_flush_at = now + self.route.group_interval_ms
+        if muted:
+            return [], []
         firing = sorted(
             (alerts[fp] for fp in self.members if not alerts[fp].suppressed),
             key=lambda a: (-a.severity.rank, a.starts_at),
@@ -59,15 +70,15 @@ class AlertGroup:
         resolved = list(self.resolved.values())
         self.resolved = {}
         state = group_state(firing)
-        changed = state != self.last_state or bool(resolved)
+        news = not state <= self.last_state or bool(resolved)
         repeat_due = (
             self.last_notified_at is not None
             and now - self.last_notified_at >= self.route.repeat_interval_ms
             and any(not a.acknowledged for a in firing)
         )
-        self.last_state = state
-        if not (firing or resolved) or not (changed or repeat_due):
+        if not (firing or resolved) or not (news or repeat_due):
             return [], []
+        self.last_state = state
         self.notified = {a.fingerprint for a in firing}
         self.last_notified_at = now
         return firing, resolved

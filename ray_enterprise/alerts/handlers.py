@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import random
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from ray_enterprise.alerts.backoff import DEFAULT_JITTER, backoff_delay
 from ray_enterprise.alerts.errors import AlertConfigError, DeliveryError
 from ray_enterprise.alerts.manager import wall_clock_ms
 from ray_enterprise.alerts.model import Notification, Severity
@@ -28,6 +30,7 @@ from ray_enterprise.alerts.routing import parse_duration_ms
 logger = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+Random = Callable[[], float]
 
 
 class AlertHandler(Protocol):
@@ -111,7 +114,7 @@ def _scrubbed(text: str, url: str) -> str:
 
 
 class _HttpPoster:
-    """POST JSON with a per-attempt timeout and exponential backoff between attempts.
+    """POST JSON with a per-attempt timeout and jittered exponential backoff between attempts.
 
     Retries what a retry can fix (connection errors, timeouts, 5xx, 408, 429) and gives up at
     once on other 4xx, which mean the payload or URL is wrong. Redirects are never followed: a
@@ -129,9 +132,15 @@ class _HttpPoster:
         backoff_max_s: float,
         headers: Mapping[str, str] | None,
         sleep: Sleep,
+        jitter: float = DEFAULT_JITTER,
+        rng: Random = random.random,
     ) -> None:
         if attempts < 1:
             raise AlertConfigError(f"handlers.{name}.attempts", f"must be >= 1, got {attempts}")
+        if not 0.0 <= jitter <= 1.0:
+            raise AlertConfigError(f"handlers.{name}.jitter", f"must be 0 to 1, got {jitter!r}")
+        self._jitter = jitter
+        self._rng = rng
         self.name = name
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._attempts = attempts
@@ -170,7 +179,11 @@ class _HttpPoster:
                 text = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 status, detail = None, _scrubbed(text, url)
             if attempt < self._attempts:
-                await self._sleep(min(self._backoff_s * 2 ** (attempt - 1), self._backoff_max_s))
+                await self._sleep(
+                    backoff_delay(
+                        attempt, self._backoff_s, self._backoff_max_s, self._jitter, self._rng
+                    )
+                )
         raise DeliveryError(
             self.name, self._attempts, status, f"{detail or 'no answer'} ({shown_url(url)})"
         )
@@ -204,6 +217,8 @@ class WebhookHandler:
         backoff_max_s: float = 10.0,
         headers: Mapping[str, str] | None = None,
         sleep: Sleep = asyncio.sleep,
+        jitter: float = DEFAULT_JITTER,
+        rng: Random = random.random,
     ) -> None:
         self.name = name
         self.url = url
@@ -216,6 +231,8 @@ class WebhookHandler:
             backoff_max_s=backoff_max_s,
             headers=headers,
             sleep=sleep,
+            jitter=jitter,
+            rng=rng,
         )
 
     async def send(self, notification: Notification) -> None:
@@ -246,6 +263,8 @@ class AlertmanagerHandler:
         backoff_s: float = 0.5,
         generator_url: str = "",
         sleep: Sleep = asyncio.sleep,
+        jitter: float = DEFAULT_JITTER,
+        rng: Random = random.random,
     ) -> None:
         self.name = name
         self.url = base_url.rstrip("/") + "/api/v2/alerts"
@@ -259,6 +278,8 @@ class AlertmanagerHandler:
             backoff_max_s=10.0,
             headers=None,
             sleep=sleep,
+            jitter=jitter,
+            rng=rng,
         )
 
     async def send(self, notification: Notification) -> None:
@@ -362,8 +383,8 @@ class NotificationDispatcher:
 
 _HANDLER_KEYS = {
     "log": {"type"},
-    "webhook": {"type", "url", "slack", "timeout", "attempts", "backoff", "headers"},
-    "alertmanager": {"type", "url", "firing_ttl", "timeout", "attempts", "backoff"},
+    "webhook": {"type", "url", "slack", "timeout", "attempts", "backoff", "jitter", "headers"},
+    "alertmanager": {"type", "url", "firing_ttl", "timeout", "attempts", "backoff", "jitter"},
 }
 
 
@@ -394,6 +415,9 @@ def _handler(name: str, raw: Mapping[str, Any], path: str) -> AlertHandler:
         raise AlertConfigError(f"{path}.attempts", f"expected an integer >= 1, not {attempts!r}")
     timeout_s = _seconds(raw, "timeout", 5.0, path)
     backoff_s = _seconds(raw, "backoff", 0.5, path)
+    jitter = raw.get("jitter", DEFAULT_JITTER)
+    if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
+        raise AlertConfigError(f"{path}.jitter", f"expected a fraction from 0 to 1, not {jitter!r}")
     if kind == "webhook":
         headers = {str(k): str(v) for k, v in dict(raw.get("headers", {})).items()}
         return WebhookHandler(
@@ -404,6 +428,7 @@ def _handler(name: str, raw: Mapping[str, Any], path: str) -> AlertHandler:
             attempts=attempts,
             backoff_s=backoff_s,
             headers=headers,
+            jitter=float(jitter),
         )
     return AlertmanagerHandler(
         name,
@@ -412,6 +437,7 @@ def _handler(name: str, raw: Mapping[str, Any], path: str) -> AlertHandler:
         timeout_s=timeout_s,
         attempts=attempts,
         backoff_s=backoff_s,
+        jitter=float(jitter),
     )
 
 

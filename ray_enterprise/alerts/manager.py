@@ -6,8 +6,8 @@ state change is also queued as an :class:`AlertChange` for durable history
 (``take_changes()``), so an actor holding this object writes history, delivers notifications
 and schedules the next tick — and a test drives it with a fake clock in milliseconds.
 
-Group timing lives in :mod:`alert_grouping`, routes, escalation and inhibition in
-:mod:`alert_routing`; this module ties them to the alerts' lifecycle. Example::
+Group timing lives in :mod:`grouping`, routes, quiet hours and inhibition in :mod:`routing`,
+escalation policies in :mod:`escalation`; this module ties them to the alerts' lifecycle::
 
     >>> from ray_enterprise.alerts.model import AlertSignal, Severity
     >>> from ray_enterprise.alerts.routing import policy_from_config
@@ -33,6 +33,7 @@ from ray_enterprise.alerts.errors import (
     AlertNotFoundError,
     SilenceNotFoundError,
 )
+from ray_enterprise.alerts.escalation import EscalationPolicy, escalate, hand_back
 from ray_enterprise.alerts.grouping import AlertGroup
 from ray_enterprise.alerts.matchers import Matcher, Silence, parse_matchers
 from ray_enterprise.alerts.model import (
@@ -46,12 +47,7 @@ from ray_enterprise.alerts.model import (
     alert_id,
     fingerprint,
 )
-from ray_enterprise.alerts.routing import (
-    AlertPolicy,
-    EscalationStep,
-    Route,
-    inhibition_index,
-)
+from ray_enterprise.alerts.routing import AlertPolicy, Route, inhibition_index
 from ray_enterprise.alerts.sources import AlertInput
 
 
@@ -125,10 +121,10 @@ class AlertManager:
         if not alert.acknowledged:
             return alert
         now = self._clock()
-        steps = self._escalation(alert.fingerprint)
+        policy = self._escalation(alert.fingerprint)
         due = None
-        if alert.notified_at is not None and alert.escalation_step < len(steps):
-            due = now + steps[alert.escalation_step].after_ms
+        if alert.notified_at is not None and policy is not None:
+            due = policy.due_after(alert.escalation_step, now)
         alert = replace(
             alert,
             acknowledged_by=None,
@@ -223,7 +219,16 @@ class AlertManager:
         times += [s.ends_at for s in self._silences.values()]
         times += [s.starts_at for s in self._silences.values() if s.starts_at > self._clock()]
         for alert in self._alerts.values():
-            times += [t for t in (alert.expires_at, alert.escalation_due_at) if t is not None]
+            if alert.expires_at is not None:
+                times.append(alert.expires_at)
+            # A suppressed alert's escalation waits for the suppression to end, which is a
+            # change of its own: counting it here would make the actor tick without pause.
+            if alert.escalation_due_at is not None and not alert.suppressed:
+                times.append(alert.escalation_due_at)
+            if alert.acknowledged_at is not None:
+                policy = self._escalation(alert.fingerprint)
+                if policy is not None and policy.ack_timeout_ms is not None:
+                    times.append(alert.acknowledged_at + policy.ack_timeout_ms)
         return min(times, default=None)
 
     # -- time ---------------------------------------------------------------------------------
@@ -236,12 +241,11 @@ class AlertManager:
             self._resolve(alert, now)
         self._silences = {k: s for k, s in self._silences.items() if s.ends_at > now}
         self._update_suppression(now)
-        out = self._escalate(now)
+        out = self._ack_timeouts(now)
+        out += self._escalate(now)
         self._update_suppression(now)  # a raised severity may now inhibit others
         for key in [k for k, g in self._groups.items() if g.next_flush_at <= now]:
-            notification = self._flush(key, now)
-            if notification is not None:
-                out.append(notification)
+            out.extend(self._flush(key, now))
         return out
 
     # -- internals ----------------------------------------------------------------------------
@@ -308,11 +312,37 @@ class AlertManager:
             joined.append((route, key))
         self._routes[alert.fingerprint] = joined
 
-    def _escalation(self, fp: str) -> tuple[EscalationStep, ...]:
-        for route, _ in self._routes.get(fp, []):
-            if route.escalation:
-                return route.escalation
-        return ()
+    def _escalation(self, fp: str) -> EscalationPolicy | None:
+        found = self._escalation_route(fp)
+        return None if found is None else found[0]
+
+    def _escalation_route(self, fp: str) -> tuple[EscalationPolicy, Route, str] | None:
+        """The first of the alert's routes that escalates, with its policy and group key."""
+        for route, key in self._routes.get(fp, []):
+            policy = route.escalation_for()
+            if policy is not None:
+                return policy, route, key
+        return None
+
+    def _escalation_notice(
+        self,
+        kind: NotificationKind,
+        handlers: tuple[str, ...],
+        alert: Alert,
+        route: Route,
+        key: str,
+        now: int,
+    ) -> Notification:
+        return Notification(
+            kind=kind,
+            handlers=handlers,
+            route=route.path,
+            group_key=key,
+            group_labels=dict(self._groups[key].labels) if key in self._groups else {},
+            alerts=(alert,),
+            created_at=now,
+            escalation_step=alert.escalation_step,
+        )
 
     def _update_suppression(self, now: int) -> None:
         silences = [s for s in self._silences.values() if s.active(now)]
@@ -341,49 +371,52 @@ class AlertManager:
         out = []
         for fp, alert in list(self._alerts.items()):
             due = alert.escalation_due_at
-            if due is None or due > now or alert.acknowledged or alert.suppressed:
+            if due is None or due > now:  # the common case, decided before any lookup
                 continue
-            steps = self._escalation(fp)
-            if alert.escalation_step >= len(steps):
+            found = self._escalation_route(fp)
+            raised = None if found is None else escalate(alert, found[0], now)
+            if found is None or raised is None:
                 continue
-            step = steps[alert.escalation_step]
-            following = alert.escalation_step + 1
-            alert = replace(
-                alert,
-                severity=alert.severity.raised() if step.raise_severity else alert.severity,
-                escalation_step=following,
-                escalation_due_at=now + steps[following].after_ms
-                if following < len(steps)
-                else None,
-                updated_at=now,
-            )
-            self._alerts[fp] = alert
-            self._revision += int(step.raise_severity)
-            self._record(ChangeKind.ESCALATED, now, alert, reason=f"step {following}")
-            route, key = next((r, k) for r, k in self._routes[fp] if r.escalation)
-            out.append(
-                Notification(
-                    kind=NotificationKind.ESCALATION,
-                    handlers=step.handlers,
-                    route=route.path,
-                    group_key=key,
-                    group_labels=dict(self._groups[key].labels) if key in self._groups else {},
-                    alerts=(alert,),
-                    created_at=now,
-                    escalation_step=following,
-                )
-            )
+            policy, route, key = found
+            level = policy.level(raised.escalation_step)
+            self._alerts[fp] = raised
+            self._revision += int(level.raise_severity)
+            self._record(ChangeKind.ESCALATED, now, raised, reason=f"step {raised.escalation_step}")
+            if level.handlers:
+                kind = NotificationKind.ESCALATION
+                out.append(self._escalation_notice(kind, level.handlers, raised, route, key, now))
         return out
 
-    def _flush(self, key: str, now: int) -> Notification | None:
+    def _ack_timeouts(self, now: int) -> list[Notification]:
+        """Acknowledged too long ago and still firing: hand it back and tell its level again."""
+        out = []
+        for fp, alert in list(self._alerts.items()):
+            found = self._escalation_route(fp) if alert.acknowledged_at is not None else None
+            back = None if found is None else hand_back(alert, found[0], now)
+            if found is None or back is None:
+                continue
+            policy, route, key = found
+            self._alerts[fp] = back
+            reason = f"still firing {policy.ack_timeout_ms}ms after {alert.acknowledged_by} acked"
+            self._record(ChangeKind.UNACKNOWLEDGED, now, back, "ack_timeout", reason)
+            if back.notified_at is not None and not back.suppressed:
+                handlers = policy.level(back.escalation_step).handlers or route.handlers
+                kind = NotificationKind.ACK_TIMEOUT
+                out.append(self._escalation_notice(kind, handlers, back, route, key, now))
+        return out
+
+    def _flush(self, key: str, now: int) -> list[Notification]:
         group = self._groups[key]
-        firing, resolved = group.flush(self._alerts, now)
+        firing, resolved = group.flush(
+            self._alerts, now, muted=self._policy.muted(group.route, now)
+        )
         if not group.members:
             del self._groups[key]
         if not (firing or resolved):
-            return None
-        firing = [self._first_notified(a, now) for a in firing]
-        return Notification(
+            return []
+        pages: list[Notification] = []
+        firing = [self._first_notified(a, now, pages) for a in firing]
+        notice = Notification(
             kind=NotificationKind.GROUP,
             handlers=group.route.handlers,
             route=group.route.path,
@@ -392,16 +425,27 @@ class AlertManager:
             alerts=tuple(firing + resolved),
             created_at=now,
         )
+        return [notice, *pages]
 
-    def _first_notified(self, alert: Alert, now: int) -> Alert:
-        """Someone has been told: start the escalation clock from here."""
+    def _first_notified(self, alert: Alert, now: int, pages: list[Notification]) -> Alert:
+        """Someone has been told: start the escalation clock from here, and page the policy's
+        first level when it names anyone (a list of steps starts with no one)."""
         if alert.notified_at is not None:
             return alert
-        steps = self._escalation(alert.fingerprint)
-        due = now + steps[0].after_ms if steps and not alert.acknowledged else None
+        found = self._escalation_route(alert.fingerprint)
+        due = None
+        if found is not None and not alert.acknowledged:
+            due = found[0].due_after(0, now)
         alert = replace(alert, notified_at=now, escalation_due_at=due)
         self._alerts[alert.fingerprint] = alert
         self._record(ChangeKind.NOTIFIED, now, alert)
+        if found is not None and found[0].levels[0].handlers and not alert.acknowledged:
+            policy, route, key = found
+            pages.append(
+                self._escalation_notice(
+                    NotificationKind.ESCALATION, policy.levels[0].handlers, alert, route, key, now
+                )
+            )
         return alert
 
     def _record(

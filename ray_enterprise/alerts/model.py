@@ -178,6 +178,7 @@ class Alert:
 class NotificationKind(str, enum.Enum):
     GROUP = "group"  # a route's group flushed: new, changed, repeated or resolved alerts
     ESCALATION = "escalation"  # an alert was not acknowledged in time; the next step is told
+    ACK_TIMEOUT = "ack_timeout"  # acknowledged too long without a resolve: told again
 
 
 @dataclass(frozen=True)

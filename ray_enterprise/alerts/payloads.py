@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from ray_enterprise.alerts.model import Alert, Notification, Severity
+from ray_enterprise.alerts.model import Alert, Notification, NotificationKind, Severity
 
 
 def rfc3339(ms: int) -> str:
@@ -31,7 +31,13 @@ def slack_payload(notification: Notification) -> dict[str, Any]:
     step = notification.escalation_step
     title = (
         f"[{notification.status.value.upper()}{':' + str(firing) if firing else ''}] "
-        + (f"escalation step {step}: " if step else "")
+        + (
+            "acknowledgement timed out: "
+            if notification.kind is NotificationKind.ACK_TIMEOUT
+            else f"escalation step {step}: "
+            if step
+            else ""
+        )
         + ", ".join(f"{k}={v}" for k, v in notification.group_labels.items())
     )
 

@@ -3,11 +3,14 @@
 The syntax reads like the sentence an operator would say::
 
     p95(response_time_ms{endpoint="/search"}[5m]) > 500 for 60s
-    p95 of response_time_ms{endpoint="/search"} > 500 for 60 s
+    p95 of response_time_ms{endpoint="/search"} > 500 for 60 s keep_firing_for 5m
 
-``[5m]`` is the window the statistic covers (default 1 minute); ``for`` is how long the
-condition must hold before the alert fires (Prometheus' ``for``), so a single slow request does
-not page anyone. Each matching series is its own alert, as in Prometheus.
+``[5m]`` is the window the statistic covers (default 1 minute). The timing is Prometheus':
+``for`` is how long the condition must hold before the alert fires, so a single slow request
+does not page anyone (meanwhile the series is *pending*: :meth:`RuleEngine.states` shows it);
+``keep_firing_for`` keeps a firing alert firing that long after the condition cleared (or its
+series vanished), so a flapping metric is one alert, not a page per flap. A pending series that
+clears is forgotten at once. Each matching series is its own alert, as in Prometheus.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ray_enterprise.alerts.errors import RuleSyntaxError
+from ray_enterprise.alerts.errors import AlertConfigError, RuleSyntaxError
 from ray_enterprise.alerts.matchers import Matcher, read_matchers
 from ray_enterprise.alerts.model import AlertSignal, Severity
 
@@ -68,6 +71,7 @@ class MetricRule:
     threshold: float
     hold_ms: int
     severity: Severity = Severity.HIGH
+    keep_firing_for_ms: int = 0
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
 
@@ -93,8 +97,14 @@ def parse_rule(
     severity: Severity | str = Severity.HIGH,
     labels: Mapping[str, str] | None = None,
     annotations: Mapping[str, str] | None = None,
+    for_ms: int | None = None,
+    keep_firing_for_ms: int | None = None,
 ) -> MetricRule:
-    """Parse ``text``; a :class:`RuleSyntaxError` names the rule and the failing position."""
+    """Parse ``text``; a :class:`RuleSyntaxError` names the rule and the failing position.
+
+    ``for_ms`` and ``keep_firing_for_ms`` (the settings' ``for`` and ``keep_firing_for``) stand
+    in for the clauses of the same name when the text has none; a rule cannot have both.
+    """
     pos = _skip(text, 0)
     stat = _STAT.match(text, pos)
     if stat is None or not _known_stat(stat.group()):
@@ -122,12 +132,27 @@ def parse_rule(
     if number is None:
         raise RuleSyntaxError(name, text, pos, "a number to compare with")
     pos = _skip(text, number.end())
-    hold_ms = 0
+    hold_ms: int | None = None
     if re.compile(r"for\b").match(text, pos):
         hold_ms, pos = _duration(name, text, _skip(text, pos + 3))
         pos = _skip(text, pos)
+    keep_ms: int | None = None
+    if re.compile(r"keep_firing_for\b").match(text, pos):
+        keep_ms, pos = _duration(name, text, _skip(text, pos + len("keep_firing_for")))
+        pos = _skip(text, pos)
     if pos != len(text):
-        raise RuleSyntaxError(name, text, pos, "'for <duration>' or end of rule")
+        expected = "'for <duration>', " if hold_ms is None and keep_ms is None else ""
+        if keep_ms is None:
+            expected += "'keep_firing_for <duration>' or "
+        raise RuleSyntaxError(name, text, pos, expected + "end of rule")
+    for clause, in_text, given in (
+        ("for", hold_ms, for_ms),
+        ("keep_firing_for", keep_ms, keep_firing_for_ms),
+    ):
+        if in_text is not None and given is not None:
+            raise AlertConfigError(
+                f"rules.{name}.{clause}", "set in the rule text and as a setting: keep one"
+            )
     return MetricRule(
         name=name,
         text=text,
@@ -137,7 +162,8 @@ def parse_rule(
         window_ms=window_ms,
         comparator=comparator,
         threshold=float(number.group()),
-        hold_ms=hold_ms,
+        hold_ms=hold_ms if hold_ms is not None else for_ms or 0,
+        keep_firing_for_ms=keep_ms if keep_ms is not None else keep_firing_for_ms or 0,
         severity=Severity(severity),
         labels=dict(labels or {}),
         annotations=dict(annotations or {}),
@@ -229,11 +255,25 @@ class WindowSource(Protocol):
 @dataclass
 class _HoldState:
     pending_since: int
+    value: float | None = None
     firing: bool = False
+    cleared_since: int | None = None  # firing, but kept firing since the condition cleared
+
+
+@dataclass(frozen=True)
+class RuleState:
+    """Where one series of one rule stands, as Prometheus' alerts page shows it."""
+
+    rule: str
+    series: dict[str, str]
+    state: str  # "pending" (holding, ``for`` not yet passed) or "firing"
+    active_since: int
+    value: float | None
+    keep_firing_since: int | None  # firing only because of keep_firing_for, since then
 
 
 class RuleEngine:
-    """Evaluates rules each tick, keeps each series' hold timer, reports only transitions.
+    """Evaluates rules each tick, keeps each series' timers, reports only transitions.
 
     Reporting transitions (not every evaluation) keeps the alert input stream small; the alert
     manager dedups by fingerprint anyway, so a repeated result would be harmless.
@@ -279,26 +319,51 @@ class RuleEngine:
             key = tuple(sorted(key))
             seen.add(key)
             value = rule.statistic_of(values)
-            state = self._state.get((rule.name, key))
             if not rule.breached(value):
-                if state is not None:
-                    del self._state[(rule.name, key)]
-                    if state.firing:
-                        results.append(
-                            MetricRuleResult(rule, dict(key), value, False, state.pending_since)
-                        )
+                results.extend(self._cleared(rule, key, value, now))
                 continue
+            state = self._state.get((rule.name, key))
             if state is None:
                 state = self._state[(rule.name, key)] = _HoldState(pending_since=now)
+            state.value, state.cleared_since = value, None
             if not state.firing and now - state.pending_since >= rule.hold_ms:
                 state.firing = True
                 results.append(MetricRuleResult(rule, dict(key), value, True, state.pending_since))
-        for rule_name, key in [k for k in self._state if k[0] == rule.name and k[1] not in seen]:
-            state = self._state.pop((rule_name, key))
-            if state.firing:
-                results.append(MetricRuleResult(rule, dict(key), None, False, state.pending_since))
+        for _, key in [k for k in self._state if k[0] == rule.name and k[1] not in seen]:
+            results.extend(self._cleared(rule, key, None, now))
         return results
+
+    def _cleared(
+        self, rule: MetricRule, key: SeriesKey, value: float | None, now: int
+    ) -> list[MetricRuleResult]:
+        """The condition does not hold (or the series is gone) at ``now``."""
+        state = self._state.get((rule.name, key))
+        if state is None:
+            return []
+        if state.firing and rule.keep_firing_for_ms > 0:
+            if state.cleared_since is None:
+                state.cleared_since = now
+            if now - state.cleared_since < rule.keep_firing_for_ms:
+                return []
+        del self._state[(rule.name, key)]
+        if not state.firing:
+            return []
+        return [MetricRuleResult(rule, dict(key), value, False, state.pending_since)]
 
     def pending(self) -> dict[tuple[str, SeriesKey], int]:
         """Series whose condition holds but whose hold time has not passed, and since when."""
         return {k: s.pending_since for k, s in self._state.items() if not s.firing}
+
+    def states(self) -> list[RuleState]:
+        """Every series that is pending or firing, by rule and then series."""
+        return [
+            RuleState(
+                rule=name,
+                series=dict(key),
+                state="firing" if state.firing else "pending",
+                active_since=state.pending_since,
+                value=state.value,
+                keep_firing_since=state.cleared_since,
+            )
+            for (name, key), state in sorted(self._state.items())
+        ]

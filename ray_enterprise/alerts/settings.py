@@ -32,23 +32,33 @@ Duration = str | float
 
 
 class AlertRuleSettings(BaseModel):
-    """One metric rule: ``expr`` in the syntax of :mod:`alert_rules`."""
+    """One metric rule: ``expr`` in the syntax of :mod:`rules`; ``for`` and ``keep_firing_for``
+    as Prometheus spells them in a rule file (or as clauses at the end of ``expr``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True
+    )
 
     name: str
     expr: str
     severity: Severity = Severity.HIGH
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+    for_: Duration | None = Field(default=None, alias="for")
+    keep_firing_for: Duration | None = None
 
     def parse(self) -> MetricRule:
+        where = f"rules.{self.name}"
         return parse_rule(
             self.name,
             self.expr,
             severity=self.severity,
             labels=self.labels,
             annotations=self.annotations,
+            for_ms=None if self.for_ is None else parse_duration_ms(self.for_, f"{where}.for"),
+            keep_firing_for_ms=None
+            if self.keep_firing_for is None
+            else parse_duration_ms(self.keep_firing_for, f"{where}.keep_firing_for"),
         )
 
 
@@ -66,6 +76,10 @@ class AlertSettings(BaseModel):
 
     route: dict[str, Any] = Field(default_factory=lambda: {"handlers": ["log"]})
     inhibit_rules: list[dict[str, Any]] | None = None
+    #: Alertmanager's named ``time_intervals``, for routes' mute/active_time_intervals.
+    time_intervals: list[dict[str, Any]] | None = None
+    #: PagerDuty-style policies by name, for routes' ``escalation_policy``.
+    escalation_policies: dict[str, dict[str, Any]] | None = None
     handlers: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"log": {"type": "log"}})
     rules: list[AlertRuleSettings] = Field(default_factory=list)
     rule_interval: Duration = "15s"
@@ -153,6 +167,8 @@ class AlertSettings(BaseModel):
         raw: dict[str, Any] = {"route": self.route}
         if self.inhibit_rules is not None:
             raw["inhibit_rules"] = self.inhibit_rules
+        raw["time_intervals"] = self.time_intervals
+        raw["escalation_policies"] = self.escalation_policies
         return policy_from_config(raw)
 
     def handler_objects(self) -> list[AlertHandler]:

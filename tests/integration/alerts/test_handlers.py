@@ -126,7 +126,7 @@ def test_webhook_retries_after_two_500s_with_growing_backoff() -> None:
     async def scenario() -> None:
         recorder, sleeps = Recorder(fail=2), Sleeps()
         async with serve(recorder) as url:
-            handler = WebhookHandler("a", url, attempts=3, backoff_s=0.5, sleep=sleeps)
+            handler = WebhookHandler("a", url, attempts=3, backoff_s=0.5, sleep=sleeps, jitter=0)
             await handler.send(notification())
             await handler.close()
         assert recorder.attempts == 3 and len(recorder.requests) == 1

@@ -1,4 +1,5 @@
-"""Metric rule syntax, its errors, and the hold time of the rule engine."""
+"""Metric rule syntax, its errors, and the rule engine's timing: ``for`` (pending) and
+``keep_firing_for``, as Prometheus evaluates them."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from ray_enterprise.alerts.errors import RuleSyntaxError
+from ray_enterprise.alerts.errors import AlertConfigError, RuleSyntaxError
 from ray_enterprise.alerts.manager import AlertManager
 from ray_enterprise.alerts.matchers import Matcher, MatchOp
 from ray_enterprise.alerts.model import Severity
 from ray_enterprise.alerts.rules import RuleEngine, SeriesKey, parse_rule
+from tests.support import FakeClock
 
 SEARCH: SeriesKey = (("endpoint", "/search"), ("service", "api"))
 
@@ -127,3 +129,65 @@ def test_rule_results_feed_the_alert_manager_and_a_vanished_series_resolves() ->
     for result in engine.evaluate(windows, 1000):
         am.ingest(result)
     assert am.alerts() == []
+
+
+def test_a_series_is_pending_until_for_passes_and_a_clear_while_pending_forgets_it() -> None:
+    clock = FakeClock(0)
+    engine, windows = RuleEngine([parse_rule("r", "mean(x) > 10 for 30s")]), Windows()
+    windows.values[(("service", "api"),)] = [20.0]
+    assert engine.evaluate(windows, clock()) == []
+    [pending] = engine.states()
+    assert (pending.rule, pending.state, pending.active_since, pending.value) == (
+        "r",
+        "pending",
+        0,
+        20.0,
+    )
+    windows.values[(("service", "api"),)] = [5.0]
+    assert engine.evaluate(windows, clock.advance(10_000)) == []  # never fired: no resolve
+    assert engine.states() == []
+    windows.values[(("service", "api"),)] = [20.0]
+    engine.evaluate(windows, clock.advance(1))
+    [fired] = engine.evaluate(windows, clock.advance(30_000))
+    assert fired.firing and [s.state for s in engine.states()] == ["firing"]
+
+
+def test_keep_firing_for_holds_a_cleared_alert_and_a_return_resets_it() -> None:
+    clock = FakeClock(0)
+    rule = parse_rule("r", "mean(x) > 10 keep_firing_for 2m")
+    assert (rule.hold_ms, rule.keep_firing_for_ms) == (0, 120_000)
+    engine, windows, api = RuleEngine([rule]), Windows(), (("service", "api"),)
+    windows.values[api] = [20.0]
+    [fired] = engine.evaluate(windows, clock())
+    windows.values[api] = [5.0]
+    assert engine.evaluate(windows, clock.advance(60_000)) == []
+    [kept] = engine.states()
+    assert kept.state == "firing" and kept.keep_firing_since == 60_000
+    windows.values[api] = [20.0]  # back within keep_firing_for: same alert, timer reset
+    assert engine.evaluate(windows, clock.advance(60_000)) == []
+    assert engine.states()[0].keep_firing_since is None
+    windows.values.clear()  # a vanished series keeps firing too
+    assert engine.evaluate(windows, clock.advance(15_000)) == []
+    assert engine.evaluate(windows, clock.advance(119_999)) == []
+    [resolved] = engine.evaluate(windows, clock.advance(1))
+    assert not resolved.firing and resolved.active_since == fired.active_since
+    assert engine.states() == []
+
+
+def test_for_and_keep_firing_for_come_from_settings_or_text_but_not_both() -> None:
+    from ray_enterprise.alerts.settings import AlertSettings
+
+    raw = {"name": "r", "expr": "max(x) > 1", "for": "30s", "keep_firing_for": "2m"}
+    settings = AlertSettings.parse({"rules": [raw]})
+    [rule] = settings.metric_rules()
+    assert (rule.hold_ms, rule.keep_firing_for_ms) == (30_000, 120_000)
+    assert settings.model_dump(mode="json")["rules"][0]["for"] == "30s"
+    assert AlertSettings.parse(settings.model_dump(mode="json")) == settings
+    with pytest.raises(AlertConfigError) as info:
+        AlertSettings.parse({"rules": [{**raw, "expr": "max(x) > 1 for 5s"}]})
+    assert info.value.path == "rules.r.for"
+    with pytest.raises(AlertConfigError) as info:
+        AlertSettings.parse({"rules": [{**raw, "keep_firing_for": "later"}]})
+    assert info.value.path == "rules.r.keep_firing_for"
+    with pytest.raises(RuleSyntaxError, match="'keep_firing_for <duration>' or end of rule"):
+        parse_rule("r", "max(x) > 1 for 5s keep 1m")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import ray
+import yaml
 from pydantic import SecretStr, ValidationError
 
 from ray_enterprise.alerts.client import report_health_transition
@@ -138,3 +142,17 @@ def test_an_explicit_route_or_handlers_opt_out_of_following_the_config() -> None
     assert AlertSettings().follow_config is True
     assert AlertSettings.parse({"route": {"handlers": ["log"]}}).follow_config is False
     assert AlertSettings.parse({"handlers": {"log": {"type": "log"}}}).follow_config is False
+
+
+def test_the_readme_alert_settings_example_is_valid_settings() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme[readme.index("### Timing, quiet hours and escalation") :]
+    raw = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", section, flags=re.S)[0])
+    settings = AlertSettings.parse(raw)
+    [rule] = settings.metric_rules()
+    assert (rule.hold_ms, rule.keep_firing_for_ms) == (60_000, 300_000)
+    payments, quiet = settings.policy().route.children
+    escalation = payments.escalation_for()
+    assert escalation is not None and escalation.steps == 4
+    assert escalation.ack_timeout_ms == 30 * 60_000
+    assert quiet.mute_time_intervals == ("offhours",)
