@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from ray_enterprise.security.errors import AuditError
 from ray_enterprise.security.schema import security_metadata
+from ray_enterprise.storage import create_tables
 
 GENESIS = "0" * 64
 RECORD = "record"
@@ -166,7 +167,7 @@ class AuditLog:
         self._clock = clock
         self._key = key
         if create:
-            security_metadata.create_all(engine, tables=[audit_records, audit_head])
+            create_tables(engine)
 
     def _digest(self, text: str) -> str:
         if self._key is None:
