@@ -51,6 +51,10 @@ ROUTES: dict[tuple[str, str], Scope] = {
     ("GET", "/audit/verify"): Scope.AUDIT_READ,
 }
 
+#: Kubernetes probes call these with no key: they answer that this replica serves HTTP and
+#: nothing else, so there is nothing to gate (the system's health, with its reasons, is /health).
+PROBE_ROUTES = frozenset({("GET", "/healthz")})
+
 
 def who(key: ApiKey) -> str:
     """How a key appears as the actor of an acknowledgement or an audit record."""
@@ -97,6 +101,10 @@ def build_app(
     async def record(key: ApiKey, action: str, target: str, details: dict[str, Any]) -> None:
         if audit is not None:
             await asyncio.to_thread(audit.append, who(key), action, target=target, details=details)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        return Response("ok\n", media_type="text/plain")
 
     @app.get("/health")
     async def health(_: Annotated[ApiKey, Depends(gated("GET", "/health"))]) -> Any:
@@ -285,12 +293,13 @@ def silence_matchers(labels: dict[str, str]) -> str:
 
 def _check_every_route_is_gated(app: FastAPI) -> None:
     """A route added here without an entry in :data:`ROUTES` would be a hole: refuse it.
-    Only the page's own files (:data:`PUBLIC_ROUTES`, no data in them) need no key."""
+    Only the page's own files (:data:`PUBLIC_ROUTES`) and the probes (:data:`PROBE_ROUTES`),
+    no data in either, need no key."""
     for route in app.routes:
         if isinstance(route, APIRoute):
             for method in route.methods or ():
-                if (method, route.path) not in ROUTES and (method, route.path) not in PUBLIC_ROUTES:
+                if (method, route.path) not in ROUTES.keys() | PUBLIC_ROUTES | PROBE_ROUTES:
                     raise RuntimeError(f"{method} {route.path} has no scope in ROUTES")
 
 
-__all__ = ["PROMETHEUS_TEXT", "ROUTES", "build_app", "silence_matchers", "who"]
+__all__ = ["PROBE_ROUTES", "PROMETHEUS_TEXT", "ROUTES", "build_app", "silence_matchers", "who"]
