@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 import signal
 import sys
 import time
@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from ray_enterprise.cli_common import fail, join_cluster
+from ray_enterprise.cli_common import chosen_format, fail, join_cluster, output_options, render
+from ray_enterprise.cli_progress import StageLog, service_stages
 from ray_enterprise.errors import NotConnectedError, RayEnterpriseError, SpecError
 
 _STATE_COLOURS = {
@@ -137,11 +138,16 @@ def up(
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    live = sys.stdout.isatty()
+    if not live:  # the workers' log lines Ray echoes here: no colour codes in a log either
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
     system = connect(address, num_cpus=num_cpus)
     registry = system.registry
     click.echo(f"ray address: {ray.get_runtime_context().gcs_address}  (namespace ray_enterprise)")
     registry.register_app_sync(app)
-    colour = sys.stdout.isatty()
+    # A terminal gets the table redrawn in place; a pipe or a log gets a line per stage change
+    # and the status line when it changes, with no escape codes.
+    stages = StageLog()
     pending = registry.actor.start_all.remote(start_timeout)
     began = time.monotonic()
     last = ""
@@ -154,13 +160,16 @@ def up(
             ready, _ = ray.wait([pending], timeout=0)
             status = registry.get_system_status_sync()
             status["health"] = system_health()
-            table = render_table(status, title=f"[{app.name}]", colour=colour)
-            plain = render_table(status, title=f"[{app.name}]")
-            if colour:
-                click.echo("\x1b[2J\x1b[H" + table, nl=True)
-            elif plain != last:
-                click.echo(table + "\n", nl=True)
-            last = plain
+            if live:
+                click.clear()
+                click.echo(render_table(status, title=f"[{app.name}]", colour=True))
+            else:
+                for line in stages.changes(service_stages(status["services"])):
+                    click.echo(line)
+                summary = render_table(status, title=f"[{app.name}]").splitlines()[0]
+                if summary != last:
+                    click.echo(summary)
+                last = summary
             if duration is not None and time.monotonic() - began >= duration:
                 break
             time.sleep(refresh if ready else min(refresh, 0.25))
@@ -187,19 +196,47 @@ def _management_api() -> Any:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable document.")
+@output_options
 @click.option("--address", default=None, help="Ray address; default RAY_ADDRESS or 'auto'.")
-def status(as_json: bool, address: str | None) -> None:
+def status(fmt: str, as_json: bool, address: str | None) -> None:
     """Show every service's state, health, restarts, node and last error."""
     import ray
 
     handle = _connect_existing(address)
     doc = ray.get(handle.get_system_status.remote())
     doc["health"] = system_health()
-    if as_json:
-        click.echo(json.dumps(doc, indent=2, sort_keys=True))
-    else:
-        click.echo(render_table(doc, colour=sys.stdout.isatty()))
+    colour = sys.stdout.isatty()
+    click.echo(render(doc, chosen_format(fmt, as_json), lambda: render_table(doc, colour=colour)))
+
+
+@main.command()
+@output_options
+@click.option("--address", default=None, help="Ray address; default RAY_ADDRESS or 'auto'.")
+def services(fmt: str, as_json: bool, address: str | None) -> None:
+    """List the registered services: state, replicas, generation, dependencies."""
+    import ray
+
+    rows = ray.get(_connect_existing(address).list_services.remote())
+    click.echo(render(rows, chosen_format(fmt, as_json), lambda: services_table(rows)))
+
+
+def services_table(rows: list[dict[str, Any]]) -> str:
+    lines = [("SERVICE", "STATE", "REPLICAS", "GENERATION", "DEPENDS ON", "UPGRADING")]
+    for svc in rows:
+        lines.append(
+            (
+                svc["name"],
+                svc["state"],
+                f"{svc.get('replicas', 0)}/{svc.get('desired_replicas', 1)}",
+                str(svc["generation"]),
+                ",".join(svc["depends_on"]) or "-",
+                "yes" if svc.get("upgrading") else "-",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines
+    )
 
 
 @main.command()
@@ -233,13 +270,32 @@ def _add_subsystem_commands() -> None:
 _add_subsystem_commands()
 
 
+DEBUG_ENV = "RAY_ENTERPRISE_DEBUG"
+
+
 def run() -> None:
-    """Entry point that turns our errors into one clear line instead of a traceback."""
+    """Entry point that turns any error into one clear line instead of a traceback.
+
+    Ours say what to do; anything else (Ray unreachable mid-command, a database refusing, a
+    file unreadable) is named by its type and message. ``RAY_ENTERPRISE_DEBUG=1`` shows the
+    traceback for a bug report.
+    """
     try:
         main(standalone_mode=True)
     except RayEnterpriseError as exc:
         # An error raised inside an actor arrives wrapped with its remote traceback.
         fail(str(getattr(exc, "cause", None) or exc))
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        fail(f"{_one_line(exc)} (set {DEBUG_ENV}=1 to see the traceback)", 1)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The innermost cause of a remote error, first line only: its traceback is noise here."""
+    cause = getattr(exc, "cause", None) or exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0]}" if text else type(cause).__name__
 
 
 if __name__ == "__main__":

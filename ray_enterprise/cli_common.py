@@ -1,14 +1,49 @@
-"""What every `ray-enterprise` command group shares: joining a running cluster, failing clearly."""
+"""What every `ray-enterprise` command group shares: joining a running cluster, failing
+clearly, and printing a read command's document as a table, JSON or YAML."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import click
+import yaml
 
 ADDRESS_HELP = "Ray address; default RAY_ADDRESS or 'auto' (the cluster on this machine)."
+FORMATS = ("table", "json", "yaml")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def output_options(command: F) -> F:
+    """``--format table|json|yaml`` (Ray's CLI has the same) and ``--json``, kept as its alias."""
+    command = click.option(
+        "--json", "as_json", is_flag=True, help="Print JSON (the same as --format json)."
+    )(command)
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Output format; json and yaml print the same document.",
+    )(command)
+
+
+def chosen_format(fmt: str, as_json: bool) -> str:
+    return "json" if as_json else fmt
+
+
+def render(doc: Any, fmt: str, table: Callable[[], str]) -> str:
+    """``doc`` in ``fmt``; ``table`` draws the human view only when that is what was asked."""
+    if fmt == "json":
+        return json.dumps(doc, indent=2, sort_keys=True, default=str)
+    if fmt == "yaml":
+        plain = json.loads(json.dumps(doc, default=str))  # what JSON would print, in YAML
+        return yaml.safe_dump(plain, sort_keys=True, allow_unicode=True).rstrip("\n")
+    return table()
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

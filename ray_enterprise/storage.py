@@ -1,8 +1,9 @@
 """The durable store: one SQLAlchemy URL, one MetaData, the tables every subsystem keeps.
 
 A SQLite file by default so a laptop needs nothing installed; PostgreSQL for clusters by giving
-its URL (``RAY_ENTERPRISE_DB_URL``). Subsystems add their tables to :data:`metadata` here, so
-``create_tables`` builds the whole schema in one place.
+its URL (``RAY_ENTERPRISE_DB_URL``). The tables are declared by the subsystems that use them;
+the schema itself is made and changed by the migrations in :mod:`ray_enterprise.migrations`,
+which :func:`create_tables` runs, so that a column added later reaches existing databases.
 """
 
 from __future__ import annotations
@@ -112,8 +113,10 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 
 
 def create_tables(engine: Engine) -> None:
-    """Create missing tables; existing ones are left as they are."""
-    metadata.create_all(engine)
+    """Bring the database to the newest schema revision: every table, created or migrated."""
+    from ray_enterprise.migrations import upgrade  # alembic loads only where a database is used
+
+    upgrade(engine)
 
 
 def is_postgres(engine_or_url: Engine | str | URL) -> bool:

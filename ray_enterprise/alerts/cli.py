@@ -18,7 +18,14 @@ from typing import Any
 
 import click
 
-from ray_enterprise.cli_common import ADDRESS_HELP, fail, join_cluster
+from ray_enterprise.cli_common import (
+    ADDRESS_HELP,
+    chosen_format,
+    fail,
+    join_cluster,
+    output_options,
+    render,
+)
 from ray_enterprise.errors import RayEnterpriseError
 
 
@@ -94,7 +101,7 @@ def alerts() -> None:
 
 
 @alerts.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@output_options
 @click.option(
     "--state",
     type=click.Choice(["firing", "acknowledged", "resolved"]),
@@ -103,14 +110,13 @@ def alerts() -> None:
 )
 @click.option("--service", default=None, help="Only alerts of this service.")
 @click.option("--address", default=None, help=ADDRESS_HELP)
-def list_alerts(as_json: bool, state: str | None, service: str | None, address: str | None) -> None:
+def list_alerts(
+    fmt: str, as_json: bool, state: str | None, service: str | None, address: str | None
+) -> None:
     """Show alerts, most severe and oldest first."""
     handle = _alert_actor(address)
     found = _call(handle.alerts, state, service=service)
-    if as_json:
-        click.echo(json.dumps(found, indent=2, sort_keys=True))
-        return
-    click.echo(render_alerts(found))
+    click.echo(render(found, chosen_format(fmt, as_json), lambda: render_alerts(found)))
 
 
 @alerts.command()

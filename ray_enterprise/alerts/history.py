@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from ray_enterprise.alerts.manager import wall_clock_ms
 from ray_enterprise.alerts.matchers import Silence
 from ray_enterprise.alerts.model import Alert, AlertChange, AlertStatus, ChangeKind
+from ray_enterprise.storage import create_tables
 
 metadata = sa.MetaData()
 
@@ -78,8 +79,8 @@ class AlertHistory:
         self._clock = clock
 
     def create_tables(self) -> None:
-        """Create the tables if missing; safe to call at every start."""
-        metadata.create_all(self._engine)
+        """Migrate the database to the newest schema; safe to call at every start."""
+        create_tables(self._engine)
 
     # -- writing ------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from ray_enterprise.anomaly.numpy_detectors import (
 )
 from ray_enterprise.anomaly.seasonal import SeasonalResidual
 from ray_enterprise.errors import RayEnterpriseError
+
+if TYPE_CHECKING:
+    from ray_enterprise.anomaly.river_detectors import RiverDetector
 
 __all__ = [
     "DEFAULT_DETECTOR",
@@ -261,9 +264,22 @@ def build_detector(config: Mapping[str, Any]) -> Detector:
             raise DetectorConfigError(
                 name, str(exc), parameter=_guess_parameter(exc, params)
             ) from exc
-    from ray_enterprise.anomaly.river_detectors import RiverDetector  # river loads slowly
+    return _river_detector(name).from_config(config)
 
-    return RiverDetector.from_config(config)
+
+def _river_detector(name: str) -> type[RiverDetector]:
+    """river is an optional extra and loads slowly: imported only when a river model is named."""
+    try:
+        from ray_enterprise.anomaly.river_detectors import RiverDetector
+    except ImportError as exc:
+        raise DetectorConfigError(
+            name,
+            f"not a built-in detector, and river models need river ({exc}): install "
+            "ray_enterprise[river], or use one of "
+            f"{', '.join(sorted(_VECTOR_DETECTORS))}, max, mean or default",
+            parameter="name",
+        ) from exc
+    return RiverDetector
 
 
 def build_vector_detector(config: Mapping[str, Any], n_series: int) -> VectorDetector:
@@ -319,7 +335,5 @@ def restore_detector(state: Mapping[str, Any]) -> Detector:
     if kind == "combined":
         return Combined.from_state(state)
     if kind == "river":
-        from ray_enterprise.anomaly.river_detectors import RiverDetector
-
-        return RiverDetector.from_state(state)
+        return _river_detector(str(state.get("config", {}).get("name", "river"))).from_state(state)
     raise ValueError(f"not a detector state (kind {kind!r})")

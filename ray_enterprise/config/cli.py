@@ -14,7 +14,14 @@ from typing import Any
 import click
 import yaml
 
-from ray_enterprise.cli_common import ADDRESS_HELP, fail, join_cluster
+from ray_enterprise.cli_common import (
+    ADDRESS_HELP,
+    chosen_format,
+    fail,
+    join_cluster,
+    output_options,
+    render,
+)
 from ray_enterprise.errors import NotConnectedError
 
 _ADDRESS = click.option("--address", default=None, help=ADDRESS_HELP)
@@ -63,37 +70,40 @@ def config() -> None:
 
 @config.command()
 @click.argument("section", required=False)
-@_JSON
+@output_options
 @_ADDRESS
-def show(section: str | None, as_json: bool, address: str | None) -> None:
+def show(section: str | None, fmt: str, as_json: bool, address: str | None) -> None:
     """Print the running configuration (or one SECTION, e.g. cache), secrets masked."""
     doc = _call(_handle(address).show, section)
     if doc["value"] is None:
         fail(f"no config section {section!r}", 1)
-    if as_json:
-        click.echo(_dump(doc, True))
-    else:
-        click.echo(f"# version {doc['version']}" + (f", section {section}" if section else ""))
-        click.echo(_dump(doc["value"], False))
+
+    def table() -> str:  # the document itself reads best as YAML under its version
+        head = f"# version {doc['version']}" + (f", section {section}" if section else "")
+        return head + "\n" + _dump(doc["value"], False)
+
+    click.echo(render(doc, chosen_format(fmt, as_json), table))
 
 
 @config.command()
 @click.option("--limit", type=int, default=None, help="Only the newest N versions.")
-@_JSON
+@output_options
 @_ADDRESS
-def history(limit: int | None, as_json: bool, address: str | None) -> None:
+def history(limit: int | None, fmt: str, as_json: bool, address: str | None) -> None:
     """List applied versions: when, from which source, which sections changed."""
     records = _call(_handle(address).history, limit)
-    if as_json:
-        click.echo(_dump(records, True))
-        return
-    rows = [("VERSION", "TIME", "SOURCE", "CHANGED")]
-    for r in records:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created_at"]))
-        rows.append((str(r["version"]), when, r["source"], ", ".join(r["diff"]) or "-"))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+    def table() -> str:
+        rows = [("VERSION", "TIME", "SOURCE", "CHANGED")]
+        for r in records:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created_at"]))
+            rows.append((str(r["version"]), when, r["source"], ", ".join(r["diff"]) or "-"))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        return "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+        )
+
+    click.echo(render(records, chosen_format(fmt, as_json), table))
 
 
 @config.command()

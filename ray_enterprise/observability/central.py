@@ -46,7 +46,7 @@ from ray_enterprise.observability.prometheus import (
 )
 from ray_enterprise.observability.ray_mirror import RayMetricsMirror
 from ray_enterprise.observability.series import DEFAULT_SERIES_LIMIT, SeriesStore
-from ray_enterprise.observability.series_plot import plot_points
+from ray_enterprise.observability.series_plot import plot_points, plot_unit
 from ray_enterprise.observability.system_metrics import SystemFigures, firing_alerts
 from ray_enterprise.observability.trace_map import TraceMap
 from ray_enterprise.observability.tracing import SpanRecord
@@ -271,6 +271,7 @@ class ObservabilityActor:
                     "type": s.kind.value,
                     "labels": s.label_dict,
                     "last": s.last,
+                    "unit": plot_unit(s.name, s.kind),
                     "points": plot_points(s, start_ms, max_points),
                 }
                 for s in self._store

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ray_enterprise.observability.metric_batch import step_value
+from ray_enterprise.observability.metric_batch import MetricType, step_value
 from ray_enterprise.observability.series import Series
 
 
@@ -29,4 +29,28 @@ def plot_points(series: Series, start_ms: int, max_points: int) -> list[tuple[fl
     return points[-max_points:]
 
 
-__all__ = ["plot_points"]
+#: Name suffixes that say a unit, Prometheus' naming convention (longest first).
+_UNIT_SUFFIXES = (
+    ("_milliseconds", "ms"),
+    ("_seconds", "s"),
+    ("_percent", "%"),
+    ("_bytes", "bytes"),
+    ("_ratio", "ratio"),
+    ("_ms", "ms"),
+    ("_s", "s"),
+)
+
+
+def plot_unit(name: str, kind: MetricType) -> str:
+    """The unit of a plotted point, for the y axis: the name's unit suffix, and for a counter
+    its increment per flush (a plotted counter point is what it rose by in one step)."""
+    base = name.removesuffix("_total")
+    unit = next((u for suffix, u in _UNIT_SUFFIXES if base.endswith(suffix)), "")
+    if kind is MetricType.COUNTER:
+        return f"{unit or 'count'} per flush"
+    if kind is MetricType.TIMER and not unit:
+        return "ms"  # record_metric's timers are durations in milliseconds
+    return unit
+
+
+__all__ = ["plot_points", "plot_unit"]

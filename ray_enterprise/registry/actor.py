@@ -743,6 +743,10 @@ class RegistryActor:
         status["moves"] = list(self._place.moves)
         return status
 
+    async def upgrade_phases(self) -> dict[str, str]:
+        """Upgrades in progress and their phase, for the CLI's progress lines."""
+        return self.deployer.phases()
+
     async def moves(self) -> list[dict[str, Any]]:
         """Services that were restarted on another node than before, newest last."""
         return list(self._place.moves)

@@ -14,8 +14,17 @@ from typing import Any
 
 import click
 
-from ray_enterprise.cli_common import ADDRESS_HELP, fail, join_cluster
+from ray_enterprise.cli_common import (
+    ADDRESS_HELP,
+    chosen_format,
+    fail,
+    join_cluster,
+    output_options,
+    render,
+)
+from ray_enterprise.cli_progress import follow, service_stages
 from ray_enterprise.errors import NotConnectedError, SpecError
+from ray_enterprise.registry.history import new_deployment_id
 
 _ADDRESS = click.option("--address", default=None, help=ADDRESS_HELP)
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable document.")
@@ -32,6 +41,22 @@ def _registry(address: str | None) -> Any:
         fail(str(exc), 1)
 
 
+def _progress(registry: Any, quiet: bool) -> Any:
+    """Stage lines go to stderr, so that stdout stays the result (and ``--json`` parses)."""
+
+    def snapshot() -> dict[str, str]:
+        import ray
+
+        phases = ray.get(registry.actor.upgrade_phases.remote(), timeout=10)
+        return service_stages(registry.list_services_sync(), phases)
+
+    def echo(line: str) -> None:
+        if not quiet:
+            click.echo(line, err=True)
+
+    return lambda pending: follow(pending, snapshot, echo)
+
+
 def _outcome_line(row: dict[str, Any]) -> str:
     took = f" in {row['duration_s']:.1f} s" if "duration_s" in row else ""
     why = f": {row['reason']}" if row.get("reason") else ""
@@ -44,13 +69,15 @@ def _outcome_line(row: dict[str, Any]) -> str:
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--bake", type=float, default=None, help="Bake period (s); default from config.")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @_ADDRESS
 @_JSON
-def deploy(spec: str, bake: float | None, address: str | None, as_json: bool) -> None:
+def deploy(spec: str, bake: float | None, quiet: bool, address: str | None, as_json: bool) -> None:
     """Bring the running services to SPEC: upgrade the changed ones, add the new ones.
 
     Services are upgraded one at a time in dependency order; a failed gate rolls that one back
-    and stops the deploy (exit 1), leaving the rest as they were.
+    and stops the deploy (exit 1), leaving the rest as they were. While it runs, each change of
+    a service's stage (upgrade starting, baking, committed; state; replicas) is a line on stderr.
     """
     from ray_enterprise.spec import load_app_spec
 
@@ -68,9 +95,13 @@ def deploy(spec: str, bake: float | None, address: str | None, as_json: bool) ->
     if new:
         registry.register_app_sync(new)
         results.extend({"service": s.name, "kind": "add", "outcome": "registered"} for s in new)
+    watch = _progress(registry, quiet)
     for service in app.services:
         if service.name in running and current.get(service.name) != service.to_json():
-            row = registry.upgrade_sync(service.name, service, bake_s=bake)
+            pending = registry.actor.upgrade.remote(
+                service.name, service.to_json(), bake, new_deployment_id()
+            )
+            row = watch(pending)
             results.append(row)
             if row["outcome"] != "done":
                 break
@@ -110,10 +141,14 @@ def rollback(name: str, address: str | None, as_json: bool) -> None:
 @click.argument("name")
 @click.argument("replicas", type=click.IntRange(min=1))
 @click.option("--wait", type=float, default=120.0, show_default=True, help="Seconds to wait.")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @_ADDRESS
-def scale(name: str, replicas: int, wait: float, address: str | None) -> None:
-    """Run REPLICAS replicas of NAME; callers keep calling through the change."""
-    row = _registry(address).scale_sync(name, replicas, wait)
+def scale(name: str, replicas: int, wait: float, quiet: bool, address: str | None) -> None:
+    """Run REPLICAS replicas of NAME; callers keep calling through the change.
+
+    Each change of its replicas taking calls is a line on stderr while it runs."""
+    registry = _registry(address)
+    row = _progress(registry, quiet)(registry.actor.scale.remote(name, replicas, wait))
     click.echo(f"{name}: {row.get('reason', '')}")
 
 
@@ -121,13 +156,14 @@ def scale(name: str, replicas: int, wait: float, address: str | None) -> None:
 @click.argument("name", required=False)
 @click.option("--limit", type=int, default=20, show_default=True)
 @_ADDRESS
-@_JSON
-def history(name: str | None, limit: int, address: str | None, as_json: bool) -> None:
+@output_options
+def history(name: str | None, limit: int, address: str | None, fmt: str, as_json: bool) -> None:
     """Upgrades, rollbacks and scales of NAME (or of every service), newest first."""
     rows = _registry(address).deployment_history_sync(name, limit)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, sort_keys=True, default=str))
-        return
+    click.echo(render(rows, chosen_format(fmt, as_json), lambda: _history_table(rows)))
+
+
+def _history_table(rows: list[dict[str, Any]]) -> str:
     lines = [("WHEN", "SERVICE", "KIND", "STRATEGY", "GENERATION", "OUTCOME", "REASON")]
     for row in rows:
         lines.append(
@@ -142,5 +178,6 @@ def history(name: str | None, limit: int, address: str | None, as_json: bool) ->
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    for line in lines:
-        click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines
+    )

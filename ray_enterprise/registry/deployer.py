@@ -76,6 +76,10 @@ class Deployer:
     def busy(self, name: str) -> bool:
         return name in self._rollouts
 
+    def phases(self) -> dict[str, str]:
+        """The phase of every upgrade in progress, by service."""
+        return {name: rollout.phase.value for name, rollout in self._rollouts.items()}
+
     def replica_gone(self, name: str, replica: Replica, reason: str) -> None:
         """A replica was dropped for a reason; the upgrade cares when it was a green."""
         rollout = self._rollouts.get(name)

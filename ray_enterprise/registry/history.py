@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ray_enterprise.storage import make_engine, metadata
+from ray_enterprise.storage import create_tables, make_engine, metadata
 
 logger = logging.getLogger("ray_enterprise.registry")
 
@@ -50,7 +50,7 @@ class DeploymentHistory:
     ) -> None:
         self._engine = engine or make_engine(create=False)
         self._clock = clock
-        metadata.create_all(self._engine, tables=[deployments])
+        create_tables(self._engine)
 
     def begin(
         self,

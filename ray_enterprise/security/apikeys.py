@@ -41,6 +41,7 @@ from ray_enterprise.security.keyformat import (
     split_key,
 )
 from ray_enterprise.security.schema import security_metadata
+from ray_enterprise.storage import create_tables
 
 if TYPE_CHECKING:
     from ray_enterprise.security.audit import AuditLog
@@ -192,7 +193,7 @@ class ApiKeyStore:
         # Checked against when the id is unknown, so a miss costs what a hit costs.
         self._dummy_hash = hash_secret(new_secret(), iterations=iterations)
         if create:
-            security_metadata.create_all(engine, tables=[api_keys])
+            create_tables(engine)
 
     # -- administration -----------------------------------------------------------------------
 

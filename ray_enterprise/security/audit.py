@@ -39,6 +39,7 @@ from ray_enterprise.security.audit_key import load_audit_key
 from ray_enterprise.security.audit_retention import retention_cutoff
 from ray_enterprise.security.errors import AuditError
 from ray_enterprise.security.schema import security_metadata
+from ray_enterprise.storage import create_tables
 
 _APPEND_ATTEMPTS = 20
 _logger = logging.getLogger("ray_enterprise.security.audit")
@@ -112,7 +113,7 @@ class AuditLog:
         self._key = key if key is not None else load_audit_key()
         self._anchors = anchors
         if create:
-            security_metadata.create_all(engine, tables=[audit_records, audit_head])
+            create_tables(engine)
 
     def _digest(self, text: str) -> str:
         return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()

@@ -20,6 +20,7 @@ from typing import NoReturn
 import click
 import sqlalchemy as sa
 
+from ray_enterprise.cli_common import chosen_format, output_options, render
 from ray_enterprise.security.apikeys import ALL_SCOPES, ApiKey, ApiKeyStore, IssuedKey
 from ray_enterprise.security.audit import AuditLog, platform_audit_log
 from ray_enterprise.security.errors import SecurityError
@@ -141,17 +142,15 @@ def create(
 
 
 @keys.command("list")
-@_JSON
+@output_options
 @_DB
-def list_keys(as_json: bool, db_url: str | None) -> None:
+def list_keys(fmt: str, as_json: bool, db_url: str | None) -> None:
     """List keys (never their secrets) with their status."""
     now = time.time()
     with _stores(db_url) as (store, _):
         found = store.list_keys()
-    if as_json:
-        click.echo(json.dumps([{**k.to_dict(), "status": k.status(now)} for k in found], indent=2))
-        return
-    click.echo(_key_table(found, now))
+    doc = [{**k.to_dict(), "status": k.status(now)} for k in found]
+    click.echo(render(doc, chosen_format(fmt, as_json), lambda: _key_table(found, now)))
 
 
 def _key_table(found: list[ApiKey], now: float) -> str:

@@ -18,6 +18,7 @@ from ray_enterprise.serve.backends import SystemBackends, security_section
 from ray_enterprise.serve.gate import gate_for
 from ray_enterprise.serve.policy import cors_options, route_limits
 from ray_enterprise.serve.routes import ROUTES, build_app
+from ray_enterprise.system_actors import HEAD_RESOURCE
 
 logger = logging.getLogger("ray_enterprise.serve")
 
@@ -26,9 +27,11 @@ DEPLOYMENT_NAME = "ManagementAPI"
 LIMITER_ROUTE_PREFIX = "api:"
 
 
+# On the head, with its one proxy (HeadOnly): the head's Kubernetes Service and the address an
+# operator knows reach it, whichever worker nodes come and go under autoscaling.
 @serve.deployment(
     name=DEPLOYMENT_NAME,
-    ray_actor_options={"num_cpus": 0},
+    ray_actor_options={"num_cpus": 0, "resources": dict(HEAD_RESOURCE)},
     health_check_period_s=5,
 )
 @serve.ingress()
@@ -82,7 +85,7 @@ def start_management_api(
     host and port (Serve cannot change them while running)."""
     from ray_enterprise.storage import default_db_url
 
-    serve.start(http_options={"host": host, "port": port})
+    serve.start(proxy_location="HeadOnly", http_options={"host": host, "port": port})
     app = ManagementAPI.bind(db_url or default_db_url(), proof_ttl_s)  # type: ignore[attr-defined]
     serve.run(app, name=APP_NAME, route_prefix=route_prefix)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host

@@ -57,6 +57,10 @@ ROUTES: dict[tuple[str, str], Scope] = {
 #: The highest sequence number a query may name (SQL's BIGINT).
 MAX_SEQ = 2**63 - 1
 
+#: Kubernetes probes call these with no key: they answer that this replica serves HTTP and
+#: nothing else, so there is nothing to gate (the system's health, with its reasons, is /health).
+PROBE_ROUTES = frozenset({("GET", "/healthz")})
+
 
 def who(key: ApiKey) -> str:
     """How a key appears as the actor of an acknowledgement or an audit record."""
@@ -89,7 +93,11 @@ def build_app(
     app.add_exception_handler(Refusal, _refused)
     app.add_exception_handler(SubsystemUnavailable, _unavailable)
     app.add_middleware(
-        AuthenticateFirst, gate=gate, router=app.router, scopes=ROUTES, public=PUBLIC_ROUTES
+        AuthenticateFirst,
+        gate=gate,
+        router=app.router,
+        scopes=ROUTES,
+        public=PUBLIC_ROUTES | PROBE_ROUTES,
     )
     if cors is not None:  # outermost, so a refusal still carries the CORS headers
         app.add_middleware(CORSMiddleware, **cors)
@@ -107,6 +115,10 @@ def build_app(
     async def record(key: ApiKey, action: str, target: str, details: dict[str, Any]) -> None:
         if audit is not None:
             await asyncio.to_thread(audit.append, who(key), action, target=target, details=details)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        return Response("ok\n", media_type="text/plain")
 
     @app.get("/health")
     async def health(_: Annotated[ApiKey, Depends(gated("GET", "/health"))]) -> Any:
@@ -297,14 +309,15 @@ def silence_matchers(labels: dict[str, str]) -> str:
 
 def _check_every_route_is_gated(app: FastAPI) -> None:
     """A route added here without an entry in :data:`ROUTES` would be a hole: refuse it.
-    Only the page's own files (:data:`PUBLIC_ROUTES`, no data in them) need no key."""
+    Only the page's own files (:data:`PUBLIC_ROUTES`) and the probes (:data:`PROBE_ROUTES`),
+    no data in either, need no key."""
     for route in app.routes:
         if isinstance(route, Route):
             for method in route.methods or ():
                 if method == "HEAD":
                     continue  # Starlette's implicit HEAD of a GET; it needs the GET's scope
-                if (method, route.path) not in ROUTES and (method, route.path) not in PUBLIC_ROUTES:
+                if (method, route.path) not in ROUTES.keys() | PUBLIC_ROUTES | PROBE_ROUTES:
                     raise RuntimeError(f"{method} {route.path} has no scope in ROUTES")
 
 
-__all__ = ["PROMETHEUS_TEXT", "ROUTES", "build_app", "silence_matchers", "who"]
+__all__ = ["PROBE_ROUTES", "PROMETHEUS_TEXT", "ROUTES", "build_app", "silence_matchers", "who"]

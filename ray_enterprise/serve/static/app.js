@@ -245,10 +245,51 @@ async function refreshAlerts() {
 
 // ---------------------------------------------------------------- metric series
 
+// Plot geometry in viewBox units; the svg keeps its aspect ratio so the axis labels stay legible.
+const PLOT = { w: 260, h: 96, left: 44, right: 6, top: 6, bottom: 22 };
+
+function tickText(v) {
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e5 || a < 1e-2)) return v.toExponential(1);
+  return Number(v.toPrecision(3)).toString();
+}
+
+function clockText(seconds) {
+  return new Date(seconds * 1000).toISOString().slice(11, 19);
+}
+
+// Axes: the y axis with its lowest, middle and highest value and the unit, the x axis with the
+// wall-clock time (UTC) at both ends and the middle, so a point can be read off the plot.
+function drawAxes(plot, x, y, t0, t1, lo, hi, unit) {
+  const { w, h, left, right, top, bottom } = PLOT;
+  const yAxis = svg("g", { class: "axis y" });
+  yAxis.appendChild(svg("line", { x1: left, y1: top, x2: left, y2: h - bottom }));
+  const levels = hi === lo ? [lo] : [lo, (lo + hi) / 2, hi];
+  for (const v of levels) {
+    yAxis.appendChild(svg("line", { class: "tick", x1: left - 3, y1: y(v), x2: left, y2: y(v) }));
+    yAxis.appendChild(svg("text", { class: "tick", x: left - 5, y: y(v) + 3, "text-anchor": "end" }, tickText(v)));
+  }
+  const middle = (top + h - bottom) / 2;
+  yAxis.appendChild(svg("text", { class: "unit", x: -middle, y: 7, transform: "rotate(-90)", "text-anchor": "middle" }, unit || "value"));
+  plot.appendChild(yAxis);
+  const xAxis = svg("g", { class: "axis x" });
+  xAxis.appendChild(svg("line", { x1: left, y1: h - bottom, x2: w - right, y2: h - bottom }));
+  const times = [t0, (t0 + t1) / 2, t1];
+  times.forEach((t, i) => {
+    const anchor = ["start", "middle", "end"][i];
+    xAxis.appendChild(svg("line", { class: "tick", x1: x(t), y1: h - bottom, x2: x(t), y2: h - bottom + 3 }));
+    xAxis.appendChild(svg("text", { class: "tick", x: x(t), y: h - bottom + 12, "text-anchor": anchor }, clockText(t)));
+  });
+  xAxis.appendChild(svg("text", { class: "unit", x: w - right, y: h - 1, "text-anchor": "end" }, "time (UTC)"));
+  plot.appendChild(xAxis);
+}
+
 function drawPlot(series, events) {
   const box = html("div", { class: "plot", "data-series": series.series, "data-anomalies": events.length });
-  box.appendChild(html("div", { class: "title", title: series.series }, `${series.series}  last ${Number(series.last).toPrecision(4)}`));
-  const plot = svg("svg", { viewBox: "0 0 240 48", preserveAspectRatio: "none" });
+  const unit = series.unit || "";
+  box.appendChild(html("div", { class: "title", title: series.series }, `${series.series}  last ${Number(series.last).toPrecision(4)}${unit ? " " + unit : ""}`));
+  const { w, h, left, right, top, bottom } = PLOT;
+  const plot = svg("svg", { viewBox: `0 0 ${w} ${h}`, "data-unit": unit });
   const points = series.points;
   if (points.length) {
     const t0 = Math.min(points[0][0], ...events.map((e) => e.timestamp));
@@ -256,13 +297,15 @@ function drawPlot(series, events) {
     const values = points.map((p) => p[1]).concat(events.map((e) => e.value));
     const lo = Math.min(...values);
     const hi = Math.max(...values);
-    const x = (t) => 2 + (236 * (t - t0)) / (t1 - t0);
-    const y = (v) => (hi === lo ? 24 : 44 - (40 * (v - lo)) / (hi - lo));
+    const x = (t) => left + 2 + ((w - left - right - 4) * (t - t0)) / (t1 - t0);
+    const mid = (top + h - bottom) / 2;
+    const y = (v) => (hi === lo ? mid : h - bottom - 2 - ((h - bottom - top - 4) * (v - lo)) / (hi - lo));
+    drawAxes(plot, x, y, t0, t1, lo, hi, unit);
     plot.appendChild(svg("polyline", { points: points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ") }));
     if (points.length === 1) plot.appendChild(svg("circle", { class: "point", cx: x(points[0][0]), cy: y(points[0][1]), r: 2 }));
     for (const e of events) {
       const mark = svg("circle", { class: "anomaly", cx: x(e.timestamp), cy: y(e.value), r: 3 });
-      mark.appendChild(svg("title", {}, `anomaly: value ${e.value}, score ${Number(e.score).toFixed(3)}, confidence ${Number(e.confidence).toFixed(2)} (${e.detector})`));
+      mark.appendChild(svg("title", {}, `anomaly: value ${e.value}${unit ? " " + unit : ""}, score ${Number(e.score).toFixed(3)}, confidence ${Number(e.confidence).toFixed(2)} (${e.detector})`));
       plot.appendChild(mark);
     }
   }

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import ray
 import ray.cloudpickle
+import yaml
 from click.testing import CliRunner
 
 from ray_enterprise.alerts.actor import (
@@ -110,6 +111,8 @@ def test_ack_and_unack_through_the_actor_and_the_cli(
     assert ray.get(actor.get.remote(alert["id"]))["acknowledged_by"] == "alice"
     listed = runner.invoke(alerts_cli, ["list", "--json", "--state", "acknowledged"])
     assert [a["id"] for a in json.loads(listed.stdout)] == [alert["id"]]
+    as_yaml = runner.invoke(alerts_cli, ["list", "--format", "yaml", "--state", "acknowledged"])
+    assert yaml.safe_load(as_yaml.stdout) == json.loads(listed.stdout)
     back = ray.get(actor.unacknowledge.remote(alert["id"], "alice", "wrong team"))
     assert back["state"] == "firing" and back["acknowledged_by"] is None
     firing = runner.invoke(alerts_cli, ["list", "--state", "firing"])

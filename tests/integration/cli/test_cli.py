@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import ray
+import yaml
 
 import ray_enterprise
 from tests.integration.conftest import service_actor_names
@@ -78,6 +79,12 @@ def test_status_json_and_down_from_another_process(
         assert svc["node_id"] == ray.get_runtime_context().get_node_id()
     table = run_cli("status", "--address", address)
     assert "api" in table.stdout and "healthy" in table.stdout
+    as_yaml = yaml.safe_load(run_cli("status", "--format", "yaml", "--address", address).stdout)
+    assert as_yaml["status"] == "healthy" and len(as_yaml["services"]) == 2
+    listed = json.loads(run_cli("services", "--format", "json", "--address", address).stdout)
+    assert {(s["name"], tuple(s["depends_on"])) for s in listed} == {("db", ()), ("api", ("db",))}
+    services_table = run_cli("services", "--address", address).stdout.splitlines()
+    assert services_table[0].split()[:3] == ["SERVICE", "STATE", "REPLICAS"]
     assert "system health: " in table.stdout and "/100 (" in table.stdout
     down = run_cli("down", "--address", address)
     assert down.returncode == 0, down.stderr
@@ -88,6 +95,25 @@ def test_status_json_and_down_from_another_process(
     gone = run_cli("status", "--address", address)
     assert gone.returncode == 1
     assert "no ray_enterprise registry runs" in gone.stderr
+
+
+def test_an_unexpected_failure_is_one_line_naming_it_and_the_debug_switch_shows_more() -> None:
+    # /proc takes no new folder, not even from root: opening a database there really fails.
+    where = "sqlite:////proc/no-such-dir/state.db"
+    failed = run_cli("keys", "list", "--db", where)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("error: FileNotFoundError: ")
+    assert "/proc/no-such-dir" in failed.stderr and "RAY_ENTERPRISE_DEBUG=1" in failed.stderr
+    assert "Traceback" not in failed.stderr and len(failed.stderr.splitlines()) == 1
+    debug = subprocess.run(
+        [*CLI, "keys", "list", "--db", where],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "RAY_ENTERPRISE_DEBUG": "1"},
+    )
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
 def test_up_runs_the_demo_and_stops_in_order_on_ctrl_c(tmp_path: Path) -> None:
@@ -127,5 +153,26 @@ def test_up_runs_the_demo_and_stops_in_order_on_ctrl_c(tmp_path: Path) -> None:
             proc.wait()
     output = "".join(lines) + rest
     assert proc.returncode == 0, output[-3000:]
+    # Not a terminal: a line per stage change, never a screen redrawn with escape codes.
+    assert "\x1b" not in output
+    assert any("] database: " in line and "healthy" in line for line in lines), output[:3000]
     assert "stopping (SIGINT)" in output
     assert "all services stopped" in output
+
+
+def test_shell_completion_as_the_readme_sets_it_up_completes_commands_and_formats() -> None:
+    script = Path(sys.executable).with_name("ray-enterprise")  # the installed console script
+
+    def complete(var: str, words: str = "", cword: int = 0) -> str:
+        env = {**os.environ, "_RAY_ENTERPRISE_COMPLETE": var}
+        env.update(COMP_WORDS=words, COMP_CWORD=str(cword))
+        done = subprocess.run([str(script)], capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "complete -o nosort -F _ray_enterprise_completion ray-enterprise" in complete(
+        "bash_source"
+    )
+    assert "plain,services" in complete("bash_complete", "ray-enterprise ser", 1).splitlines()
+    formats = complete("bash_complete", "ray-enterprise status --format ", 3).splitlines()
+    assert formats == ["plain,table", "plain,json", "plain,yaml"]

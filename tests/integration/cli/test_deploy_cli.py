@@ -27,9 +27,12 @@ def test_deploy_scale_history_and_rollback_from_the_command_line(
         f"  - name: api\n    class: '{FAULTY}'\n    config: {{version: 2}}\n"
         "    health: {period_s: 0.2, timeout_s: 2.0, failure_threshold: 2}\n"
     )
-    deployed = run_cli("deploy", str(spec), "--bake", "0.2", "--address", address)
+    deployed = run_cli("deploy", str(spec), "--bake", "3", "--address", address)
     assert deployed.returncode == 0, deployed.stderr
     assert "api: upgrade done" in deployed.stdout
+    # Progress on stderr while it ran: the upgrade's phases as they came.
+    progress = [line for line in deployed.stderr.splitlines() if "] api: " in line]
+    assert any("upgrade baking" in line for line in progress), deployed.stderr
     assert "(generation 1 -> 2)" in deployed.stdout
     again = run_cli("deploy", str(spec), "--address", address)
     assert "nothing to do" in again.stdout
@@ -37,6 +40,7 @@ def test_deploy_scale_history_and_rollback_from_the_command_line(
     scaled = run_cli("scale", "api", "2", "--address", address)
     assert scaled.returncode == 0, scaled.stderr
     assert "api: 1 -> 2 replicas" in scaled.stdout
+    assert "2/2 replicas" in scaled.stderr, scaled.stderr
     assert service_actor_names() == ["svc:api:2", "svc:api:2.1"]
 
     back = run_cli("rollback", "api", "--address", address)

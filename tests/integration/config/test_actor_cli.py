@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
 from actor_support import config_actor
 from click.testing import CliRunner, Result
 
@@ -31,6 +32,11 @@ def test_show_set_history_diff_rollback_and_compliance(ray_session: None, tmp_pa
         assert refused.exit_code == 1
         assert "cache.default_ttl_seconds" in refused.output and "version stays" in refused.output
 
+        as_yaml = yaml.safe_load(run("show", "cache", "--format", "yaml").output)
+        assert as_yaml == json.loads(run("show", "cache", "--format", "json").output)
+        assert as_yaml["version"] == 2 and as_yaml["value"]["default_ttl_seconds"] == 42
+        versions = json.loads(run("history", "--format", "json").output)
+        assert [v["version"] for v in versions][-2:] == [1, 2]
         listed = run("history").output.splitlines()
         assert listed[0].split() == ["VERSION", "TIME", "SOURCE", "CHANGED"]
         assert listed[-1].split()[0] == "2" and "config set cache.default_ttl_seconds" in listed[-1]

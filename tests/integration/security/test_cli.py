@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from ray_enterprise.security.cli import audit, keys
@@ -59,6 +60,8 @@ def test_keys_lifecycle_prints_each_secret_once_and_never_lists_it(db: tuple[str
     code, as_json, _ = run(keys, "list", "--json", "--db", url)
     statuses = {k["id"]: k["status"] for k in json.loads(as_json)}
     assert statuses == {key_id: "rotating", new_secret.split("_")[1]: "revoked"}
+    code, as_yaml, _ = run(keys, "list", "--format", "yaml", "--db", url)
+    assert code == 0 and yaml.safe_load(as_yaml) == json.loads(as_json)
     code, records, _ = run(audit, "list", "--json", "--db", url)
     assert [r["action"] for r in json.loads(records)] == ["key.create", "key.rotate", "key.revoke"]
 

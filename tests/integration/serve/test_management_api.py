@@ -81,6 +81,15 @@ def test_missing_invalid_expired_and_revoked_keys_all_get_the_same_bare_401(api:
         platform.wait_for_points(AUTH_FAILURES, {"reason": reason}, 1, timeout_s=60)
 
 
+def test_healthz_answers_a_probe_without_a_key_and_tells_it_nothing(api: Api) -> None:
+    for headers in ({}, {"Authorization": "Bearer not-a-key"}):
+        probe = call(api, "GET", "/healthz", headers=headers)
+        assert (probe.status_code, probe.text) == (200, "ok\n")
+        assert probe.headers["content-type"].startswith("text/plain")
+    # The probe opened no other door: the health with its reasons still needs a key.
+    assert call(api, "GET", "/health").status_code == 401
+
+
 def test_every_route_refuses_a_key_without_its_scope_and_admits_one_with_it(api: Api) -> None:
     assert {scope.value for scope in ROUTES.values()} == ALL_SCOPES
     for (method, path), scope in ROUTES.items():

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import tempfile
@@ -328,6 +329,16 @@ def test_under_the_demo_the_page_shows_every_service_series_anomalies_and_a_trac
             page.wait_for_selector(node(spec.name, "healthy"))
         plot = f"#series .plot[data-series={json.dumps(key)}]"  # a CSS string, quotes escaped
         page.wait_for_selector(plot + ':not([data-anomalies="0"]) circle.anomaly')
+        # Axes with units: the y axis in the series' unit (its name ends in _ms) from its lowest
+        # to its highest value, the x axis in UTC wall-clock time.
+        assert page.text_content(plot + " .axis.y text.unit") == "ms"
+        read = "els => els.map(e => e.textContent)"
+        levels = [float(t) for t in page.eval_on_selector_all(plot + " .axis.y text.tick", read)]
+        assert len(levels) == 3 and levels[0] < 120.0 < levels[2], levels
+        times = page.eval_on_selector_all(plot + " .axis.x text.tick", read)
+        assert len(times) == 3, times
+        assert all(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in times), times
+        assert page.text_content(plot + " .axis.x text.unit") == "time (UTC)"
         assert "detector:" in page.text_content("#detector")
         page.wait_for_selector(f'#alerts tr[data-alert-id="{alert["id"]}"]')
         page.wait_for_selector("#waterfall g.span")
