@@ -2,8 +2,9 @@
 
 Ours calls ``echo`` on a registered ``Service`` (whose public methods are traced: a span per
 call, continuing the caller's trace); bare calls the same ``echo`` on a plain Ray actor class.
-Blocks are interleaved so that noise on a shared machine falls on both. Target ratio
-1.00 +/- 0.05: the registry is not on the path, only the span is.
+Blocks are interleaved, and the side that runs first alternates from block to block, so that
+noise and warm-up on a shared machine fall on both. Target ratio 1.00 +/- 0.05: the registry
+is not on the path, only the span is.
 
     python benchmarks/data_path.py --calls 2000 --blocks 10
 """
@@ -58,9 +59,10 @@ def main() -> None:
     block(ours, 200, args.batch)  # warm both up
     block(bare, 200, args.batch)
     ours_t, bare_t = [], []
-    for _ in range(args.blocks):
-        ours_t.append(block(ours, args.calls, args.batch))
-        bare_t.append(block(bare, args.calls, args.batch))
+    for index in range(args.blocks):
+        sides = [(ours, ours_t), (bare, bare_t)]
+        for handle, times in sides if index % 2 == 0 else sides[::-1]:
+            times.append(block(handle, args.calls, args.batch))
     ratio = median(ours_t) / median(bare_t)
     print(
         f"per call (batch {args.batch}): via get_service {median(ours_t) * 1e6:.1f} us, "

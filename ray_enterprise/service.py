@@ -44,10 +44,12 @@ import inspect
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import ray
-from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 #: Concurrency groups every service actor is created with. Health checks and the registry's
 #: crash watch must not queue behind a busy service's own calls.

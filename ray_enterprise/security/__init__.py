@@ -8,10 +8,8 @@ are imported lazily so that the key store and the audit trail stay cheap to impo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ray_enterprise.security.apikeys import ALL_SCOPES, ApiKey, ApiKeyStore, IssuedKey, Scope
-from ray_enterprise.security.audit import AuditLog, AuditRecord, Problem, VerifyReport
 from ray_enterprise.security.errors import (
     ApiKeyNotFoundError,
     AuditError,
@@ -26,8 +24,21 @@ from ray_enterprise.security.errors import (
 )
 from ray_enterprise.security.events import SecurityEvents, process_events
 from ray_enterprise.security.ratelimit import Lease, LeaseBook, RateLimit, TokenBucket
+from ray_enterprise.security.scopes import ALL_SCOPES, Scope
 
+if TYPE_CHECKING:
+    from ray_enterprise.security.apikeys import ApiKey, ApiKeyStore, IssuedKey
+    from ray_enterprise.security.audit import AuditLog, AuditRecord, Problem, VerifyReport
+
+# The stores import SQLAlchemy and the limiter Ray: `ray-enterprise --help` needs neither.
 _LAZY = {
+    "ApiKey": "ray_enterprise.security.apikeys",
+    "ApiKeyStore": "ray_enterprise.security.apikeys",
+    "IssuedKey": "ray_enterprise.security.apikeys",
+    "AuditLog": "ray_enterprise.security.audit",
+    "AuditRecord": "ray_enterprise.security.audit",
+    "Problem": "ray_enterprise.security.audit",
+    "VerifyReport": "ray_enterprise.security.audit",
     "LeasingLimiter": "ray_enterprise.security.limiter_client",
     "Decision": "ray_enterprise.security.limiter_client",
     "RateLimiterActor": "ray_enterprise.security.limiter_actor",

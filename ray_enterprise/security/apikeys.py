@@ -14,7 +14,6 @@ overlap ends, so clients can switch without an outage.
 
 from __future__ import annotations
 
-import enum
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -41,24 +40,11 @@ from ray_enterprise.security.keyformat import (
     split_key,
 )
 from ray_enterprise.security.schema import security_metadata
+from ray_enterprise.security.scopes import ALL_SCOPES, Scope
 from ray_enterprise.storage import create_tables
 
 if TYPE_CHECKING:
     from ray_enterprise.security.audit import AuditLog
-
-
-class Scope(str, enum.Enum):
-    """What a key may do; routes of the management API each require one."""
-
-    STATUS_READ = "status:read"
-    CONFIG_READ = "config:read"
-    CONFIG_WRITE = "config:write"
-    ALERTS_ACK = "alerts:ack"
-    SERVICES_ADMIN = "services:admin"
-    AUDIT_READ = "audit:read"
-
-
-ALL_SCOPES = frozenset(s.value for s in Scope)
 
 
 def parse_scopes(names: Iterable[str]) -> frozenset[Scope]:

@@ -15,15 +15,17 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
-import sqlalchemy as sa
 
 from ray_enterprise.cli_common import chosen_format, output_options, render
-from ray_enterprise.security.apikeys import ALL_SCOPES, ApiKey, ApiKeyStore, IssuedKey
-from ray_enterprise.security.audit import AuditLog, platform_audit_log
 from ray_enterprise.security.errors import SecurityError
+from ray_enterprise.security.scopes import ALL_SCOPES
+
+if TYPE_CHECKING:  # the stores import SQLAlchemy: loaded when a command runs, not for --help
+    from ray_enterprise.security.apikeys import ApiKey, ApiKeyStore, IssuedKey
+    from ray_enterprise.security.audit import AuditLog
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -73,6 +75,10 @@ def _who() -> str:
 
 @contextmanager
 def _stores(db_url: str | None) -> Iterator[tuple[ApiKeyStore, AuditLog]]:
+    import sqlalchemy as sa  # here, not at the top: `ray-enterprise --help` must stay quick
+
+    from ray_enterprise.security.apikeys import ApiKeyStore
+    from ray_enterprise.security.audit import platform_audit_log
     from ray_enterprise.storage import make_engine
 
     try:
