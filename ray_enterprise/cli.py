@@ -96,9 +96,15 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@click.argument("spec", type=click.Path(dir_okay=False), required=False)
 @click.option(
     "--address", default=None, help="Ray address; default RAY_ADDRESS or a new local Ray."
+)
+@click.option(
+    "--restore",
+    is_flag=True,
+    help="Instead of SPEC, start the application kept in the durable store (after a whole "
+    "cluster was lost): each service at the spec last deployed, in dependency order.",
 )
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--num-cpus", type=int, default=None, help="CPUs of a local Ray started here.")
@@ -108,8 +114,9 @@ def main() -> None:
 @click.option("--api-host", default="127.0.0.1", show_default=True, help="Where --api binds.")
 @click.option("--api-port", type=int, default=8000, show_default=True, help="Port of --api.")
 def up(
-    spec: str,
+    spec: str | None,
     address: str | None,
+    restore: bool,
     duration: float | None,
     num_cpus: int | None,
     refresh: float,
@@ -121,15 +128,23 @@ def up(
     """Start every service of SPEC in dependency order and supervise it until Ctrl-C."""
     import ray
 
-    from ray_enterprise.runtime import connect, shutdown_system
+    from ray_enterprise.runtime import connect, init_ray, shutdown_system
     from ray_enterprise.spec import load_app_spec
 
-    try:
-        app = load_app_spec(spec)
-        for service in app.services:  # fail before touching Ray if a class is missing
-            service.load_class()
-    except SpecError as exc:
-        fail(f"{exc if exc.file else exc.in_file(spec)}\nnothing was started")
+    if (spec is None) == (not restore):
+        fail("give either SPEC or --restore (not both)", code=2)
+    app = None
+    if spec is not None:
+        try:
+            app = load_app_spec(spec)
+            for service in app.services:  # fail before touching Ray if a class is missing
+                service.load_class()
+        except SpecError as exc:
+            fail(f"{exc if exc.file else exc.in_file(spec)}\nnothing was started")
+    else:
+        init_ray(address, num_cpus=num_cpus)  # the KV is filled before the registry boots
+        _restore_control_state()
+    title = f"[{app.name}]" if app is not None else "[restored]"
     serve_api = _management_api() if api else None
     stop_requested: list[str] = []
 
@@ -144,7 +159,8 @@ def up(
     system = connect(address, num_cpus=num_cpus)
     registry = system.registry
     click.echo(f"ray address: {ray.get_runtime_context().gcs_address}  (namespace ray_enterprise)")
-    registry.register_app_sync(app)
+    if app is not None:
+        registry.register_app_sync(app)
     # A terminal gets the table redrawn in place; a pipe or a log gets a line per stage change
     # and the status line when it changes, with no escape codes.
     stages = StageLog()
@@ -162,11 +178,11 @@ def up(
             status["health"] = system_health()
             if live:
                 click.clear()
-                click.echo(render_table(status, title=f"[{app.name}]", colour=True))
+                click.echo(render_table(status, title=title, colour=True))
             else:
                 for line in stages.changes(service_stages(status["services"])):
                     click.echo(line)
-                summary = render_table(status, title=f"[{app.name}]").splitlines()[0]
+                summary = render_table(status, title=title).splitlines()[0]
                 if summary != last:
                     click.echo(summary)
                 last = summary
@@ -180,10 +196,39 @@ def up(
         if serve_api is not None:
             serve_api.stop_management_api()
         final = registry.stop_all_sync()
-        click.echo(render_table(final, title=f"[{app.name}]"))
+        click.echo(render_table(final, title=title))
         shutdown_system()
         ray.shutdown()
     click.echo("all services stopped")
+
+
+def _restore_control_state() -> None:
+    """Copy the application kept in the durable store into this cluster's empty control state.
+
+    A cluster that still has it (the GCS came back from Redis, or the application was never
+    lost) needs nothing: ``up --restore`` then only supervises what runs.
+    """
+    from ray_enterprise import _kv
+    from ray_enterprise.registry.control_state import read_durable, restore_into_kv
+    from ray_enterprise.storage import make_engine
+
+    if _kv.scan("registry/spec/"):
+        click.echo("the cluster still holds the application's control state: nothing restored")
+        return
+    engine = make_engine(create=False)
+    try:
+        saved = read_durable(engine)
+    finally:
+        engine.dispose()
+    if not any(key.startswith("registry/spec/") for key in saved):
+        where = engine.url.render_as_string(hide_password=True)
+        fail(
+            f"nothing to restore: the durable store {where} keeps no "
+            "application (`down` and a clean stop erase it); start one with `up SPEC`",
+            code=2,
+        )
+    restored = restore_into_kv(saved)
+    click.echo(f"restored from the durable store: {', '.join(restored)}")
 
 
 def _management_api() -> Any:

@@ -52,6 +52,16 @@ config_version_secrets = Table(
     Column("sealed", Text, nullable=False),
 )
 
+#: What should run (specs, generations, the desired state), mirrored from the registry's GCS
+#: keys so that ``ray-enterprise up --restore`` can rebuild a lost cluster's application.
+control_state = Table(
+    "control_state",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
 #: The database config source: dotted keys with JSON values; ``version`` rises on every write.
 config_entries = Table(
     "config_entries",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -70,19 +72,137 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class RayHead:
+class RedisServer:
+    """``redis-server`` on a free loopback port with its files in ``directory``: the external
+    store a fault-tolerant Ray head keeps its GCS tables in (``RAY_REDIS_ADDRESS``)."""
+
+    def __init__(self, directory: str, *, port: int | None = None) -> None:
+        self.directory = directory
+        self.port = port or _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> RedisServer:
+        os.makedirs(self.directory, exist_ok=True)
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (Debian: redis-server)")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.directory,
+             "--save", "", "--appendonly", "yes", "--protected-mode", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"redis-server did not listen on {self.port} within {timeout_s} s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _RayNodeProcess:
+    """One ``ray start --block`` and every process it starts, in a session of their own, so
+    that this node alone can be killed (``ray stop`` would kill every Ray on the machine)."""
+
+    command: list[str]
+    env: dict[str, str]
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[str] | None = None
+        self.extra: list[subprocess.Popen[bytes]] = []  # started later, in sessions of their own
+
+    def _launch(self) -> subprocess.Popen[str]:
+        self.process = subprocess.Popen(
+            self.command,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        return self.process
+
+    def processes(self) -> list[psutil.Process]:
+        """Every live process of this node (the ``--block`` process's session)."""
+        if self.process is None:
+            return []
+        sids = {self.process.pid} | {p.pid for p in self.extra if p.poll() is None}
+        out = []
+        for proc in psutil.process_iter():
+            with contextlib.suppress(psutil.Error, OSError):
+                if os.getsid(proc.pid) in sids:
+                    out.append(proc)
+        return out
+
+    def kill(self) -> int:
+        """SIGKILL every process of this node at once, as a machine loss would; returns how
+        many there were."""
+        procs = self.processes()
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(signal.SIGKILL)
+        psutil.wait_procs(procs, timeout=10)
+        for extra in [*self.extra, self.process]:
+            if extra is not None:
+                extra.wait()
+        self.process = None
+        self.extra = []
+        return len(procs)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=30)
+        self.kill()  # whatever --block left behind
+
+
+class RayHead(_RayNodeProcess):
     """``ray start --head --block`` on loopback with free ports, stopped by this object alone.
 
-    ``ray stop`` would kill every Ray on the machine; this head runs in its own session and
-    is stopped through its own ``--block`` process, which takes its children down with it.
+    With ``redis_address`` the GCS keeps its tables in that Redis (Ray's GCS fault tolerance):
+    :meth:`kill_gcs` then :meth:`restart_gcs` is a GCS crash and its restart, :meth:`kill` then
+    :meth:`start` a whole head lost and brought back on the same address.
     """
 
-    def __init__(self, *, num_cpus: int = 2, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        num_cpus: int = 2,
+        env: dict[str, str] | None = None,
+        redis_address: str | None = None,
+        include_dashboard: bool = True,
+        resources: dict[str, float] | None = None,
+    ) -> None:
+        super().__init__()
         self.gcs_port = _free_port()
         self.dashboard_port = _free_port()
+        self.include_dashboard = include_dashboard
         self.env = dict(os.environ if env is None else env)
         self.env.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         self.env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if redis_address is not None:
+            self.env["RAY_REDIS_ADDRESS"] = redis_address
         ray_bin = shutil.which("ray", path=self.env.get("PATH")) or "ray"
         ports = {
             "--port": self.gcs_port,
@@ -98,9 +218,13 @@ class RayHead:
         self.command = [ray_bin, "start", "--head", "--block", "--disable-usage-stats"]
         self.command += ["--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1"]
         self.command += ["--num-cpus", str(num_cpus)]
+        if not include_dashboard:
+            self.command += ["--include-dashboard", "false"]
+        if resources:
+            self.command += ["--resources", json.dumps(resources)]
         for flag, port in ports.items():
             self.command += [flag, str(port)]
-        self.process: subprocess.Popen[str] | None = None
+        self._gcs: tuple[list[str], dict[str, str]] | None = None
 
     @property
     def address(self) -> str:
@@ -111,40 +235,118 @@ class RayHead:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
     def start(self, timeout_s: float = 90.0) -> RayHead:
-        self.process = subprocess.Popen(
-            self.command,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
+        process = self._launch()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"ray start exited with {self.process.returncode}")
+            if process.poll() is not None:
+                raise RuntimeError(f"ray start exited with {process.returncode}")
+            if self._ready():
+                return self
+            time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"the Ray head did not come up within {timeout_s} s")
+
+    def _ready(self) -> bool:
+        if self.include_dashboard:
             try:
                 with urllib.request.urlopen(f"{self.dashboard_url}/api/version", timeout=1):
-                    return self
+                    return True
             except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise TimeoutError(f"the Ray head's dashboard did not answer within {timeout_s} s")
+                return False
+        # No dashboard: ready once the head's raylet runs beside a listening GCS.
+        names = {p.name() for p in self.processes() if p.is_running()}
+        if "raylet" not in names:
+            return False
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.gcs_port)):
+            return True
+        return False
 
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.process = None
+    def gcs_process(self) -> psutil.Process | None:
+        return next((p for p in self.processes() if p.name() == "gcs_server"), None)
+
+    def kill_gcs(self) -> None:
+        """SIGKILL the GCS server alone; its command line is kept for :meth:`restart_gcs`."""
+        gcs = self.gcs_process()
+        if gcs is None:
+            raise RuntimeError("this head runs no gcs_server")
+        self._gcs = (gcs.cmdline(), gcs.environ())
+        gcs.send_signal(signal.SIGKILL)
+        gcs.wait(timeout=10)
+
+    def restart_gcs(self) -> None:
+        """Start the GCS server again as it was (what KubeRay's restart of it amounts to); it
+        counts as one of this head's processes, so :meth:`kill` takes it too."""
+        if self._gcs is None or self.process is None:
+            raise RuntimeError("kill_gcs() first")
+        cmdline, environ = self._gcs
+        self.extra.append(
+            subprocess.Popen(
+                cmdline, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )  # fmt: skip
 
     def __enter__(self) -> RayHead:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# `ray start --address` refuses to join a cluster while RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0,
+# and with it =1 turns --node-ip-address 127.0.0.1 into this machine's outward address and
+# listens on every interface. This runs Ray's own CLI with the node IP kept as given and the
+# refusal lifted, so a second node stays on loopback as ray.cluster_utils.Cluster's nodes do.
+_LOOPBACK_WORKER = """
+import sys
+from ray._private import ray_constants, services
+services.resolve_ip_for_localhost = lambda host: host
+ray_constants.ENABLE_RAY_CLUSTER = True
+from ray.scripts.scripts import main
+sys.argv[0] = "ray"
+main()
+"""
+
+
+class RayWorkerNode(_RayNodeProcess):
+    """``ray start --address HEAD --block``: a second node of a :class:`RayHead`'s cluster, on
+    loopback, with ``resources`` so that a spec can place services on it."""
+
+    def __init__(
+        self,
+        head: RayHead,
+        *,
+        num_cpus: int = 2,
+        resources: dict[str, float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.head = head
+        self.env = dict(head.env)
+        self.env.pop("RAY_REDIS_ADDRESS", None)
+        self.command = [sys.executable, "-c", _LOOPBACK_WORKER, "start", "--address", head.address]
+        self.command += ["--block"]
+        self.command += ["--node-ip-address", "127.0.0.1", "--num-cpus", str(num_cpus)]
+        self.command += ["--disable-usage-stats"]
+        for flag in (
+            "--node-manager-port",
+            "--object-manager-port",
+            "--metrics-export-port",
+            "--runtime-env-agent-port",
+            "--dashboard-agent-listen-port",
+            "--dashboard-agent-grpc-port",
+        ):
+            self.command += [flag, str(_free_port())]
+        if resources:
+            self.command += ["--resources", json.dumps(resources)]
+
+    def start(self, timeout_s: float = 90.0) -> RayWorkerNode:
+        process = self._launch()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"ray start (worker) exited with {process.returncode}")
+            if any(p.name() == "raylet" for p in self.processes()):
+                return self
+            time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"the worker node did not start within {timeout_s} s")

@@ -111,3 +111,34 @@ class MetricsRefusedInput:
                 expires_after_ms=quiet,
             ),
         )
+
+
+@dataclass(frozen=True)
+class ControlPlaneInput:
+    """Ray's GCS stopped answering (``reachable=False``) or answers again.
+
+    While it is away, running actors keep serving calls, but nothing can be created, restarted,
+    looked up by name or placed: the registry cannot restart a crashed service until it is back.
+    Critical, because without GCS fault tolerance (an external Redis) a GCS that does not come
+    back is the whole cluster lost.
+    """
+
+    reachable: bool
+    down_s: float
+    detail: str = ""
+    severity: Severity = Severity.CRITICAL
+
+    def to_signals(self) -> tuple[AlertSignal, ...]:
+        if self.reachable:
+            summary = f"Ray's GCS answers again after {self.down_s:.1f} s"
+        else:
+            summary = f"Ray's GCS has not answered for {self.down_s:.1f} s: {self.detail}"
+        return (
+            AlertSignal(
+                labels={"alertname": "ControlPlaneUnreachable", "service": "ray-gcs"},
+                severity=self.severity,
+                firing=not self.reachable,
+                annotations={"summary": summary},
+                source="cluster",
+            ),
+        )

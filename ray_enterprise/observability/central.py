@@ -35,7 +35,7 @@ from ray_enterprise.observability.collector import (
     collector_name,
     collector_options,
 )
-from ray_enterprise.observability.fault_watch import NodeWatch, RefusalWatch
+from ray_enterprise.observability.fault_watch import ControlPlaneWatch, NodeWatch, RefusalWatch
 from ray_enterprise.observability.health import HealthReport, health_score
 from ray_enterprise.observability.metric_batch import Labels, MetricBatch
 from ray_enterprise.observability.prometheus import (
@@ -55,6 +55,7 @@ logger = logging.getLogger("ray_enterprise.observability")
 
 _PORT_KEY = "observability/prometheus"
 _CHECKPOINT_KEY = "observability/checkpoint"
+_GCS_READ_TIMEOUT_S = 2.0  # a GCS read slower than this (or the period) counts as failed
 _NODES_KEY = "observability/nodes"  # the NodeWatch: alive nodes and open losses
 _SHARD_QUEUE = 1000  # batches waiting for the anomaly shards
 _REGISTRY_TIMEOUT_S = 5.0
@@ -157,6 +158,8 @@ class ObservabilityActor:
         # Faults seen here go to the alert actor; only the system actor reports them.
         self._nodes = NodeWatch(_kv.get(_NODES_KEY) if self._owns_state else None)
         self._nodes_saved = self._nodes.to_state()
+        self._control_plane = ControlPlaneWatch()
+        self._nodes_read: asyncio.Future[list[str]] | None = None
         self._refusals = RefusalWatch(self._store.refused)  # restored counts are not new
         self._refusal_check_s = refusal_check_s
         self._health_period_s = health_period_s
@@ -421,10 +424,33 @@ class ObservabilityActor:
             except Exception:
                 logger.exception("observability checkpoint failed")
 
+    async def _read_alive_nodes(self) -> list[str]:
+        """One GCS read per period, for shards and collectors, off the event loop and bounded:
+        while the GCS is away Ray's client waits on it far longer than a period. A read still
+        hanging from an earlier period counts as failed again instead of starting another."""
+        if self._nodes_read is None or self._nodes_read.done():
+            self._nodes_read = asyncio.ensure_future(asyncio.to_thread(_alive_nodes))
+        timeout = max(self._health_period_s, _GCS_READ_TIMEOUT_S)
+        done, _ = await asyncio.wait({self._nodes_read}, timeout=timeout)
+        if not done:
+            raise TimeoutError(f"no answer within {timeout:.1f} s")
+        return self._nodes_read.result()
+
+    def _watch_control_plane(self, ok: bool, detail: str = "") -> None:
+        if self._owns_state:
+            for item in self._control_plane.observe(ok, time.monotonic(), detail):
+                report_input(item)
+
     async def _refresh_forever(self) -> None:
         while True:
             try:
-                alive = _alive_nodes()  # one GCS read per period, for shards and collectors
+                alive = await self._read_alive_nodes()
+            except Exception as exc:  # the GCS is away: nothing below can work either
+                self._watch_control_plane(False, f"{type(exc).__name__}: {exc}"[:200])
+                await asyncio.sleep(self._health_period_s)
+                continue
+            self._watch_control_plane(True)
+            try:
                 self._watch_nodes(alive)
                 if self._shard_setting:
                     await self._ensure_shards(alive)

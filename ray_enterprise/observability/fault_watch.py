@@ -1,5 +1,6 @@
 """What the central observability actor sees go wrong between two looks: nodes lost, metric
-points refused. Pure: each ``observe`` takes what the actor read and returns alert inputs.
+points refused, Ray's GCS not answering. Pure: each ``observe`` takes what the actor read and
+returns alert inputs.
 
 Example::
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ray_enterprise.alerts.faults import MetricsRefusedInput, NodeLostInput
+from ray_enterprise.alerts.faults import ControlPlaneInput, MetricsRefusedInput, NodeLostInput
 
 _METRICS_NAMED = 5  # metrics an alert names, of those refused for one reason
 
@@ -99,3 +100,45 @@ class RefusalWatch:
                 )
             )
         return out
+
+
+class ControlPlaneWatch:
+    """ControlPlaneUnreachable once GCS reads have failed for ``after_s`` (one slow answer on a
+    busy head is not an outage); resolved by the first read that succeeds after it fired.
+
+    ``observe(ok, now)`` takes each read's outcome and the time it was made.
+
+    Example::
+
+        >>> watch = ControlPlaneWatch(after_s=2.0)
+        >>> watch.observe(False, now=10.0), watch.observe(False, now=11.0)
+        ([], [])
+        >>> [i.reachable for i in watch.observe(False, now=12.5)]
+        [False]
+        >>> [(i.reachable, i.down_s) for i in watch.observe(True, now=20.0)]
+        [(True, 10.0)]
+    """
+
+    def __init__(self, after_s: float = 3.0) -> None:
+        self.after_s = after_s
+        self._failing_since: float | None = None
+        self._fired = False
+
+    @property
+    def firing(self) -> bool:
+        return self._fired
+
+    def observe(self, ok: bool, now: float, detail: str = "") -> list[ControlPlaneInput]:
+        if ok:
+            since, fired = self._failing_since, self._fired
+            self._failing_since, self._fired = None, False
+            if fired and since is not None:
+                return [ControlPlaneInput(reachable=True, down_s=now - since)]
+            return []
+        if self._failing_since is None:
+            self._failing_since = now
+        down = now - self._failing_since
+        if not self._fired and down >= self.after_s:
+            self._fired = True
+            return [ControlPlaneInput(reachable=False, down_s=down, detail=detail)]
+        return []

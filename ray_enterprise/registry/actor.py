@@ -25,6 +25,7 @@ from ray_enterprise.alerts.client import RestartAlert, report_health_transition
 from ray_enterprise.errors import ServiceNotFoundError, ServiceUnavailableError
 from ray_enterprise.redaction import redact_text
 from ray_enterprise.registry.alert_reports import AlertReports
+from ray_enterprise.registry.control_state import ControlState
 from ray_enterprise.registry.handle import ServiceHandle, publish_routes, withdraw_routes
 from ray_enterprise.registry.placement import Placement
 from ray_enterprise.registry.recovery import plan_recovery
@@ -88,6 +89,7 @@ class RegistryActor:
         restart_alert = RestartAlert(system_actors.REGISTRY)
         self._tick_s = tick_s
         self._sup = Supervisor()
+        self._state = ControlState()  # the GCS KV, and what should run in the durable store
         self._replicas: dict[str, ReplicaSet] = {}  # service -> its replica actors
         self._actors: dict[str, Any] = {}  # replica id -> actor handle
         self._routes: dict[str, RouteTable] = {}  # service -> the table callers read
@@ -241,7 +243,7 @@ class RegistryActor:
             "restarts": rec.restarts,
         }
         if self._persisted.get(name) != data:
-            _kv.put(_RECORD + name, data)
+            self._state.put(_RECORD + name, data)
             self._persisted[name] = data
 
     def _reconcile_replicas(self) -> None:
@@ -594,12 +596,13 @@ class RegistryActor:
         self._sup.stopped(name)
 
     async def _stop_all(self) -> None:
-        _kv.put(_DESIRED, "stopping")  # a registry that dies now finishes the stop on restart
+        # A registry that dies now finishes the stop on restart.
+        self._state.put(_DESIRED, "stopping")
         self._sup.running = False
         for level in self._sup.graph.shutdown_levels():
             await asyncio.gather(*(self._stop_one(name) for name in level))
         self._persist()
-        _kv.put(_DESIRED, "stopped")
+        self._state.put(_DESIRED, "stopped")
 
     # -- public API -----------------------------------------------------------------------
 
@@ -613,7 +616,7 @@ class RegistryActor:
         """Add or replace one service; validated here too, since any process may call."""
         parsed = ServiceSpec.model_validate(spec)
         self._sup.register(parsed)
-        _kv.put(_SPEC + parsed.name, parsed.to_json())
+        self._state.put(_SPEC + parsed.name, parsed.to_json())
         self._wake.set()
         return parsed.to_json()
 
@@ -622,7 +625,7 @@ class RegistryActor:
         parsed = [ServiceSpec.model_validate(s) for s in specs]
         self._sup.register_all(parsed)
         for spec in parsed:
-            _kv.put(_SPEC + spec.name, spec.to_json())
+            self._state.put(_SPEC + spec.name, spec.to_json())
         self._wake.set()
         return [s.name for s in parsed]
 
@@ -633,7 +636,7 @@ class RegistryActor:
 
     def save_spec(self, spec: ServiceSpec) -> None:
         """Make a replaced spec durable (an upgrade's commit, a scale)."""
-        _kv.put(_SPEC + spec.name, spec.to_json())
+        self._state.put(_SPEC + spec.name, spec.to_json())
 
     async def start_all(self, timeout_s: float | None = None) -> dict[str, Any]:
         """Start every service in dependency order; waits until all are up or given up on."""
@@ -642,7 +645,7 @@ class RegistryActor:
         if not self._sup.running:
             self._sup.reset_for_start()
         self._sup.running = True
-        _kv.put(_DESIRED, "running")
+        self._state.put(_DESIRED, "running")
         self._wake.set()
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while (deadline is None or time.monotonic() < deadline) and not self._sup.settled():
@@ -776,7 +779,9 @@ class RegistryActor:
         await self.stop_all()
         await self._wait_names_released()
         self._report_transitions()  # STOPPED resolves what fired: no alert outlives `down`
-        _kv.delete_prefix("registry/")
+        self._state.delete_prefix("registry/")
+        # `down` returns only once the durable copy is gone too: nothing left to --restore.
+        await asyncio.to_thread(self._state.mirror.flush)
         for rid in list(self._monitors):
             self._cancel_monitors(rid)
         self._sup = Supervisor()

@@ -1,0 +1,130 @@
+"""Surviving the head node: Ray's GCS fault tolerance on a real Redis, with the demo's services
+on a second node and a caller calling them without pause.
+
+The GCS server is killed and started again from Redis (what KubeRay's restart of the GCS
+amounts to) while a detached caller actor calls a service without pause. The test process
+never joins this cluster: it reads it only through short-lived subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ray_enterprise.testing import RayHead, RedisServer
+from tests.support import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DRIVER = Path(__file__).with_name("ft_driver.py")
+
+APP = """
+name: ft
+services:
+  - name: database
+    class: ray_enterprise.examples.store:KeyValueStore
+    criticality: critical
+    health: {period_s: 0.5, timeout_s: 2.0, failure_threshold: 3}
+    actor: {resources: {app: 0.01}}
+  - name: cache
+    class: ray_enterprise.examples.cache:CacheService
+    depends_on: [database]
+    criticality: high
+    health: {period_s: 0.5, timeout_s: 2.0, failure_threshold: 3}
+    actor: {resources: {app: 0.01}}
+"""
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists("/usr/bin/redis-server") and not os.environ.get("CI"),
+    reason="redis-server is not installed (Debian package redis-server; .ci/run installs it)",
+)
+
+
+def _cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "ray-enterprise"), *args], env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def _status(env: dict[str, str], address: str) -> dict[str, Any]:
+    try:
+        run = _cli(env, "status", "--json", "--address", address)
+    except subprocess.TimeoutExpired:  # the cluster is still coming back
+        return {}
+    return json.loads(run.stdout) if run.returncode == 0 else {}
+
+
+def _driver(env: dict[str, str], address: str, *args: str) -> dict[str, Any]:
+    run = subprocess.run(
+        [sys.executable, str(DRIVER), address, *args], env=env, capture_output=True, text=True,
+        timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    return dict(json.loads(run.stdout.strip().splitlines()[-1]))
+
+
+def _healthy(env: dict[str, str], address: str) -> dict[str, Any]:
+    doc = _status(env, address)
+    return doc if doc.get("status") == "healthy" else {}
+
+
+def test_services_and_callers_ride_through_a_gcs_restart(tmp_path: Path) -> None:
+    (tmp_path / "app.yaml").write_text(APP)
+    env = dict(
+        os.environ,
+        PATH=f"{BIN}:{os.environ['PATH']}",
+        RAY_ENTERPRISE_HOME=str(tmp_path / "home"),
+        PYTHONPATH=str(REPO),
+    )
+    env.pop("RAY_ADDRESS", None)
+    with RedisServer(str(tmp_path / "redis")) as redis:
+        head = RayHead(
+            num_cpus=2, env=env, redis_address=redis.address, include_dashboard=False,
+            resources={"app": 1},
+        )  # fmt: skip
+        up: subprocess.Popen[str] | None = None
+        try:
+            head.start()
+            log = (tmp_path / "up.log").open("w")
+            up = subprocess.Popen(
+                [str(BIN / "ray-enterprise"), "up", str(tmp_path / "app.yaml"),
+                 "--address", head.address, "--duration", "900"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+            try:
+                wait_for(lambda: _healthy(env, head.address), timeout=180, what="app healthy")
+            except AssertionError:
+                raise AssertionError((tmp_path / "up.log").read_text()[-3000:]) from None
+            _driver(env, head.address, "start-caller", "cache")
+            wait_for(
+                lambda: sum(_driver(env, head.address, "report")["ok"].values()) > 20,
+                timeout=60, what="the caller's first calls",
+            )  # fmt: skip
+            before = _driver(env, head.address, "report")["actors"]
+            assert len(before) == 2, before
+
+            head.kill_gcs()
+            outage = time.time()
+            time.sleep(5)  # the outage itself: nothing to wait for but time
+            head.restart_gcs()
+            healthy = wait_for(lambda: _healthy(env, head.address), timeout=180, what="healthy")
+            # Unreachable is not dead: nothing was restarted, the same actors serve.
+            assert all(s["restarts"] == 0 for s in healthy["services"]), healthy
+            after = _driver(env, head.address, "report")
+            assert after["actors"] == before
+            during = [after["ok"].get(str(s), 0) for s in range(int(outage) + 1, int(outage) + 5)]
+            assert sum(during) > 0, after  # calls went on while the GCS was down
+            assert up.poll() is None  # the `up` driver rode through the outage as well
+        finally:
+            if up is not None and up.poll() is None:
+                up.kill()
+                up.wait()
+            head.stop()
