@@ -24,10 +24,16 @@ from ray_enterprise.cli_common import (
 )
 from ray_enterprise.cli_progress import follow, service_stages
 from ray_enterprise.errors import NotConnectedError, SpecError
-from ray_enterprise.registry.history import new_deployment_id
 
 _ADDRESS = click.option("--address", default=None, help=ADDRESS_HELP)
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable document.")
+
+
+def _new_deployment_id() -> str:
+    # Imported here: the history module loads SQLAlchemy, which `--help` must not pay for.
+    from ray_enterprise.registry.history import new_deployment_id
+
+    return new_deployment_id()
 
 
 def _registry(address: str | None) -> Any:
@@ -99,7 +105,7 @@ def deploy(spec: str, bake: float | None, quiet: bool, address: str | None, as_j
     for service in app.services:
         if service.name in running and current.get(service.name) != service.to_json():
             pending = registry.actor.upgrade.remote(
-                service.name, service.to_json(), bake, new_deployment_id()
+                service.name, service.to_json(), bake, _new_deployment_id()
             )
             row = watch(pending)
             results.append(row)
