@@ -10,11 +10,10 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from ray_enterprise.alerts.handlers import (
 from ray_enterprise.alerts.manager import AlertManager
 from ray_enterprise.alerts.model import AlertSignal, Notification, Severity
 from ray_enterprise.alerts.routing import policy_from_config
+from tests.support import free_port, wait_for
 
 T = TypeVar("T")
 ALERTMANAGER = "prometheus-alertmanager"
@@ -230,27 +230,9 @@ def test_dispatcher_cuts_off_a_hanging_callable_and_counts_every_failure() -> No
 # -- Prometheus Alertmanager --------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=2) as response:
         return json.loads(response.read())
-
-
-def _wait_for(condition: Callable[[], bool], deadline_s: float, what: str) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"gave up after {deadline_s}s waiting for {what}")
 
 
 @pytest.fixture
@@ -266,7 +248,7 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "am.yml").write_text(
         'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n', encoding="utf-8"
     )
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "am.log").open("wb")
     process = subprocess.Popen(
         [
@@ -286,7 +268,9 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
             return bool(response.status == 200)
 
     try:
-        _wait_for(ready, 15, f"alertmanager ready on {base} (log: {tmp_path / 'am.log'})")
+        wait_for(
+            ready, timeout=15, what=f"alertmanager ready on {base} (log: {tmp_path / 'am.log'})"
+        )
         yield base
     finally:
         log.close()
@@ -312,7 +296,7 @@ def test_forwarded_alert_is_readable_from_alertmanager_v2_api(alertmanager: str)
         return any(a["labels"].get("service") == "search" for a in _get_json(alerts_url))
 
     alerts_url = f"{alertmanager}/api/v2/alerts"
-    _wait_for(forwarded, 10, "the forwarded alert in GET /api/v2/alerts")
+    wait_for(forwarded, timeout=10, what="the forwarded alert in GET /api/v2/alerts")
     [alert] = [a for a in _get_json(alerts_url) if a["labels"].get("service") == "search"]
     assert alert["labels"] == {
         "alertname": "HighLatency",

@@ -18,17 +18,10 @@ from ray_enterprise.alerts.manager import AlertManager
 from ray_enterprise.alerts.model import AlertSignal, ChangeKind, Severity
 from ray_enterprise.alerts.routing import policy_from_config
 from tests.integration.helpers import postgres_schema_engine
+from tests.support import FakeClock
 
 DAY = 86_400_000
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> int:
-        return self.now
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -51,7 +44,7 @@ def resolve(am: AlertManager, name: str, service: str) -> None:
 
 
 def test_history_restores_open_alerts_and_silences_after_a_restart(engine: sa.Engine) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     history = AlertHistory(engine, clock=clock)
     history.create_tables()
     history.create_tables()  # idempotent at every start
@@ -82,7 +75,7 @@ def test_history_restores_open_alerts_and_silences_after_a_restart(engine: sa.En
 
 
 def test_trends_count_per_day_service_severity_and_mean_times(engine: sa.Engine) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     history = AlertHistory(engine, clock=clock)
     history.create_tables()
     am = AlertManager(clock=clock)
@@ -113,7 +106,7 @@ def test_trends_count_per_day_service_severity_and_mean_times(engine: sa.Engine)
 
 
 def test_retention_drops_old_resolved_alerts_but_keeps_open_ones(engine: sa.Engine) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     history = AlertHistory(engine, clock=clock)
     history.create_tables()
     am = AlertManager(clock=clock)
@@ -134,7 +127,7 @@ def test_retention_drops_old_resolved_alerts_but_keeps_open_ones(engine: sa.Engi
 
 
 def test_a_burst_of_ten_thousand_changes_is_written_without_loss(engine: sa.Engine) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     history = AlertHistory(engine, clock=clock)
     history.create_tables()
     am = AlertManager(clock=clock)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,16 +12,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support import free_port
+
 REPO = Path(__file__).resolve().parents[3]
 CLI = [sys.executable, "-m", "ray_enterprise"]
 
 pytestmark = pytest.mark.timeout(420)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_up_with_api_serves_on_loopback_prints_the_url_and_stops_it(tmp_path: Path) -> None:

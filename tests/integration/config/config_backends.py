@@ -22,39 +22,11 @@ from urllib.parse import quote
 import hvac
 
 from ray_enterprise.config.sources import ConfigSource, SourceUpdate
+from tests.support import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 BAO = shutil.which("bao") or str(REPO / ".venv" / "bin" / "bao")
 PG_DSN_ENV = "RAY_ENTERPRISE_TEST_PG_DSN"
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(pair: bool = False) -> int:
-    """A loopback port that is free (and, with ``pair``, so is the next one)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port < 65535 and (not pair or _port_free(port + 1)):
-            return port
-    raise RuntimeError("no free loopback port")
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.02)
 
 
 class BaoServer:
@@ -89,7 +61,7 @@ class BaoServer:
             except Exception:
                 return False
 
-        wait_until(ready, 15.0, "bao dev server")
+        wait_for(ready, timeout=15.0, what="bao dev server")
         return self
 
     def stop(self) -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import urllib.parse
@@ -28,6 +27,7 @@ from ray_enterprise.observability.platform import (
     boot_observability,
 )
 from tests.integration.helpers import wait_for
+from tests.support import free_port
 
 
 @pytest.fixture(scope="module")
@@ -236,12 +236,6 @@ def test_prometheus_exposition_parses_back_to_what_was_recorded(
     assert got[("expo_payload_bucket", json.dumps({**scraped, "le": "+Inf"}, sort_keys=True))] == 3
     assert got[("expo_depth", json.dumps({"service_name": "expo"}, sort_keys=True))] == 7.0
     assert ("ray_enterprise_health_score", "{}") in got
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ that no response may show, and API keys live in a SQLite file of the package's o
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +24,11 @@ from ray_enterprise.security.apikeys import ApiKeyStore, IssuedKey, Scope
 from ray_enterprise.security.audit import AuditLog
 from ray_enterprise.serve.api import start_management_api, stop_management_api
 from ray_enterprise.storage import make_engine
+from tests.support import free_port
 
 PLANTED = "planted-serve-secret-4b9e21"
 ALLOWED_ORIGIN = "https://ops.example.com"
 LIMITED_ROUTE = "/traces/{trace_id}"  # 1 request per second, burst 3, per key
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -12,13 +12,7 @@ from ray_enterprise.alerts.faults import (
 from ray_enterprise.alerts.manager import AlertManager
 from ray_enterprise.alerts.model import ChangeKind, Severity
 from ray_enterprise.alerts.sources import AlertInput, HealthInput
-
-
-class Clock:
-    now = 0
-
-    def __call__(self) -> int:
-        return self.now
+from tests.support import FakeClock
 
 
 def open_names(am: AlertManager) -> list[str]:
@@ -26,7 +20,7 @@ def open_names(am: AlertManager) -> list[str]:
 
 
 def test_service_restarting_fires_on_restarting_and_only_the_end_of_the_restart_resolves() -> None:
-    am = AlertManager(clock=Clock())
+    am = AlertManager(clock=FakeClock(0))
     am.ingest(HealthInput("db", "restarting", Severity.CRITICAL, "actor died"))
     [alert] = am.alerts()
     assert alert.labels == {"alertname": "ServiceRestarting", "service": "db"}
@@ -39,7 +33,7 @@ def test_service_restarting_fires_on_restarting_and_only_the_end_of_the_restart_
 
 
 def test_given_up_restarts_trade_service_restarting_for_service_failed() -> None:
-    am = AlertManager(clock=Clock())
+    am = AlertManager(clock=FakeClock(0))
     am.ingest(HealthInput("db", "restarting"))
     am.ingest(HealthInput("db", "failed"))
     assert open_names(am) == ["ServiceFailed"]
@@ -48,7 +42,7 @@ def test_given_up_restarts_trade_service_restarting_for_service_failed() -> None
 
 
 def test_a_fire_and_resolve_within_one_millisecond_is_recorded_as_both() -> None:
-    am = AlertManager(clock=Clock())  # the clock never moves
+    am = AlertManager(clock=FakeClock(0))  # the clock never moves
     am.ingest(SystemActorInput("config", restarted=True))
     am.ingest(SystemActorInput("config", restarted=False))
     kinds = [(c.kind, c.alert.name) for c in am.take_changes()]
@@ -59,7 +53,7 @@ def test_a_fire_and_resolve_within_one_millisecond_is_recorded_as_both() -> None
 
 
 def test_system_actor_restarted_is_one_alert_per_actor() -> None:
-    am = AlertManager(clock=Clock())
+    am = AlertManager(clock=FakeClock(0))
     am.ingest(SystemActorInput("registry", restarted=True))
     am.ingest(SystemActorInput("collector:n1", restarted=True))
     assert sorted(a.service for a in am.alerts()) == ["collector:n1", "registry"]
@@ -68,7 +62,7 @@ def test_system_actor_restarted_is_one_alert_per_actor() -> None:
 
 
 def test_node_lost_is_labelled_by_node_and_resolved_by_restored_capacity() -> None:
-    am = AlertManager(clock=Clock())
+    am = AlertManager(clock=FakeClock(0))
     am.ingest(NodeLostInput("n2", lost=True, alive=2, needed=3))
     [alert] = am.alerts()
     assert alert.labels == {"alertname": "NodeLost", "service": "cluster", "node": "n2"}
@@ -78,7 +72,7 @@ def test_node_lost_is_labelled_by_node_and_resolved_by_restored_capacity() -> No
 
 
 def test_metrics_refused_stays_open_while_refusals_keep_coming_and_expires_when_quiet() -> None:
-    clock = Clock()
+    clock = FakeClock(0)
     am = AlertManager(clock=clock)
     refused = MetricsRefusedInput("nan", 3, ("latency_ms",), "value is NaN", quiet_ms=2_000)
     am.ingest(refused)

@@ -16,21 +16,10 @@ from ray_enterprise.alerts.model import (
 )
 from ray_enterprise.alerts.routing import AlertPolicy, policy_from_config
 from ray_enterprise.alerts.sources import AnomalyInput, HealthInput
+from tests.support import FakeClock
 
 S = 1000
 M = 60 * S
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000_000
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, ms: int) -> int:
-        self.now += ms
-        return self.now
 
 
 def signal(
@@ -58,7 +47,7 @@ def names(notification: Notification) -> list[tuple[str, str]]:
 
 
 def test_duplicate_signals_make_one_alert_and_one_fired_change() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000_000)
     am = manager(clock)
     for _ in range(3):
         am.ingest(signal())
@@ -69,7 +58,7 @@ def test_duplicate_signals_make_one_alert_and_one_fired_change() -> None:
 
 
 def test_group_waits_group_wait_then_batches_later_alerts_to_group_interval() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000_000)
     am = manager(clock, group_by=["service"])
     start = clock.now
     am.ingest(signal("A"))
@@ -86,7 +75,7 @@ def test_group_waits_group_wait_then_batches_later_alerts_to_group_interval() ->
 
 
 def test_unchanged_group_repeats_after_repeat_interval_unless_acknowledged() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000_000)
     am = manager(clock, group_wait="0s", group_interval="1m", repeat_interval="10m")
     t0 = clock.now
     [alert] = am.ingest(signal())
@@ -100,7 +89,7 @@ def test_unchanged_group_repeats_after_repeat_interval_unless_acknowledged() -> 
 
 
 def test_resolve_sends_a_notice_only_for_alerts_that_were_notified() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000_000)
     am = manager(clock, group_wait="10s", group_interval="1m")
     t0 = clock.now
     am.ingest(signal("Told"))
@@ -117,7 +106,7 @@ def test_resolve_sends_a_notice_only_for_alerts_that_were_notified() -> None:
 
 
 def test_point_events_expire_into_a_resolve() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000_000)
     am = manager(clock, group_wait="0s")
     am.ingest(AnomalyInput("api", "latency", 900.0, 0.99, 0.9, expires_after_ms=5 * M))
     am.tick()
@@ -127,7 +116,7 @@ def test_point_events_expire_into_a_resolve() -> None:
 
 
 def test_critical_alert_inhibits_lower_alerts_of_the_same_service_only() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000_000)
     am = manager(clock, group_wait="0s", group_by=["alertname", "service"], group_interval="1m")
     [latency] = am.ingest(signal("HighLatency", "api", Severity.HIGH))
     am.ingest(signal("HighLatency", "web", Severity.HIGH))
@@ -149,7 +138,7 @@ def test_critical_alert_inhibits_lower_alerts_of_the_same_service_only() -> None
 
 
 def test_silence_mutes_matching_alerts_until_it_expires() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000_000)
     am = manager(clock, group_wait="0s", group_interval="1m", group_by=["alertname", "service"])
     t0 = clock.now
     silence = am.silence('service="api", alertname=~"High.*"', 10 * M, "ana", "deploy")
@@ -165,7 +154,7 @@ def test_silence_mutes_matching_alerts_until_it_expires() -> None:
 
 
 def test_negative_matchers_and_early_expiry_of_a_silence() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000_000)
     am = manager(clock, group_wait="0s", group_interval="1m")
     silence = am.silence('service!="db", severity!~"critical"', 60 * M, "ana")
     am.ingest(signal("A", "api", Severity.HIGH))
@@ -199,7 +188,7 @@ def escalations(notifications: list[Notification]) -> list[tuple[tuple[str, ...]
 
 
 def test_escalation_steps_fire_in_order_and_raise_severity() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000_000)
     am = manager(clock, **ESCALATING)
     t0 = clock.now
     am.ingest(signal(severity=Severity.MEDIUM))
@@ -213,7 +202,7 @@ def test_escalation_steps_fire_in_order_and_raise_severity() -> None:
 
 
 def test_acknowledge_stops_escalation_and_unacknowledge_resumes_it_from_now() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000_000)
     am = manager(clock, **ESCALATING)
     t0 = clock.now
     [alert] = am.ingest(signal())
@@ -238,7 +227,7 @@ def test_acknowledge_stops_escalation_and_unacknowledge_resumes_it_from_now() ->
 
 
 def test_acknowledging_an_unknown_id_names_the_open_alerts() -> None:
-    am = manager(FakeClock())
+    am = manager(FakeClock(1_700_000_000_000))
     [alert] = am.ingest(signal())
     with pytest.raises(AlertNotFoundError, match=alert.id):
         am.acknowledge("nope", by="ana")
@@ -259,7 +248,7 @@ def test_routing_tree_sends_to_matching_child_and_continues_when_asked() -> None
             ],
         }
     }
-    am = AlertManager(policy_from_config(config), clock=FakeClock())
+    am = AlertManager(policy_from_config(config), clock=FakeClock(1_700_000_000_000))
     am.ingest(signal("A", "db", Severity.HIGH))
     am.ingest(signal("B", "web", Severity.LOW))
     am.ingest(signal("C", "search", Severity.CRITICAL, team="search"))
@@ -275,7 +264,7 @@ def test_routing_tree_sends_to_matching_child_and_continues_when_asked() -> None
 
 
 def test_restore_from_history_does_not_page_again_for_notified_alerts() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000_000)
     am = manager(clock, group_wait="0s", group_interval="1m")
     am.ingest(signal("A"))
     am.tick()
@@ -290,7 +279,7 @@ def test_restore_from_history_does_not_page_again_for_notified_alerts() -> None:
 
 
 def test_refire_after_resolve_is_a_new_alert_with_a_new_id() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000_000)
     am = AlertManager(AlertPolicy(), clock=clock)
     [first] = am.ingest(signal())
     am.ingest(signal(firing=False))
@@ -300,7 +289,7 @@ def test_refire_after_resolve_is_a_new_alert_with_a_new_id() -> None:
 
 
 def test_an_alert_silenced_after_paging_still_sends_its_resolve_notice() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000_000)
     am = manager(clock, group_wait="0s", group_interval="1m")
     t0 = clock.now
     am.ingest(signal("A"))
@@ -314,7 +303,7 @@ def test_an_alert_silenced_after_paging_still_sends_its_resolve_notice() -> None
 
 
 def test_an_escalation_that_raises_to_critical_inhibits_the_services_other_alerts() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000_000)
     config = {**ESCALATING, "group_by": ["alertname", "service"]}
     am = manager(clock, **config)
     t0 = clock.now

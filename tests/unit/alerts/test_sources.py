@@ -14,13 +14,7 @@ from ray_enterprise.alerts.sources import (
     HealthInput,
     SecurityInput,
 )
-
-
-class Clock:
-    now = 0
-
-    def __call__(self) -> int:
-        return self.now
+from tests.support import FakeClock
 
 
 @dataclass(frozen=True)
@@ -36,7 +30,7 @@ class DetectorEvent:
 
 
 def test_health_failed_fires_at_criticality_degraded_one_lower_and_running_resolves() -> None:
-    am = AlertManager(clock=Clock())
+    am = AlertManager(clock=FakeClock(0))
     am.ingest(HealthInput("db", "DEGRADED", criticality=Severity.CRITICAL, reason="slow disk"))
     [degraded] = am.alerts()
     assert (degraded.name, degraded.severity) == ("ServiceDegraded", Severity.HIGH)
@@ -52,7 +46,7 @@ def test_health_failed_fires_at_criticality_degraded_one_lower_and_running_resol
 
 
 def test_config_inputs_fire_and_resolve() -> None:
-    am = AlertManager(clock=Clock())
+    am = AlertManager(clock=FakeClock(0))
     am.ingest(ConfigRejectedInput(version=7, reason="cache.ttl must be > 0", source="file"))
     am.ingest(ConfigSourceInput("vault", failing=True, reason="403"))
     assert sorted(a.name for a in am.alerts()) == ["ConfigRejected", "ConfigSourceFailing"]
@@ -62,7 +56,7 @@ def test_config_inputs_fire_and_resolve() -> None:
 
 
 def test_security_and_anomaly_events_carry_their_facts_and_expire() -> None:
-    clock = Clock()
+    clock = FakeClock(0)
     am = AlertManager(clock=clock)
     am.ingest(SecurityInput("key_refused", "revoked key used 20 times", expires_after_ms=1000))
     event = DetectorEvent("api.latency", 1.0, 950.0, 0.97, 0.8, "hst")
@@ -81,7 +75,7 @@ def test_security_and_anomaly_events_carry_their_facts_and_expire() -> None:
 
 
 def test_a_more_severe_duplicate_raises_severity_and_a_milder_one_does_not_lower_it() -> None:
-    am = AlertManager(clock=Clock())
+    am = AlertManager(clock=FakeClock(0))
     am.ingest(SecurityInput("flood", "x", severity=Severity.MEDIUM))
     am.ingest(SecurityInput("flood", "x", severity=Severity.CRITICAL))
     am.ingest(SecurityInput("flood", "x", severity=Severity.LOW))
@@ -92,7 +86,7 @@ def test_a_more_severe_duplicate_raises_severity_and_a_milder_one_does_not_lower
 
 
 def test_a_silence_that_starts_later_mutes_only_from_its_start() -> None:
-    clock = Clock()
+    clock = FakeClock(0)
     am = AlertManager(
         policy_from_config({"route": {"handlers": ["log"], "group_wait": 0}}), clock=clock
     )
@@ -106,7 +100,7 @@ def test_a_silence_that_starts_later_mutes_only_from_its_start() -> None:
 
 
 def test_new_policy_regroups_open_alerts_without_repaging() -> None:
-    clock = Clock()
+    clock = FakeClock(0)
     am = AlertManager(
         policy_from_config({"route": {"handlers": ["log"], "group_wait": 0}}), clock=clock
     )

@@ -29,6 +29,7 @@ from ray_enterprise.anomaly.numpy_detectors import vector_from_state
 from ray_enterprise.anomaly.point_gate import PointGate, Refused
 from ray_enterprise.anomaly.seasonal import dominant_period
 from ray_enterprise.errors import RayEnterpriseError
+from tests.support import FakeClock
 
 NUMPY_CONFIGS: dict[str, dict[str, Any]] = {
     "ewm_zscore": {"name": "ewm_zscore", "params": {"alpha": 0.05, "warmup": 20}},
@@ -61,14 +62,6 @@ def seasonal(n: int, seed: int = 0) -> np.ndarray:
 
 def feed(detector: Any, values: np.ndarray, start: int = 0) -> list[Score]:
     return [detector.score_and_learn(float(v), float(start + i)) for i, v in enumerate(values)]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.mark.parametrize("name", sorted(set(NUMPY_CONFIGS) - {"context_surprise"}))
@@ -261,7 +254,7 @@ MONITORED: dict[str, dict[str, Any]] = {
 
 def run_monitor(config: str, values: np.ndarray) -> list[AnomalyEvent]:
     """Events of a monitor on ``MONITORED[config]``; the default names itself "default"."""
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     name = None if config == "default" else config
     monitor = AnomalyMonitor(
         MONITORED[config], min_samples=300, period=60.0, clock=clock, detector_name=name
@@ -304,7 +297,7 @@ def test_monitor_raises_no_event_during_warmup(config: str) -> None:
 
 
 def test_restarted_monitor_keeps_its_baseline_and_detectors() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     monitor = AnomalyMonitor(min_samples=200, clock=clock)
     for t, v in enumerate(seasonal(600)):
         monitor.observe("mem", float(v), float(t))
@@ -417,7 +410,7 @@ def test_baseline_decides_nothing_before_min_samples() -> None:
 
 
 def test_rate_limiter_allows_max_events_per_period_per_series() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     limiter = EventRateLimiter(max_events=2, period=10.0, clock=clock)
     assert [limiter.allow("a") for _ in range(3)] == [True, True, False]
     assert limiter.allow("b")

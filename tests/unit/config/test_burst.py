@@ -1,14 +1,7 @@
 from __future__ import annotations
 
 from ray_enterprise.config.burst import BurstWindow
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import FakeClock
 
 
 def window(clock: FakeClock) -> BurstWindow:
@@ -16,19 +9,19 @@ def window(clock: FakeClock) -> BurstWindow:
 
 
 def test_nothing_pending_holds_nothing() -> None:
-    w = window(FakeClock())
+    w = window(FakeClock(100.0))
     assert not w.pending and w.not_before() == float("-inf")
 
 
 def test_lone_change_after_quiet_is_due_at_once() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     w = window(clock)
     w.mark()
     assert w.pending and w.not_before() == clock.now
 
 
 def test_change_right_after_an_apply_waits_for_a_pause() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     w = window(clock)
     w.mark()
     w.taken()
@@ -41,7 +34,7 @@ def test_change_right_after_an_apply_waits_for_a_pause() -> None:
 
 
 def test_endless_burst_is_applied_once_the_oldest_change_is_wait_max_old() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     w = window(clock)
     w.taken()
     clock.now += 0.001
@@ -53,7 +46,7 @@ def test_endless_burst_is_applied_once_the_oldest_change_is_wait_max_old() -> No
 
 
 def test_change_a_window_after_the_last_apply_leads_again() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     w = window(clock)
     w.mark()
     w.taken()

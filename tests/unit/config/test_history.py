@@ -10,22 +10,16 @@ from ray_enterprise.config.errors import ConfigVersionNotFoundError
 from ray_enterprise.config.history import ConfigHistory
 from ray_enterprise.config.merge import REDACTED, diff_documents, restore_secrets
 from ray_enterprise.storage import default_db_url, make_engine
+from tests.support import FakeClock
 
 PLANTED = "planted-history-secret-91"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        self.now += 1.0
-        return self.now
-
-
 @pytest.fixture
 def history(tmp_path: Path) -> ConfigHistory:
-    return ConfigHistory(make_engine(f"sqlite:///{tmp_path / 'state.db'}"), clock=FakeClock())
+    return ConfigHistory(
+        make_engine(f"sqlite:///{tmp_path / 'state.db'}"), clock=FakeClock(1000.0, step=1.0)
+    )
 
 
 def test_versions_are_numbered_from_one_with_source_time_and_diff(history: ConfigHistory) -> None:

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from ray_enterprise.config.sources import ConfigSource, describe_error
+from tests.support import FakeClock
 
 PLANTED = "planted-base-secret-55"
 
@@ -28,15 +29,8 @@ class ScriptedSource(ConfigSource):
         return step
 
 
-class Clock:
-    now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_failing_read_keeps_last_good_values_and_reports() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     source = ScriptedSource(clock)
     source.script = [{"a": {"b": 1}}, ConnectionError("refused")]
 
@@ -55,7 +49,7 @@ def test_a_failing_read_keeps_last_good_values_and_reports() -> None:
 
 
 def test_watch_yields_on_failure_and_recovery_but_not_on_repeats() -> None:
-    source = ScriptedSource(Clock())
+    source = ScriptedSource(FakeClock(100.0))
     source.script = [
         {"a": {"b": 1}},
         ConnectionError("down"),
@@ -84,7 +78,7 @@ def test_watch_yields_on_failure_and_recovery_but_not_on_repeats() -> None:
 def test_failures_are_logged_once_per_reason_without_secrets(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    source = ScriptedSource(Clock())
+    source = ScriptedSource(FakeClock(100.0))
     stmt_error = OperationalError("INSERT INTO t VALUES (?)", (PLANTED,), Exception("locked"))
     source.script = [stmt_error, stmt_error]
     with caplog.at_level(logging.INFO, logger="ray_enterprise.config.sources"):

@@ -1,18 +1,11 @@
 from __future__ import annotations
 
 from ray_enterprise.config.stages import StageLog
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import FakeClock
 
 
 def test_pending_stages_go_to_the_version_the_apply_made() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     log = StageLog(clock=clock)
     log.pending("woke", 999.5)
     log.pending("detected")
@@ -24,7 +17,7 @@ def test_pending_stages_go_to_the_version_the_apply_made() -> None:
 
 
 def test_an_apply_that_made_no_version_drops_its_pending_stages() -> None:
-    log = StageLog(clock=FakeClock())
+    log = StageLog(clock=FakeClock(1000.0))
     log.pending("detected")
     log.begin(None)
     log.begin(3)
@@ -32,7 +25,7 @@ def test_an_apply_that_made_no_version_drops_its_pending_stages() -> None:
 
 
 def test_pushes_keep_the_first_and_the_latest_time() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     log = StageLog(clock=clock)
     log.begin(1)
     log.pushed(2)  # unknown version: ignored
@@ -44,7 +37,7 @@ def test_pushes_keep_the_first_and_the_latest_time() -> None:
 
 
 def test_only_the_last_versions_are_kept() -> None:
-    log = StageLog(keep=2, clock=FakeClock())
+    log = StageLog(keep=2, clock=FakeClock(1000.0))
     for version in (1, 2, 3):
         log.begin(version)
     assert log.get(1) == {} and log.get(3)

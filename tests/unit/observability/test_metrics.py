@@ -18,14 +18,7 @@ from ray_enterprise.observability.metric_names import (
     check_tags,
 )
 from ray_enterprise.observability.recorder import Recorder
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import FakeClock
 
 
 class Sink:

@@ -17,14 +17,7 @@ from ray_enterprise.observability.series import (
     SeriesStore,
     WindowStats,
 )
-
-
-class FakeClock:
-    def __init__(self, now: float = 10_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import FakeClock
 
 
 def batch(
@@ -87,7 +80,7 @@ def test_percentiles_match_numpy() -> None:
 
 
 def test_totals_survive_the_ring_and_counters_count_deltas() -> None:
-    store = SeriesStore(capacity=2, clock=FakeClock())
+    store = SeriesStore(capacity=2, clock=FakeClock(10_000.0))
     for i in range(5):
         store.ingest(batch(9_000 + i, "reqs", MetricType.COUNTER, [10.0]))
     series = store.get("reqs", {})
@@ -97,7 +90,7 @@ def test_totals_survive_the_ring_and_counters_count_deltas() -> None:
 
 
 def test_histogram_buckets_are_cumulative() -> None:
-    store = SeriesStore(buckets=(1.0, 10.0, 100.0), clock=FakeClock())
+    store = SeriesStore(buckets=(1.0, 10.0, 100.0), clock=FakeClock(10_000.0))
     store.ingest(batch(9_999, "size", MetricType.HISTOGRAM, [0.5, 1.0, 5.0, 50.0, 500.0]))
     series = store.get("size", {})
     assert series is not None
@@ -116,7 +109,7 @@ def test_out_of_order_batches_keep_windows_searchable() -> None:
 
 
 def test_store_cardinality_limit_refuses_and_counts_points() -> None:
-    store = SeriesStore(cardinality_limit=2, clock=FakeClock())
+    store = SeriesStore(cardinality_limit=2, clock=FakeClock(10_000.0))
     for user in range(4):
         store.ingest(batch(9_999, "per_user", MetricType.COUNTER, [1.0], user=str(user)))
     assert len(store) == 2
@@ -125,7 +118,7 @@ def test_store_cardinality_limit_refuses_and_counts_points() -> None:
 
 
 def test_a_batch_built_by_hand_has_nan_and_infinite_values_refused_and_counted() -> None:
-    store = SeriesStore(clock=FakeClock())
+    store = SeriesStore(clock=FakeClock(10_000.0))
     nan, inf = float("nan"), float("inf")
     store.ingest(batch(9_999, "latency_ms", MetricType.GAUGE, [1.0, nan, 3.0, inf, nan]))
     store.ingest(batch(9_999, "all_bad", MetricType.GAUGE, [nan]))
@@ -141,7 +134,7 @@ def test_a_batch_built_by_hand_has_nan_and_infinite_values_refused_and_counted()
 
 
 def test_a_batch_built_by_hand_has_bad_names_and_tags_refused_and_counted() -> None:
-    store = SeriesStore(clock=FakeClock())
+    store = SeriesStore(clock=FakeClock(10_000.0))
     store.ingest(batch(9_999, "bad name", MetricType.GAUGE, [1.0, 2.0]))
     store.ingest(batch(9_999, "ok_total", MetricType.GAUGE, [1.0], **{"bad-tag": "x"}))
     store.ingest(batch(9_999, "ok", MetricType.GAUGE, [1.0], service="api"))
@@ -151,7 +144,7 @@ def test_a_batch_built_by_hand_has_bad_names_and_tags_refused_and_counted() -> N
 
 
 def test_refusal_counts_stay_bounded_when_a_client_invents_names() -> None:
-    store = SeriesStore(clock=FakeClock())
+    store = SeriesStore(clock=FakeClock(10_000.0))
     for i in range(MAX_REFUSAL_KEYS + 500):
         store.ingest(batch(9_999, f"bad name {i}", MetricType.GAUGE, [1.0]))
     assert len(store.refused) == MAX_REFUSAL_KEYS + 1
@@ -175,7 +168,7 @@ def test_store_is_a_window_source_for_metric_rules() -> None:
 
 
 def test_a_snapshot_restores_windows_totals_buckets_and_refusals() -> None:
-    clock = FakeClock()
+    clock = FakeClock(10_000.0)
     store = SeriesStore(capacity=16, cardinality_limit=2, clock=clock)
     for i in range(5):
         store.ingest(batch(clock.now - 50 + i, "latency_ms", MetricType.HISTOGRAM, [i, 2.0 * i]))

@@ -15,14 +15,7 @@ from ray_enterprise.registry.supervision import (
     Supervisor,
 )
 from ray_enterprise.spec import ServiceSpec
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import FakeClock
 
 
 def spec(name: str, *deps: str, **fields: Any) -> ServiceSpec:
@@ -31,8 +24,8 @@ def spec(name: str, *deps: str, **fields: Any) -> ServiceSpec:
     )
 
 
-def make(*specs: ServiceSpec) -> tuple[Supervisor, Clock]:
-    clock = Clock()
+def make(*specs: ServiceSpec) -> tuple[Supervisor, FakeClock]:
+    clock = FakeClock(1000.0)
     sup = Supervisor(clock=clock)
     sup.register_all(specs)
     sup.running = True

@@ -5,18 +5,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 
+from tests import support
+
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
-class FakeClock:
+class FakeClock(support.FakeClock[float]):
+    """The shared fake clock, starting at the security tests' epoch."""
+
     def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+        super().__init__(now)
 
 
 def memory_engine() -> sa.Engine:

@@ -22,20 +22,13 @@ from ray_enterprise.serve.gate import (
     retry_after_header,
 )
 from ray_enterprise.storage import make_engine
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import FakeClock
 
 
 @pytest.fixture
-def parts(tmp_path: Path) -> tuple[ApiKeyStore, AuditLog, SecurityEvents, Clock]:
+def parts(tmp_path: Path) -> tuple[ApiKeyStore, AuditLog, SecurityEvents, FakeClock]:
     engine = make_engine(f"sqlite:///{tmp_path / 'state.db'}", create=False)
-    clock = Clock()
+    clock = FakeClock(1_000_000.0)
     events = SecurityEvents(metrics=False)
     audit = AuditLog(engine, clock=clock)
     store = ApiKeyStore(engine, clock=clock, iterations=1_000, audit=audit, events=events)
@@ -57,7 +50,7 @@ def test_the_key_comes_from_bearer_or_the_configured_header() -> None:
 
 
 def test_missing_malformed_unknown_expired_and_revoked_keys_get_one_and_the_same_401(
-    parts: tuple[ApiKeyStore, AuditLog, SecurityEvents, Clock],
+    parts: tuple[ApiKeyStore, AuditLog, SecurityEvents, FakeClock],
 ) -> None:
     store, audit, events, clock = parts
     gate = Gate(CachedVerifier(store, clock=clock), audit=audit, events=events)
@@ -96,7 +89,7 @@ def test_missing_malformed_unknown_expired_and_revoked_keys_get_one_and_the_same
 
 
 def test_a_valid_key_without_the_scope_gets_403_and_with_it_passes(
-    parts: tuple[ApiKeyStore, AuditLog, SecurityEvents, Clock],
+    parts: tuple[ApiKeyStore, AuditLog, SecurityEvents, FakeClock],
 ) -> None:
     store, audit, events, clock = parts
     gate = Gate(CachedVerifier(store, clock=clock), audit=audit, events=events)
@@ -108,7 +101,7 @@ def test_a_valid_key_without_the_scope_gets_403_and_with_it_passes(
 
 
 def test_a_remembered_proof_does_not_outlive_a_revocation(
-    parts: tuple[ApiKeyStore, AuditLog, SecurityEvents, Clock],
+    parts: tuple[ApiKeyStore, AuditLog, SecurityEvents, FakeClock],
 ) -> None:
     store, audit, events, clock = parts
     gate = Gate(CachedVerifier(store, clock=clock), audit=audit, events=events)
@@ -121,7 +114,7 @@ def test_a_remembered_proof_does_not_outlive_a_revocation(
 
 
 def test_past_its_bucket_a_key_gets_429_with_whole_seconds_to_wait(
-    parts: tuple[ApiKeyStore, AuditLog, SecurityEvents, Clock],
+    parts: tuple[ApiKeyStore, AuditLog, SecurityEvents, FakeClock],
 ) -> None:
     store, audit, events, clock = parts
     book = LeaseBook(RateLimit(100.0, 100.0), clock=clock)
@@ -141,10 +134,10 @@ def test_past_its_bucket_a_key_gets_429_with_whole_seconds_to_wait(
 
 def folding_gate(
     tmp_path: Path, **options: object
-) -> tuple[Gate, ApiKeyStore, AuditLog, SecurityEvents, Clock]:
+) -> tuple[Gate, ApiKeyStore, AuditLog, SecurityEvents, FakeClock]:
     """A gate as the API builds it: anonymous failures folded into one record per window."""
     engine = make_engine(f"sqlite:///{tmp_path / 'fold.db'}", create=False)
-    clock = Clock()
+    clock = FakeClock(1_000_000.0)
     events = SecurityEvents(metrics=False)
     audit = AuditLog(engine, clock=clock)
 
