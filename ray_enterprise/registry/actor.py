@@ -22,6 +22,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ray_enterprise import _kv
 from ray_enterprise.alerts.client import RestartAlert, report_health_transition
 from ray_enterprise.errors import RayEnterpriseError, ServiceNotFoundError
+from ray_enterprise.observability.metrics import MetricType, record_metric
+from ray_enterprise.observability.system_metrics import REGISTRY_TICK_METRIC
 from ray_enterprise.registry.handle import ServiceHandle, publish_routes, withdraw_routes
 from ray_enterprise.registry.placement import Placement
 from ray_enterprise.registry.replicas import Replica, ReplicaSet, parse_replica_id, replica_id
@@ -185,6 +187,7 @@ class RegistryActor:
 
     async def _reconcile_forever(self) -> None:
         while True:
+            began = time.monotonic()
             try:
                 self._report_transitions()  # a death seen since: told before its restart starts
                 self._execute(self._sup.tick())
@@ -193,6 +196,7 @@ class RegistryActor:
                 self._report_transitions()
             except Exception:  # the loop must outlive any one bad step
                 logger.exception("reconcile step failed")
+            record_metric(REGISTRY_TICK_METRIC, time.monotonic() - began, MetricType.HISTOGRAM)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._tick_s)
             self._wake.clear()
