@@ -7,7 +7,6 @@ creates the central actor and one collector per alive node; both are idempotent.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Mapping
@@ -108,22 +107,23 @@ def boot_observability(
     """
     if anomaly_shards is None:
         anomaly_shards = shard_setting(os.environ.get(SHARDS_ENV, "auto"))
-    with contextlib.suppress(ValueError):  # running already: its settings stay
-        return ray.get_actor(CENTRAL_NAME, namespace=NAMESPACE)
-    section = section or observability_section()
-    publish_export_settings(section)  # where every process sends its spans (OTLP)
-    options = central_options(section)
-    if prometheus_port is not None:
-        options["prometheus_port"] = prometheus_port
-    if mirror_to_ray is not None:
-        options["mirror_to_ray"] = mirror_to_ray
-    handle = get_system_actor(
-        CENTRAL_NAME,
-        ObservabilityActor,
-        create=True,
-        kwargs={**options, "anomaly_shards": anomaly_shards},
-        timeout_s=timeout_s,
-    )
+    try:  # running already: its settings stay
+        handle = ray.get_actor(CENTRAL_NAME, namespace=NAMESPACE)
+    except ValueError:
+        section = section or observability_section()
+        publish_export_settings(section)  # where every process sends its spans (OTLP)
+        options = central_options(section)
+        if prometheus_port is not None:
+            options["prometheus_port"] = prometheus_port
+        if mirror_to_ray is not None:
+            options["mirror_to_ray"] = mirror_to_ray
+        handle = get_system_actor(
+            CENTRAL_NAME,
+            ObservabilityActor,
+            create=True,
+            kwargs={**options, "anomaly_shards": anomaly_shards},
+            timeout_s=timeout_s,
+        )
     ensure_collectors(forward_interval_s=forward_interval_s, timeout_s=timeout_s)
     return handle
 

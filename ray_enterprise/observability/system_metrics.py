@@ -3,9 +3,9 @@
 The central actor asks each named system actor for what it already answers (the registry's
 status, the ConfigActor's version and event log, the alert actor's open alerts and delivery
 counters) at every refresh, so none of them needs an exporter of its own, and one scrape of
-``/metrics`` shows the whole system. The alert actor's tick latency travels the other way, as
-a histogram it records itself. Names follow Prometheus' conventions: ``_total`` counters,
-base units, one HELP per metric.
+``/metrics`` shows the whole system. Tick latencies travel the other way: the alert actor and
+the registry record each tick as a histogram through the metrics pipeline. Names follow
+Prometheus' conventions: ``_total`` counters, base units, one HELP per metric.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ NAMESPACE = _kv.NAMESPACE
 ALERT_ACTOR = "alertmanager"  # alerts.actor.ACTOR_NAME; that module sits above this one
 CONFIG_ACTOR = "config"
 TIMEOUT_S = 5.0
-#: Recorded by the alert actor through the metrics pipeline, once per tick.
+#: Recorded by the alert actor and the registry through the metrics pipeline, once per tick.
 ALERT_TICK_METRIC = "ray_enterprise_alert_tick_duration_seconds"
+REGISTRY_TICK_METRIC = "ray_enterprise_registry_tick_duration_seconds"
 
 
 async def _ask(actor: str, method: str, *args: Any) -> Any:

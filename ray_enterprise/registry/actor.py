@@ -23,6 +23,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.client import RestartAlert, report_health_transition
 from ray_enterprise.errors import ServiceNotFoundError, ServiceUnavailableError
+from ray_enterprise.observability.metrics import MetricType, record_metric
+from ray_enterprise.observability.system_metrics import REGISTRY_TICK_METRIC
 from ray_enterprise.redaction import redact_text
 from ray_enterprise.registry.alert_reports import AlertReports
 from ray_enterprise.registry.control_state import ControlState
@@ -179,6 +181,7 @@ class RegistryActor:
 
     async def _reconcile_forever(self) -> None:
         while True:
+            began = time.monotonic()
             try:
                 self._report_transitions()  # a death seen since: told before its restart starts
                 self._execute(self._sup.tick())
@@ -187,6 +190,7 @@ class RegistryActor:
                 self._report_transitions()
             except Exception:  # the loop must outlive any one bad step
                 logger.exception("reconcile step failed")
+            record_metric(REGISTRY_TICK_METRIC, time.monotonic() - began, MetricType.HISTOGRAM)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._tick_s)
             self._wake.clear()

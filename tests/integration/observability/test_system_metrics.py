@@ -44,7 +44,7 @@ def value(family: Any, **labels: str) -> float:
 
 
 def test_registry_config_and_alert_actors_export_their_own_metrics(
-    actors: tuple[Any, Any],
+    registry: Any, actors: tuple[Any, Any]
 ) -> None:
     config, alerts = actors
     central = boot_observability()
@@ -61,6 +61,7 @@ def test_registry_config_and_alert_actors_export_their_own_metrics(
             and value(found["ray_enterprise_config_versions_applied"]) >= 1
             and value(found["ray_enterprise_alerts"], state="firing", severity="critical") >= 1
             and "ray_enterprise_alert_tick_duration_seconds" in found
+            and "ray_enterprise_registry_tick_duration_seconds" in found
         )
         return found if ready else None
 
@@ -68,6 +69,7 @@ def test_registry_config_and_alert_actors_export_their_own_metrics(
     assert value(found["ray_enterprise_config_version"]) >= 2
     assert "ray_enterprise_registry_service_restarts" in found
     assert found["ray_enterprise_alert_tick_duration_seconds"].type == "histogram"
+    assert found["ray_enterprise_registry_tick_duration_seconds"].type == "histogram"
 
     ours = {n: f for n, f in found.items() if n.startswith("ray_enterprise_")}
     for name, family in ours.items():
