@@ -23,16 +23,11 @@ from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.client import RestartAlert
 from ray_enterprise.config.applier import Applied, ConfigApplier
 from ray_enterprise.config.burst import BurstWindow
-from ray_enterprise.config.errors import (
-    ConfigError,
-)
+from ray_enterprise.config.errors import ConfigError
 from ray_enterprise.config.events import EventLog
 from ray_enterprise.config.fanout import Fanout, Subscription
 from ray_enterprise.config.history import ConfigHistory
-from ray_enterprise.config.merge import (
-    MergedConfig,
-    merge_layers,
-)
+from ray_enterprise.config.merge import MergedConfig, merge_layers
 from ray_enterprise.config.schema import ServiceConfigRegistry, default_document
 from ray_enterprise.config.sealing import DocumentSealer
 from ray_enterprise.config.settings import ConfigSettings

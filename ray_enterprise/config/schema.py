@@ -342,6 +342,10 @@ class ServiceConfigRegistry:
     def __contains__(self, service: object) -> bool:
         return service in self._models
 
+    def services(self) -> tuple[str, ...]:
+        """The services that declared a model."""
+        return tuple(self._models)
+
     def parse(self, service: str, value: Mapping[str, Any]) -> BaseModel | dict[str, Any]:
         """The section as the service's model when it declared one, else as a dict."""
         model = self._models.get(service)
@@ -429,6 +433,17 @@ def validate_config(
         except ValidationError as exc:
             prefix = ("services", name)
             problems.extend(_describe(err, prefix, document, merged) for err in exc.errors())
+    # A typed section no source sets is the model's defaults, as the README promises: the
+    # first on_config got a raw {} instead. A model with required fields has no defaults to
+    # give, so its section stays unset until a source sets it.
+    for name in services.services():
+        model = services.model_for(name)
+        if name in checked or model is None:
+            continue
+        try:
+            checked[name] = model.model_validate({}).model_dump()
+        except ValidationError:
+            continue
     if problems:
         raise ConfigValidationError(problems)
     return config.model_copy(update={"services": checked})

@@ -3,17 +3,20 @@
 These are settings *about* configuration (where the files are, which database, which Vault),
 so they cannot come from the configuration itself. The defaults need nothing installed: no
 files, the SQLite file of :func:`ray_enterprise.storage.default_db_url`, no Vault, and the
-``RAY_ENTERPRISE__`` environment variables.
+``RAY_ENTERPRISE_<SECTION>__...`` environment variables.
 
 Environment variables (all optional)::
 
     RAY_ENTERPRISE_CONFIG_FILES        paths separated by ':' (os.pathsep), later files win
     RAY_ENTERPRISE_DB_URL              database source and history (SQLAlchemy URL)
     RAY_ENTERPRISE_CONFIG_HISTORY_URL  history elsewhere than the database source
-    RAY_ENTERPRISE_VAULT_ADDR          enables the Vault source
-    RAY_ENTERPRISE_VAULT_TOKEN         or RAY_ENTERPRISE_VAULT_ROLE_ID + _SECRET_ID (AppRole)
+    RAY_ENTERPRISE_VAULT_ADDR          enables the Vault source (else Vault's own VAULT_ADDR)
+    RAY_ENTERPRISE_VAULT_TOKEN         or RAY_ENTERPRISE_VAULT_ROLE_ID + _SECRET_ID (AppRole);
+                                       else Vault's own VAULT_TOKEN
+    RAY_ENTERPRISE_VAULT_CACERT        CA bundle for Vault's TLS (else VAULT_CACERT)
     RAY_ENTERPRISE_VAULT_MOUNT, RAY_ENTERPRISE_VAULT_PATH_PREFIX
-    RAY_ENTERPRISE_CONFIG_ENV_PREFIX   default RAY_ENTERPRISE__
+    RAY_ENTERPRISE_CONFIG_ENV_PREFIX   default RAY_ENTERPRISE__ (its one-underscore form,
+                                       RAY_ENTERPRISE_, is the documented spelling)
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ _ENV_NAMES = {
         f"vault.{key}": VAULT_ENV + ("ADDR" if key == "url" else key.upper())
         for key in ("url", "token", "role_id", "secret_id", "mount", "path_prefix")
     },
+    "vault.ca_cert": f"{VAULT_ENV}CACERT (or VAULT_CACERT)",
 }
 
 
@@ -92,6 +96,8 @@ class VaultSettings(_Settings):
     role_id: str | None = None
     secret_id: SecretStr | None = None
     approle_mount: str = "approle"
+    #: A CA bundle to verify the server's TLS certificate with (``VAULT_CACERT``).
+    ca_cert: str | None = None
     mount: str = "secret"
     path_prefix: str = "ray_enterprise"
     poll_interval: float = Field(1.0, gt=0)
@@ -157,11 +163,19 @@ class ConfigSettings(_Settings):
             data["history_url"] = env[SETTINGS_ENV + "HISTORY_URL"]
         if env.get(SETTINGS_ENV + "ENV_PREFIX"):
             data["env_prefix"] = env[SETTINGS_ENV + "ENV_PREFIX"]
-        if env.get(VAULT_ENV + "ADDR"):
-            vault = {"url": env[VAULT_ENV + "ADDR"]}
-            for key in ("token", "role_id", "secret_id", "mount", "path_prefix"):
+        address = env.get(VAULT_ENV + "ADDR") or env.get("VAULT_ADDR")
+        if address:
+            vault = {"url": address}
+            for key in ("token", "role_id", "secret_id", "mount", "path_prefix", "cacert"):
                 if env.get(VAULT_ENV + key.upper()):
                     vault[key] = env[VAULT_ENV + key.upper()]
+            # Vault's own variables, as its CLI and hvac users already set them, come second.
+            if "token" not in vault and "role_id" not in vault and env.get("VAULT_TOKEN"):
+                vault["token"] = env["VAULT_TOKEN"]
+            if "cacert" not in vault and env.get("VAULT_CACERT"):
+                vault["cacert"] = env["VAULT_CACERT"]
+            if "cacert" in vault:
+                vault["ca_cert"] = vault.pop("cacert")
             data["vault"] = vault
         try:
             return cls.model_validate(data)
@@ -215,6 +229,7 @@ class ConfigSettings(_Settings):
                     path_prefix=v.path_prefix,
                     poll_interval=v.poll_interval,
                     timeout=v.timeout,
+                    verify=v.ca_cert or True,
                 )
             )
         sources.append(

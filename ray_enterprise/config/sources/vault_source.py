@@ -85,6 +85,7 @@ class VaultConfigSource(ConfigSource):
         path_prefix: str = "ray_enterprise",
         namespace: str | None = None,
         timeout: float = 3.0,
+        verify: bool | str = True,
         poll_interval: float = 1.0,
         name: str = "vault",
         clock: Clock = time.time,
@@ -99,7 +100,9 @@ class VaultConfigSource(ConfigSource):
         self._token = token
         self._role_id = role_id
         self._secret_id = secret_id
-        self._client = hvac.Client(url=url, token=token, namespace=namespace, timeout=timeout)
+        self._client = hvac.Client(
+            url=url, token=token, namespace=namespace, timeout=timeout, verify=verify
+        )
         self._lease: TokenLease | None = None
         # Renew two polls ahead of the deadline so that no poll finds the token expired.
         self._margin = 2 * poll_interval

@@ -16,10 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 import ray
 import requests
 from actor_support import config_actor
+from config_backends import TcpProxy, pg_url
 
+from ray_enterprise.config.errors import ConfigSourceError
 from ray_enterprise.config.merge import merge_layers, reveal
 from ray_enterprise.config.schema import default_document, validate_config
 from ray_enterprise.config.settings import ConfigSettings
@@ -86,3 +89,31 @@ def test_twenty_conflicting_writers_leave_stored_layers_equal_to_what_runs(
         assert running.search.default_limit <= running.search.max_limit
         history = ray.get(config.history.remote(None))
         assert history[-1]["version"] == ray.get(config.current_version.remote())
+
+
+@pytest.mark.postgres
+def test_a_write_history_cannot_record_is_taken_back_out_of_the_store(
+    ray_session: None, pg_base_dsn: str, pg_schema: str, tcp_proxy: type[TcpProxy]
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    target = make_url(pg_base_dsn)
+    proxy = tcp_proxy((target.host or "127.0.0.1", target.port or 5432)).start()
+    db_url = pg_url(pg_base_dsn, pg_schema)
+    settings = ConfigSettings(
+        database_url=db_url,
+        database_channel=f"cfg_{pg_schema}",
+        history_url=pg_url(pg_base_dsn, pg_schema, port=proxy.port),
+    )
+    direct = DatabaseConfigSource(db_url)
+    with config_actor(settings) as config:
+        ray.get(config.set_value.remote("search.index_name", "kept"))
+        version = ray.get(config.current_version.remote())
+        proxy.stop()  # history unreachable; the database source itself is fine
+        with pytest.raises(ConfigSourceError, match="history: unavailable: the write was taken"):
+            ray.get(config.set_value.remote("search.index_name", "lost"))
+        assert asyncio.run(direct.load())["search"]["index_name"] == "kept"
+        assert ray.get(config.current_version.remote()) == version
+        assert ray.get(config.get.remote("search")).index_name == "kept"
+        proxy.start()
+        assert ray.get(config.set_value.remote("search.index_name", "again")) == version + 1

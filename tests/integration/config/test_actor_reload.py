@@ -149,3 +149,19 @@ def test_a_service_model_validates_its_own_section_and_fills_its_defaults(
         write(app, "services:\n  indexer:\n    batch_size: 80\n    language: de\n")
         eventually(lambda: seen()[-1] == {"batch_size": 80, "language": "de"}, what="80/de")
         assert all(value["batch_size"] > 0 for value in seen())
+
+
+def test_a_typed_section_set_nowhere_reaches_the_service_as_the_models_defaults(
+    registry: ray_enterprise.EnterpriseServiceRegistry, tmp_path: Path
+) -> None:
+    app = tmp_path / "app.yaml"
+    write(app, "cache:\n  default_ttl_seconds: 5\n")  # nothing about the indexer anywhere
+    with config_actor(settings_for(tmp_path, app)):
+        spec = ServiceSpec.model_validate(
+            {"name": "indexer", "class": TYPED, "config_section": "services.indexer"}
+        )
+        registry.register_app_sync([spec])
+        registry.start_all_sync(timeout_s=60)
+        service = registry.get_service_sync("indexer")
+        calls = eventually(lambda: ray.get(service.calls.remote()), what="the first on_config")
+        assert calls[0][1] == {"batch_size": 100, "language": "en"}

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
+from pathlib import Path
 
+import hvac
 import pytest
-from config_backends import BaoServer, Watching, free_port, values_at
+from config_backends import BAO, BaoServer, Watching, free_port, values_at, wait_until
 
+from ray_enterprise.config.settings import ConfigSettings
 from ray_enterprise.config.sources import VaultConfigSource
 
 PREFIX = "ray_enterprise"
@@ -149,3 +153,42 @@ def test_an_expired_static_token_is_reported_and_values_kept(bao: BaoServer) -> 
 
 def values_at_dict(values: dict) -> object:
     return values.get("search", {}).get("index_name")
+
+
+def test_vaults_standard_variables_reach_a_tls_server(tmp_path: Path) -> None:
+    """``VAULT_ADDR``, ``VAULT_TOKEN`` and ``VAULT_CACERT``, as the bao CLI prints them for
+    ``-dev-tls``: the source trusts that CA, and without it the certificate is refused."""
+    port = free_port(pair=True)
+    listen = [f"-dev-listen-address=127.0.0.1:{port}", "-dev-root-token-id=root"]
+    proc = subprocess.Popen(
+        [BAO, "server", "-dev", "-dev-tls", f"-dev-tls-cert-dir={tmp_path}", *listen],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url, ca = f"https://127.0.0.1:{port}", str(tmp_path / "vault-ca.pem")
+        client = hvac.Client(url=url, token="root", verify=ca, timeout=3)
+
+        def ready() -> bool:
+            try:
+                return bool(client.sys.is_initialized() and not client.sys.is_sealed())
+            except Exception:
+                return False
+
+        wait_until(ready, 15.0, "bao -dev-tls")
+        client.secrets.kv.v2.create_or_update_secret(
+            path=f"{PREFIX}/security", secret={"jwt_secret": "j-tls"}, mount_point="secret"
+        )
+        env = {"VAULT_ADDR": url, "VAULT_TOKEN": "root", "VAULT_CACERT": ca}
+        [vault] = [s for s in ConfigSettings.from_env(env).build_sources() if s.layer == "vault"]
+        assert asyncio.run(vault.load()) == {"security": {"jwt_secret": "j-tls"}}
+        del env["VAULT_CACERT"]
+        [untrusting] = [
+            s for s in ConfigSettings.from_env(env).build_sources() if s.layer == "vault"
+        ]
+        asyncio.run(untrusting.load())
+        assert not untrusting.health().ok
+        assert "CERTIFICATE_VERIFY_FAILED" in (untrusting.health().last_error or "")
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -104,6 +104,19 @@ def test_service_model_errors_carry_the_service_path_and_source() -> None:
     assert info.value.source == "database"
 
 
+class NeedsHost(BaseModel):
+    host: str
+
+
+def test_a_typed_section_set_nowhere_is_its_models_defaults() -> None:
+    services = ServiceConfigRegistry()
+    services.register("search_api", SearchApiConfig)
+    services.register("needs_host", NeedsHost)  # no defaults to give: stays unset
+    config = validate_config(default_document(), services=services)
+    assert config.section("services.search_api") == {"replicas": 1, "token": None}
+    assert config.section("services.needs_host") == {}
+
+
 def test_unregistered_services_pass_through_and_unregister_works() -> None:
     services = ServiceConfigRegistry()
     services.register("a", SearchApiConfig)

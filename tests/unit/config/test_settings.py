@@ -70,3 +70,19 @@ def test_bad_vault_settings_name_the_variable_and_hide_the_values() -> None:
     with pytest.raises(ConfigSettingsError, match="RAY_ENTERPRISE_VAULT_TOKEN") as info:
         ConfigSettings.from_env({**env, "RAY_ENTERPRISE_VAULT_ROLE_ID": PLANTED})
     assert PLANTED not in str(info.value) and "secret_id" in str(info.value)
+
+
+def test_vaults_own_variables_are_read_after_ours() -> None:
+    env = {"VAULT_ADDR": "https://vault:8200", "VAULT_TOKEN": PLANTED, "VAULT_CACERT": "/ca.pem"}
+    vault = ConfigSettings.from_env(env).vault
+    assert vault is not None and vault.url == "https://vault:8200" and vault.ca_cert == "/ca.pem"
+    assert vault.token is not None and vault.token.get_secret_value() == PLANTED
+    ours = ConfigSettings.from_env(
+        {
+            **env,
+            "RAY_ENTERPRISE_VAULT_ADDR": "http://127.0.0.1:8200",
+            "RAY_ENTERPRISE_VAULT_ROLE_ID": "r",
+            "RAY_ENTERPRISE_VAULT_SECRET_ID": "s",
+        }
+    ).vault
+    assert ours is not None and ours.url == "http://127.0.0.1:8200" and ours.token is None
