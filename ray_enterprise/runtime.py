@@ -21,8 +21,7 @@ from ray_enterprise import _kv, system_actors
 from ray_enterprise.errors import NotConnectedError
 
 if TYPE_CHECKING:  # the clients import most of the package: not at runtime, not here
-    from ray.actor import ActorHandle
-
+    from ray_enterprise.alerts.manager_client import AlertManagerClient
     from ray_enterprise.config.client import ConfigOrchestrator
     from ray_enterprise.observability.platform import EnterpriseObservabilityPlatform
     from ray_enterprise.registry.client import EnterpriseServiceRegistry
@@ -42,7 +41,7 @@ class System:
     found it not running."""
 
     registry: EnterpriseServiceRegistry
-    alerts: ActorHandle | None = None  # the AlertManagerActor
+    alerts: AlertManagerClient | None = None
     config: ConfigOrchestrator | None = None
     observability: EnterpriseObservabilityPlatform | None = None
 
@@ -145,6 +144,7 @@ def connect(
 ) -> System:
     """Reach (and with ``boot``, start when missing) the system actors."""
     from ray_enterprise.alerts.actor import get_alert_handle
+    from ray_enterprise.alerts.manager_client import AlertManagerClient
     from ray_enterprise.config.actor import get_config_handle
     from ray_enterprise.config.client import ConfigOrchestrator
     from ray_enterprise.observability.platform import (
@@ -155,8 +155,9 @@ def connect(
 
     init_ray(address, num_cpus=num_cpus)
     registry = EnterpriseServiceRegistry(registry_actor(create=boot))
+    alerts: AlertManagerClient | None
     try:
-        alerts = get_alert_handle(create=boot)
+        alerts = AlertManagerClient(get_alert_handle(create=boot))
     except ValueError:  # joined without boot, and nobody started it
         alerts = None
     try:

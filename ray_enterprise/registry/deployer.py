@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ray_enterprise import _kv
 from ray_enterprise.alerts.client import report_rollback
@@ -23,7 +23,8 @@ from ray_enterprise.config.schema import DeploymentFrameworkConfig
 from ray_enterprise.errors import SpecError
 from ray_enterprise.registry.gates import GateSample, GateSettings, GateVerdict, evaluate
 from ray_enterprise.registry.history import DeploymentHistory, new_deployment_id
-from ray_enterprise.registry.replicas import Replica
+from ray_enterprise.registry.ports import RegistryCore
+from ray_enterprise.registry.replicas import Replica, ReplicaSet
 from ray_enterprise.registry.rollout import (
     DeploymentError,
     Phase,
@@ -35,9 +36,6 @@ from ray_enterprise.registry.rollout import (
 from ray_enterprise.registry.sampling import anomaly_counts, call_stats, health_checks
 from ray_enterprise.registry.supervision import UP_STATES
 from ray_enterprise.spec import ServiceSpec
-
-if TYPE_CHECKING:
-    from ray_enterprise.registry.actor import RegistryActor
 
 logger = logging.getLogger("ray_enterprise.registry")
 
@@ -53,9 +51,9 @@ class _RollBack(Exception):
 
 
 class Deployer:
-    """Owned by the RegistryActor; runs on its event loop."""
+    """Owned by the RegistryActor, reached through :class:`RegistryCore`; runs on its loop."""
 
-    def __init__(self, registry: RegistryActor) -> None:
+    def __init__(self, registry: RegistryCore) -> None:
         self._reg = registry
         self._rollouts: dict[str, Rollout] = {}
         self._tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
@@ -155,7 +153,7 @@ class Deployer:
             raise SpecError(f"the new spec is not valid: {exc}", service=name) from exc
         if new.name != name:
             raise DeploymentError(f"the new spec is for {new.name!r}, not {name!r}")
-        rec = self._reg._sup.record(name)
+        rec = self._reg.supervisor.record(name)
         if self.busy(name):
             raise DeploymentError(
                 f"an upgrade of {name!r} is already running; wait for it to finish"
@@ -165,7 +163,7 @@ class Deployer:
                 f"service {name!r} is {rec.state.value}: only a service that is up can be "
                 "upgraded; start or restart it first"
             )
-        self._reg._sup.check_replacement(new)
+        self._reg.supervisor.check_replacement(new)
         settings = await self._load_settings()
         bake = settings.bake_period_seconds if bake_s is None else bake_s
         deployment_id = deployment_id or new_deployment_id()
@@ -185,7 +183,7 @@ class Deployer:
             done = await asyncio.to_thread(self.history_store.get, deployment_id)
             if done is not None:
                 return done
-        current = self._reg._sup.record(name).spec
+        current = self._reg.supervisor.record(name).spec
         rows = await asyncio.to_thread(self.history_store.list, name, limit=200)
         for row in rows:
             if row["kind"] in ("upgrade", "rollback") and row["outcome"] == "done":
@@ -214,7 +212,7 @@ class Deployer:
         settings: DeploymentFrameworkConfig,
         deployment_id: str,
     ) -> dict[str, Any]:
-        reg, sup = self._reg, self._reg._sup
+        reg, sup = self._reg, self._reg.supervisor
         rec = sup.record(name)
         old, from_gen = rec.spec, rec.generation
         rollout = Rollout(
@@ -256,7 +254,7 @@ class Deployer:
             self._check_blue(name, from_gen)
             # The commit: one write of the record switches the service to the new generation.
             sup.switch_generation(name, to_gen, new)
-            reg._persist_one(name)
+            reg.persist(name)
             reg.save_spec(new)
             rollout = self._step(rollout, Phase.COMMITTED)
             await self._retire_blue(name, from_gen, to_gen, new, rollout.strategy, settings)
@@ -272,13 +270,13 @@ class Deployer:
                 report_rollback(name, back.reason, rollout.deployment_id, criticality)
         except asyncio.CancelledError:
             if not rollout.committed:
-                self._reg._kill(name, to_gen)
+                self._reg.kill_generation(name, to_gen)
             self._finish(rollout, "done" if rollout.committed else "rolled_back", "stopped")
             _kv.delete(_ROLLOUT + name)
             self._rollouts.pop(name, None)
             raise
         finally:
-            reg._wake.set()
+            reg.wake()
         row = await asyncio.to_thread(self._finish, rollout, outcome, reason, verdict)
         _kv.delete(_ROLLOUT + name)
         self._rollouts.pop(name, None)
@@ -287,6 +285,12 @@ class Deployer:
         result["duration_s"] = round(time.monotonic() - began, 3)
         result["gate"] = verdict.to_json() if verdict else None
         return result
+
+    def _replicas(self, name: str) -> ReplicaSet:
+        replicas = self._reg.replica_set(name)
+        if replicas is None:  # a service that is up has its replicas
+            raise DeploymentError(f"service {name!r} has no replicas to upgrade")
+        return replicas
 
     def _step(self, rollout: Rollout, phase: Phase, reason: str = "") -> Rollout:
         rollout = rollout.to(phase, reason)
@@ -318,7 +322,7 @@ class Deployer:
         return row
 
     def _check_blue(self, name: str, from_gen: int) -> None:
-        rec = self._reg._sup.record(name)
+        rec = self._reg.supervisor.record(name)
         if rec.generation != from_gen or rec.state not in UP_STATES:
             raise _RollBack(
                 f"the running version went {rec.state.value} during the upgrade; "
@@ -358,10 +362,10 @@ class Deployer:
         settings: DeploymentFrameworkConfig,
     ) -> GateVerdict:
         """Greens take calls beside blue for ``bake_s``; then compare what each did."""
-        blues = self._reg._replicas[name].of(from_gen)
+        blues = self._replicas(name).of(from_gen)
         blue_calls0, green_calls0 = (
-            await call_stats(self._reg._actors, blues),
-            await call_stats(self._reg._actors, greens),
+            await call_stats(self._reg.replica_actors(), blues),
+            await call_stats(self._reg.replica_actors(), greens),
         )
         blue_checks0, green_checks0 = health_checks(blues), health_checks(greens)
         began_ms = int(time.time() * 1000)
@@ -372,8 +376,8 @@ class Deployer:
             self._check_blue(name, from_gen)
             await asyncio.sleep(min(0.1, max(deadline - time.monotonic(), 0.0)))
         blue_calls, green_calls = (
-            await call_stats(self._reg._actors, blues),
-            await call_stats(self._reg._actors, greens),
+            await call_stats(self._reg.replica_actors(), blues),
+            await call_stats(self._reg.replica_actors(), greens),
         )
         blue_checks, green_checks = health_checks(blues), health_checks(greens)
         before, during = await anomaly_counts(name, began_ms, bake_s)
@@ -412,7 +416,7 @@ class Deployer:
     ) -> None:
         """After the commit: replace what is left of blue, one at a time or all at once."""
         reg = self._reg
-        replicas = reg._replicas[name]
+        replicas = self._replicas(name)
         blues = replicas.of(from_gen)
         if strategy is Strategy.ROLLING:
             for blue in blues:
@@ -429,7 +433,7 @@ class Deployer:
         await asyncio.gather(*(reg.retire(name, b) for b in replicas.of(from_gen)))
 
     async def _retire_generation(self, name: str, generation: int) -> None:
-        replicas = self._reg._replicas.get(name)
+        replicas = self._reg.replica_set(name)
         if replicas is None:
             return
         members = [r for r in replicas.members.values() if r.generation == generation]

@@ -7,24 +7,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ray_enterprise import _kv, system_actors
 from ray_enterprise.registry.gates import CallStats
 from ray_enterprise.registry.replicas import Replica
 
+if TYPE_CHECKING:  # the wrapper imports Ray and the service module; callers already have it
+    from ray_enterprise.registry.replica_wrapper import ReplicaActor
 
-async def call_stats(actors: Mapping[str, Any], replicas: list[Replica]) -> CallStats:
+
+async def call_stats(actors: Mapping[str, ReplicaActor], replicas: list[Replica]) -> CallStats:
     """Calls and errors counted inside the replicas; one that does not answer adds none."""
 
     async def one(replica: Replica) -> CallStats:
-        handle = actors.get(replica.id)
-        if handle is None:
+        actor = actors.get(replica.id)
+        if actor is None:
             return CallStats()
         try:
-            return CallStats.from_json(
-                await asyncio.wait_for(handle._re_stats.remote(), timeout=2.0)
-            )
+            return CallStats.from_json(await actor.stats())
         except Exception:
             return CallStats()
 

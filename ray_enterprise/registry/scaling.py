@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from ray_enterprise.registry.autoscale import Autoscaler
 from ray_enterprise.registry.history import new_deployment_id
+from ray_enterprise.registry.ports import RegistryCore
 from ray_enterprise.registry.rollout import DeploymentError
 from ray_enterprise.registry.sampling import call_stats
 from ray_enterprise.registry.supervision import UP_STATES, ServiceRecord
 from ray_enterprise.spec import ServiceSpec
 
 if TYPE_CHECKING:
-    from ray_enterprise.registry.actor import RegistryActor
     from ray_enterprise.registry.deployer import Deployer
 
 logger = logging.getLogger("ray_enterprise.registry")
@@ -29,9 +29,9 @@ _POLL_S = 0.05
 
 
 class Scaler:
-    """Owned by the RegistryActor; runs on its event loop."""
+    """Owned by the RegistryActor, reached through :class:`RegistryCore`; runs on its loop."""
 
-    def __init__(self, registry: RegistryActor, deployer: Deployer) -> None:
+    def __init__(self, registry: RegistryCore, deployer: Deployer) -> None:
         self._reg = registry
         self._deployer = deployer
         self._scalers: dict[str, tuple[Any, Autoscaler]] = {}  # service -> (its spec, scaler)
@@ -60,7 +60,7 @@ class Scaler:
 
     async def _autoscale_once(self, now: float) -> None:
         reg = self._reg
-        for rec in reg._sup.records():
+        for rec in reg.supervisor.records():
             name, scale = rec.spec.name, rec.spec.autoscale
             if scale is None or rec.state not in UP_STATES or self._deployer.busy(name):
                 self._scalers.pop(name, None)
@@ -79,15 +79,15 @@ class Scaler:
             if now - self._sampled_at.get(name, 0.0) < scale.period_s:
                 continue
             self._sampled_at[name] = now
-            replicas = reg._replicas.get(name)
+            replicas = reg.replica_set(name)
             current = replicas.of(rec.generation) if replicas else []
             if not current:
                 continue
-            inflight = (await call_stats(reg._actors, current)).inflight
+            inflight = (await call_stats(reg.replica_actors(), current)).inflight
             wanted = known[1].decide(len(current), inflight, now)
             if wanted != self._scaled_to.get(name, len(current)):
                 logger.info("autoscaling %s: %d -> %d replicas", name, len(current), wanted)
-                reg._wake.set()
+                reg.wake()
             self._scaled_to[name] = wanted
 
     async def scale(self, name: str, replicas: int, *, wait_s: float) -> dict[str, Any]:
@@ -97,14 +97,14 @@ class Scaler:
         if self._deployer.busy(name):
             raise DeploymentError(f"{name!r} is being upgraded; scale it after the upgrade")
         reg = self._reg
-        rec = reg._sup.record(name)
+        rec = reg.supervisor.record(name)
         old = rec.spec
         try:
             new = ServiceSpec.model_validate({**old.to_json(), "replicas": replicas})
         except Exception as exc:
             raise DeploymentError(f"cannot scale {name!r} to {replicas}: {exc}") from exc
         self._scaled_to.pop(name, None)  # an autoscaler starts again from the operator's count
-        reg._sup.register(new)
+        reg.supervisor.register(new)
         reg.save_spec(new)
         deployment_id = new_deployment_id()
         history = self._deployer.history_store
@@ -119,7 +119,7 @@ class Scaler:
             old.to_json(),
             new.to_json(),
         )
-        reg._wake.set()
+        reg.wake()
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline and not self._scaled(name, replicas):
             await asyncio.sleep(_POLL_S)
@@ -132,10 +132,9 @@ class Scaler:
         return row or {}
 
     def _scaled(self, name: str, count: int) -> bool:
-        rec = self._reg._sup.record(name)
-        replicas = self._reg._replicas.get(name)
-        routes = self._reg._routes.get(name)
-        if replicas is None or routes is None:
+        rec = self._reg.supervisor.record(name)
+        replicas = self._reg.replica_set(name)
+        if replicas is None or not self._reg.routed(name):
             return False
         current = replicas.of(rec.generation)
         draining = any(r.draining for r in replicas.members.values())

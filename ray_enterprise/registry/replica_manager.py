@@ -1,0 +1,356 @@
+"""The replicas of every service: create, start, health-check, watch, drain and kill them,
+and publish the route table callers read. The registry's replica half.
+
+It holds the per-replica state (which replicas each service has, their actors, their tasks,
+the route tables, node placement) and runs each replica's life as asyncio tasks on the
+registry's loop. Every Ray call goes through :class:`ReplicaActor`; what a failure or a check
+means is :mod:`replica_rules`; what it means for the service, the supervisor's decision, is
+executed by the host (the RegistryActor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import replace
+from typing import Any, Protocol
+
+import ray
+
+from ray_enterprise.errors import ServiceNotFoundError
+from ray_enterprise.registry.handle import publish_routes
+from ray_enterprise.registry.placement import Placement
+from ray_enterprise.registry.replica_rules import (
+    CheckVerdict,
+    FailureScope,
+    failure_scope,
+    judge_check,
+)
+from ray_enterprise.registry.replica_wrapper import Probe, ReplicaActor, StartFailed
+from ray_enterprise.registry.replicas import Replica, ReplicaSet, parse_replica_id, replica_id
+from ray_enterprise.registry.routing import RouteTable
+from ray_enterprise.registry.supervision import LIVE_STATES, Action, NotifyDependency, Supervisor
+from ray_enterprise.spec import ServiceSpec
+
+_WATCH_POLL_S = 30.0
+_STARTING_PROBE_S = 0.05  # probe fast until the first healthy check: dependents wait on it
+_DRAIN_MARGIN_S = 0.2  # beyond the TTL: a call sent just before it expired is still on its way
+
+
+class _Rollouts(Protocol):
+    """What the replicas ask of the deployer."""
+
+    @property
+    def route_ttl_s(self) -> float: ...
+
+    @property
+    def drain_timeout_s(self) -> float: ...
+
+    def replica_gone(self, name: str, replica: Replica, reason: str) -> None: ...
+
+
+class ReplicaHost(Protocol):
+    """What the replicas ask of the registry that holds them."""
+
+    @property
+    def supervisor(self) -> Supervisor: ...
+
+    @property
+    def deployer(self) -> _Rollouts: ...
+
+    def execute(self, actions: list[Action]) -> None: ...
+
+    def wake(self) -> None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+
+
+class ReplicaManager:
+    """Owned by the RegistryActor; runs on its event loop."""
+
+    def __init__(self, host: ReplicaHost) -> None:
+        self._host = host
+        self.replicas: dict[str, ReplicaSet] = {}  # service -> its replica actors
+        self.actors: dict[str, ReplicaActor] = {}  # replica id -> its actor
+        self.routes: dict[str, RouteTable] = {}  # service -> the table callers read
+        self.retiring: dict[str, asyncio.Task[None]] = {}  # replica id -> its drain
+        self.monitors: dict[str, list[asyncio.Task[None]]] = {}  # replica id -> its tasks
+        self.place = Placement()
+
+    def clear(self) -> None:
+        for rid in list(self.monitors):
+            self.cancel_monitors(rid)
+        self.replicas.clear()
+        self.actors.clear()
+        self.routes.clear()
+        self.retiring.clear()
+        self.place.clear()
+
+    def _new_actor(self, spec: ServiceSpec, rid: str) -> ReplicaActor:
+        opts = spec.actor
+        target = None
+        if opts.spread and not opts.node_id and not opts.resources:
+            target = self.place.choose_node()
+            if target is not None:
+                self.place.placed[spec.name] = target
+        return ReplicaActor.create(spec, rid, spread_to=target)
+
+    def launch(self, name: str, generation: int) -> None:
+        """Start every replica of a new generation at once."""
+        rec = self._host.supervisor.record(name)
+        replicas = self.replicas.setdefault(name, ReplicaSet(name))
+        for _ in range(rec.spec.replicas):
+            replica = replicas.add(generation)
+            self._host.spawn(self.run(name, replica, rec.spec, created=True))
+
+    def start_replica(self, name: str, generation: int, spec: ServiceSpec) -> Replica:
+        """One more replica of ``generation`` running ``spec``: how an upgrade adds greens."""
+        replica = self.replicas.setdefault(name, ReplicaSet(name)).add(generation)
+        self._host.spawn(self.run(name, replica, spec, created=True))
+        return replica
+
+    def is_member(self, name: str, replica: Replica) -> bool:
+        replicas = self.replicas.get(name)
+        return replicas is not None and replicas.get(replica.id) is replica
+
+    def is_current(self, name: str, replica: Replica) -> bool:
+        """A member of the service's current generation, which the supervisor watches."""
+        try:
+            rec = self._host.supervisor.record(name)
+        except ServiceNotFoundError:  # forgotten while this monitor was between steps
+            return False
+        return rec.generation == replica.generation and rec.state in LIVE_STATES
+
+    async def run(self, name: str, replica: Replica, spec: ServiceSpec, *, created: bool) -> None:
+        """Create (or adopt), start and then health-check one replica until it leaves."""
+        try:
+            actor = (
+                self._new_actor(spec, replica.id) if created else ReplicaActor.lookup(replica.id)
+            )
+            if actor is None:
+                raise RuntimeError(f"actor {replica.id} is gone")
+        except Exception as exc:  # bad class path, bad options: a failed start like any other
+            self.replica_failed(name, replica, f"could not create actor: {exc}", alive=False)
+            return
+        self.actors[replica.id] = actor
+        self.monitors[replica.id] = [
+            asyncio.current_task(),  # type: ignore[list-item]
+            self._host.spawn(self._watch(name, replica, actor)),
+        ]
+        try:
+            node = await actor.start(spec, replica.generation)
+        except StartFailed as failed:
+            self.replica_failed(name, replica, failed.reason, alive=failed.alive)
+            return
+        replica.node = node
+        if self.is_current(name, replica):
+            self.place.nodes[name] = node
+            self.place.placed[name] = node
+            why = self._host.supervisor.record(name).last_error
+            self.place.note_move(name, replica.generation, node, why)
+            self._host.supervisor.started(name, replica.generation)
+        await self._probe(name, replica, actor, spec)
+
+    def replica_failed(
+        self, name: str, replica: Replica, reason: str, *, alive: bool, health: bool = False
+    ) -> None:
+        """One replica died, failed to start, or failed its checks past the threshold; whether
+        that is the service failing is :func:`failure_scope`'s rule, what then the supervisor's."""
+        current = self.is_current(name, replica)
+        scope = failure_scope(self.replicas.get(name), replica, current=current)
+        if scope is FailureScope.REPLICA:
+            self.replicas[name].remove(replica.id)
+            self.drop_actor(replica.id)
+            self.publish(name)
+            replica.failures = -1  # the upgrade reads this: gone for a reason, not retired
+            self._host.deployer.replica_gone(name, replica, reason)
+            if current:
+                self._host.execute(
+                    self._host.supervisor.replica_lost(name, replica.generation, reason)
+                )
+                self._host.wake()
+        elif scope is FailureScope.SERVICE and health:
+            self._host.execute(
+                self._host.supervisor.health_failed(
+                    name, self._host.supervisor.record(name).generation, reason
+                )
+            )
+        elif scope is FailureScope.SERVICE:
+            self._host.execute(self._host.supervisor.died(name, replica.generation, reason))
+            self.kill(name, replica.generation)  # with any sibling still starting
+
+    async def _probe(
+        self, name: str, replica: Replica, actor: ReplicaActor, spec: ServiceSpec
+    ) -> None:
+        """Health checks for one replica, until it is no longer one of the service's."""
+        replicas = self.replicas[name]
+        while self.is_member(name, replica):
+            current = self.is_current(name, replica)
+            health = self._host.supervisor.record(name).spec.health if current else spec.health
+            check = await actor.check(health.timeout_s)
+            if check.outcome is Probe.DIED:
+                self.replica_failed(name, replica, check.detail, alive=False)
+                return
+            if check.outcome is Probe.UNREACHABLE:
+                self.place.suspect(name, replica.node)
+            if check.outcome in (Probe.UNREACHABLE, Probe.TIMED_OUT):
+                # A timeout proves nothing (a partition heals), a refused raylet does.
+                gone = await self.place.node_gone(name, replica.node)
+                if gone is not None:
+                    self.replica_failed(name, replica, gone, alive=False)
+                    return
+            ok, detail = check.ok, check.detail
+            if not self.is_member(name, replica):
+                return
+            current = self.is_current(name, replica)
+            verdict = judge_check(
+                replicas, replica, ok, current=current, threshold=health.failure_threshold
+            )
+            if verdict is CheckVerdict.READY:
+                self.publish(name)
+            if verdict in (CheckVerdict.READY, CheckVerdict.PASSED) and current:
+                before = self._host.supervisor.record(name).state
+                self._host.supervisor.health_passed(name, replica.generation)
+                if before is not self._host.supervisor.record(name).state:
+                    self._host.wake()
+            elif verdict is CheckVerdict.SERVICE_CHECK:
+                self.replica_failed(name, replica, detail, alive=True, health=True)
+            elif verdict is CheckVerdict.REPLACE:
+                detail = f"health check failed {replica.failures} times in a row: {detail}"
+                self.replica_failed(name, replica, detail, alive=True)
+                return
+            starting = not replica.ready
+            await asyncio.sleep(_STARTING_PROBE_S if starting else health.period_s)
+
+    async def _watch(self, name: str, replica: Replica, actor: ReplicaActor) -> None:
+        """A call that is always pending on the actor, so its death is seen at once."""
+        while self.is_member(name, replica):
+            outcome = await actor.watch(_WATCH_POLL_S)
+            if outcome.startswith("died: "):
+                self.replica_failed(name, replica, outcome[len("died: ") :], alive=False)
+                return
+            if outcome == "unreachable":
+                await asyncio.sleep(0.5)  # unreachable for now; health checks count it
+                continue
+            if outcome == "completed" and self.is_current(name, replica):
+                self._host.execute(self._host.supervisor.completed(name, replica.generation))
+                return
+            if outcome in ("stopped", "completed"):
+                return
+
+    def publish(self, name: str) -> None:
+        """Tell callers which replicas take calls now, if that changed."""
+        replicas = self.replicas.get(name)
+        if replicas is None:
+            return
+        ids = tuple(replicas.routes())
+        old = self.routes.get(name)
+        spec = self._host.supervisor.record(name).spec
+        ttl = self._host.deployer.route_ttl_s
+        epoch = (old.epoch if old else 0) + 1
+        table = RouteTable(epoch, ids, ttl, spec.routing, spec.call_wait_s)
+        if old is not None and replace(old, epoch=epoch) == table:
+            return
+        self.routes[name] = table
+        publish_routes(name, table)
+
+    def retire(self, name: str, replica: Replica) -> asyncio.Task[None]:
+        """Take a replica out of the routes, let its calls finish, stop it. Idempotent."""
+        task = self.retiring.get(replica.id)
+        if task is None:
+            replica.draining = True
+            self.publish(name)
+            task = self._host.spawn(self._drain(name, replica))
+            self.retiring[replica.id] = task
+        return task
+
+    async def _drain(self, name: str, replica: Replica) -> None:
+        """Wait out every caller's route table, then the calls in flight, then stop and kill."""
+        try:
+            await asyncio.sleep(self._host.deployer.route_ttl_s + _DRAIN_MARGIN_S)
+            actor = self.actors.get(replica.id)
+            if actor is not None:
+                await actor.drain(self._host.deployer.drain_timeout_s)
+                await actor.stop(self._host.supervisor.record(name).spec.shutdown_timeout_s)
+        finally:
+            replicas = self.replicas.get(name)
+            if replicas is not None and replicas.get(replica.id) is replica:
+                replicas.remove(replica.id)
+            self.drop_actor(replica.id)
+            self.retiring.pop(replica.id, None)
+
+    def cancel_monitors(self, rid: str) -> None:
+        current = asyncio.current_task()
+        for task in self.monitors.pop(rid, []):
+            if task is not current:
+                task.cancel()
+
+    def drop_actor(self, rid: str) -> None:
+        self.cancel_monitors(rid)
+        actor = self.actors.pop(rid, None) or ReplicaActor.lookup(rid)
+        if actor is not None:
+            actor.kill()
+
+    def kill(self, name: str, generation: int) -> None:
+        """Kill every replica of one generation of a service."""
+        replicas = self.replicas.get(name)
+        if replicas is not None:
+            for replica in [r for r in replicas.members.values() if r.generation == generation]:
+                replicas.remove(replica.id)
+                self.drop_actor(replica.id)
+            self.publish(name)
+        self.drop_actor(replica_id(name, generation))  # one a registry restart did not adopt
+        if generation == self._host.supervisor.record(name).generation:
+            self.place.forget(name)
+
+    async def notify(self, action: NotifyDependency) -> None:
+        replicas = self.replicas.get(action.target)
+        if replicas is None:
+            return
+        for replica in replicas.of(action.generation):
+            actor = self.actors.get(replica.id)
+            if actor is not None and self.is_current(action.target, replica):
+                await actor.notify(action.dependency, action.state.value)
+
+    async def stop_all_of(self, name: str, timeout_s: float) -> None:
+        """Stop every replica of ``name`` (each gets ``timeout_s`` for stop()), then kill it."""
+        replicas = self.replicas.get(name)
+        members = list(replicas.members.values()) if replicas else []
+        for replica in members:
+            self.cancel_monitors(replica.id)
+
+        async def stop(replica: Replica) -> None:
+            actor = self.actors.get(replica.id) or ReplicaActor.lookup(replica.id)
+            if actor is not None:
+                await actor.stop(timeout_s)
+
+        await asyncio.gather(*(stop(r) for r in members))
+        for replica in members:
+            if replicas is not None:
+                replicas.remove(replica.id)
+            self.drop_actor(replica.id)
+
+    async def check_now(self, members: list[Replica], timeout_s: float) -> tuple[bool, str]:
+        """Probe ``members`` now, outside the periodic schedule: all passed, and what was seen."""
+        ok, details = True, []
+        for replica in members:
+            actor = self.actors.get(replica.id)
+            one_ok, one = False, "not created yet"
+            if actor is not None:
+                check = await actor.check(timeout_s)
+                one_ok, one = check.ok, check.detail
+                if check.error is not None:
+                    one = f"health check failed: {check.error}"
+            ok = ok and one_ok
+            if one:
+                details.append(one if len(members) == 1 else f"{replica.id}: {one}")
+        return ok, "; ".join(details)
+
+    async def wait_names_released(self, timeout_s: float = 10.0) -> None:
+        """ray.kill is asynchronous: wait until no service actor name is still taken."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            if not any(parse_replica_id(n) for n in ray.util.list_named_actors()):
+                return
+            await asyncio.sleep(0.05)
