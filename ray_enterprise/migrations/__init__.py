@@ -14,6 +14,7 @@ upgrade holds a lock: PostgreSQL's advisory lock, a lock file beside a SQLite da
 from __future__ import annotations
 
 import fcntl
+import functools
 import threading
 import weakref
 from collections.abc import Iterator
@@ -40,6 +41,7 @@ def _config(connection: sa.Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
 def head() -> str:
     """The newest revision this code knows."""
     revision = ScriptDirectory.from_config(_config()).get_current_head()
@@ -61,12 +63,17 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     """Migrate ``engine``'s database to ``revision``; once per engine and process at most."""
     if revision == "head" and engine in _done:
         return
-    with _done_lock, _exclusive(engine), engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        command.upgrade(_config(conn), revision)
-    if revision == "head":
-        _done.add(engine)
+    with _done_lock:
+        # Almost every boot finds the database at the head: one query says so, where running
+        # Alembic's environment to find nothing to do costs several times a create_all.
+        if revision != "head" or current(engine) != head():
+            with _exclusive(engine), engine.begin() as conn:
+                if engine.dialect.name == "postgresql":
+                    key = {"key": _PG_LOCK_KEY}
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), key)
+                command.upgrade(_config(conn), revision)
+        if revision == "head":
+            _done.add(engine)
 
 
 @contextmanager
