@@ -8,7 +8,13 @@
 3. A metric crossing a rule's threshold -> the webhook has the alert, with the rule's hold time
    beside it: the rule is read from a named ``observability`` actor every ``--rule-interval``.
 
+With ``--parity`` it measures instead, in this process and without Ray, the hidden cost of the
+timing features (rules' ``for``/``keep_firing_for``, routes' time intervals, an escalation
+policy with loops and an acknowledgement timeout): the same workload through the pure
+AlertManager and RuleEngine with every feature on, then off, rounds interleaved.
+
     python -m benchmarks.alerts_throughput --inputs 20000 --batch 500 --rounds 20
+    python -m benchmarks.alerts_throughput --parity --distinct 1000 --ticks 600 --rounds 5
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from benchmarks._common import median, start_ray, write_result
 from ray_enterprise.alerts.actor import NAMESPACE, get_alert_handle
 from ray_enterprise.alerts.manager import AlertManager
 from ray_enterprise.alerts.routing import policy_from_config
+from ray_enterprise.alerts.rules import RuleEngine, parse_rule
 from ray_enterprise.alerts.views import to_input
 
 if __name__ != "__main__":  # classes below run in actors that cannot import this module
@@ -152,6 +159,132 @@ def bare_posts(url: str, rounds: int) -> list[float]:
     return asyncio.run(run())
 
 
+PARITY_T0 = 1_796_286_000_000  # a Thursday, 08:20 UTC: inside the active hours below
+
+
+def parity_policy(features: bool) -> dict[str, Any]:
+    """One group per problem (the worst case for per-flush interval checks); with ``features``
+    the route has quiet hours, an active window and a looping policy with an ack timeout."""
+    child: dict[str, Any] = {"match": 'alertname="Burst"', "group_by": ["alertname", "instance"]}
+    config: dict[str, Any] = {}
+    if features:
+        child.update(
+            mute_time_intervals=["weekend"],
+            active_time_intervals=["days"],
+            escalation_policy="oncall",
+        )
+        config["time_intervals"] = [
+            {"name": "weekend", "time_intervals": [{"weekdays": ["saturday", "sunday"]}]},
+            {
+                "name": "days",
+                "time_intervals": [
+                    {
+                        "weekdays": ["monday:friday"],
+                        "times": [{"start_time": "06:00", "end_time": "22:00"}],
+                        "location": "Europe/Berlin",
+                    }
+                ],
+            },
+        ]
+        config["escalation_policies"] = {
+            "oncall": {
+                "levels": [
+                    {"handlers": ["log"], "delay": "30s"},
+                    {"handlers": ["log"], "delay": "60s", "raise_severity": True},
+                ],
+                "num_loops": 2,
+                "ack_timeout": "120s",
+            }
+        }
+    route = {"handlers": ["log"], "group_wait": "5s", "group_interval": "30s"}
+    return {**config, "route": {**route, "repeat_interval": "5m", "routes": [child]}}
+
+
+def parity_manager_round(items: list[dict[str, Any]], ticks: int, features: bool) -> dict[str, Any]:
+    """Ingest ``items`` at t0, then tick once a simulated second, acknowledging a tenth of the
+    alerts after 45 s; the clock is simulated, only the CPU time is real."""
+    now = [PARITY_T0]
+    am = AlertManager(policy_from_config(parity_policy(features)), clock=lambda: now[0])
+    began = time.perf_counter()
+    am.ingest_many(to_input(x) for x in items)
+    am.take_changes()
+    ingest_s = time.perf_counter() - began
+    sent, tick_s, quiet = 0, 0.0, []  # quiet: ticks with nothing due, the pure overhead
+    for second in range(1, ticks + 1):
+        now[0] = PARITY_T0 + second * 1000
+        if second == 45:
+            for alert in am.alerts()[::10]:
+                am.acknowledge(alert.id, "bench")
+        began = time.perf_counter()
+        out = am.tick(now[0])
+        took = time.perf_counter() - began
+        tick_s += took
+        if not out:
+            quiet.append(took)
+        sent += len(out)
+        am.take_changes()
+    return {"ingest_s": ingest_s, "tick_s": tick_s, "quiet_tick_s": median(quiet), "sent": sent}
+
+
+def parity_rules_round(series: int, ticks: int, features: bool) -> float:
+    """Seconds to evaluate one rule over ``series`` series per simulated second, every fifth
+    series flapping across the threshold (so pending and kept-firing states come and go)."""
+    clause = " for 5s keep_firing_for 10s" if features else ""
+    rule = parse_rule("BenchRule", f"max(bench_latency_ms) > 100{clause}")
+    engine = RuleEngine([rule])
+    keys = [(("instance", str(i)),) for i in range(series)]
+    began = time.perf_counter()
+    for second in range(ticks):
+        high = 500.0 if (second // 7) % 2 == 0 else 50.0
+        windows = {k: [high if i % 5 == 0 else 500.0] for i, k in enumerate(keys)}
+        engine.evaluate_rule(rule, windows, PARITY_T0 + second * 1000)
+    return time.perf_counter() - began
+
+
+def parity(args: argparse.Namespace) -> None:
+    items = inputs(args.inputs, args.distinct)
+    rounds: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    rules: dict[str, list[float]] = {"on": [], "off": []}
+    parity_manager_round(items[: args.batch], 10, True)  # warm up
+    for _ in range(args.rounds):  # interleaved, so noise on a shared machine falls on both
+        for mode in ("on", "off"):
+            rounds[mode].append(parity_manager_round(items, args.ticks, mode == "on"))
+            rules[mode].append(parity_rules_round(args.distinct, args.ticks, mode == "on"))
+    ingest = {m: median([len(items) / r["ingest_s"] for r in rounds[m]]) for m in rounds}
+    tick_ms = {m: median([r["tick_s"] / args.ticks * 1000 for r in rounds[m]]) for m in rounds}
+    evals = {m: median([args.distinct * args.ticks / s for s in rules[m]]) for m in rules}
+    quiet_ms = {m: median([r["quiet_tick_s"] * 1000 for r in rounds[m]]) for m in rounds}
+    print(
+        f"parity features on vs off, in-process ({args.inputs} inputs over {args.distinct} "
+        f"alerts, {args.ticks} ticks 1 s apart, medians of {args.rounds} interleaved rounds):\n"
+        f"  ingest {ingest['on']:,.0f}/s vs {ingest['off']:,.0f}/s, "
+        f"ratio = {ingest['on'] / ingest['off']:.2f}\n"
+        f"  tick with {args.distinct} open {tick_ms['on']:.2f} ms vs {tick_ms['off']:.2f} ms, "
+        f"ratio = {tick_ms['on'] / tick_ms['off']:.2f} "
+        f"(notifications {rounds['on'][0]['sent']} vs {rounds['off'][0]['sent']}); "
+        f"a tick with nothing due {quiet_ms['on']:.2f} ms vs {quiet_ms['off']:.2f} ms, "
+        f"ratio = {quiet_ms['on'] / quiet_ms['off']:.2f}\n"
+        f"  rule evaluation {evals['on']:,.0f} vs {evals['off']:,.0f} series/s, "
+        f"ratio = {evals['on'] / evals['off']:.2f}"
+    )
+    write_result(
+        "alerts_parity",
+        {
+            "inputs": args.inputs,
+            "distinct": args.distinct,
+            "ticks": args.ticks,
+            "manager_on": rounds["on"],
+            "manager_off": rounds["off"],
+            "rules_on_s": rules["on"],
+            "rules_off_s": rules["off"],
+            "ingest_ratio": ingest["on"] / ingest["off"],
+            "tick_ratio": tick_ms["on"] / tick_ms["off"],
+            "quiet_tick_ratio": quiet_ms["on"] / quiet_ms["off"],
+            "rules_ratio": evals["on"] / evals["off"],
+        },
+    )
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
@@ -166,7 +299,16 @@ def main() -> None:
     parser.add_argument("--hold", default="1s", help="hold time of the metric rule")
     parser.add_argument("--rule-interval", default="100ms")
     parser.add_argument("--num-cpus", type=int, default=2)
+    parser.add_argument(
+        "--parity",
+        action="store_true",
+        help="only measure the timing features on vs off, in-process (no Ray)",
+    )
+    parser.add_argument("--ticks", type=int, default=600, help="simulated seconds (--parity)")
     args = parser.parse_args()
+    if args.parity:
+        parity(args)
+        return
     start_ray(args.num_cpus)
     hook = Webhook()
     db = Path(tempfile.mkdtemp()) / "alerts.db"

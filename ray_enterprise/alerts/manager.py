@@ -50,6 +50,9 @@ from ray_enterprise.alerts.model import (
 from ray_enterprise.alerts.routing import AlertPolicy, Route, inhibition_index
 from ray_enterprise.alerts.sources import AlertInput
 
+Found = tuple[EscalationPolicy, Route, str]
+"""An alert's escalating route: its policy, the route and the alert's group key there."""
+
 
 def wall_clock_ms() -> int:
     return int(time.time() * 1000)
@@ -316,7 +319,7 @@ class AlertManager:
         found = self._escalation_route(fp)
         return None if found is None else found[0]
 
-    def _escalation_route(self, fp: str) -> tuple[EscalationPolicy, Route, str] | None:
+    def _escalation_route(self, fp: str) -> Found | None:
         """The first of the alert's routes that escalates, with its policy and group key."""
         for route, key in self._routes.get(fp, []):
             policy = route.escalation_for()
@@ -324,18 +327,14 @@ class AlertManager:
                 return policy, route, key
         return None
 
-    def _escalation_notice(
-        self,
-        kind: NotificationKind,
-        handlers: tuple[str, ...],
-        alert: Alert,
-        route: Route,
-        key: str,
-        now: int,
+    def _page(
+        self, kind: NotificationKind, to: tuple[str, ...], alert: Alert, at: Found, now: int
     ) -> Notification:
+        """One alert told to ``to`` outside its group's turn, named by its escalating route."""
+        _, route, key = at
         return Notification(
             kind=kind,
-            handlers=handlers,
+            handlers=to,
             route=route.path,
             group_key=key,
             group_labels=dict(self._groups[key].labels) if key in self._groups else {},
@@ -377,14 +376,13 @@ class AlertManager:
             raised = None if found is None else escalate(alert, found[0], now)
             if found is None or raised is None:
                 continue
-            policy, route, key = found
-            level = policy.level(raised.escalation_step)
+            level = found[0].level(raised.escalation_step)
             self._alerts[fp] = raised
             self._revision += int(level.raise_severity)
             self._record(ChangeKind.ESCALATED, now, raised, reason=f"step {raised.escalation_step}")
             if level.handlers:
                 kind = NotificationKind.ESCALATION
-                out.append(self._escalation_notice(kind, level.handlers, raised, route, key, now))
+                out.append(self._page(kind, level.handlers, raised, found, now))
         return out
 
     def _ack_timeouts(self, now: int) -> list[Notification]:
@@ -395,14 +393,13 @@ class AlertManager:
             back = None if found is None else hand_back(alert, found[0], now)
             if found is None or back is None:
                 continue
-            policy, route, key = found
+            policy, route, _ = found
             self._alerts[fp] = back
             reason = f"still firing {policy.ack_timeout_ms}ms after {alert.acknowledged_by} acked"
             self._record(ChangeKind.UNACKNOWLEDGED, now, back, "ack_timeout", reason)
             if back.notified_at is not None and not back.suppressed:
                 handlers = policy.level(back.escalation_step).handlers or route.handlers
-                kind = NotificationKind.ACK_TIMEOUT
-                out.append(self._escalation_notice(kind, handlers, back, route, key, now))
+                out.append(self._page(NotificationKind.ACK_TIMEOUT, handlers, back, found, now))
         return out
 
     def _flush(self, key: str, now: int) -> list[Notification]:
@@ -439,13 +436,9 @@ class AlertManager:
         alert = replace(alert, notified_at=now, escalation_due_at=due)
         self._alerts[alert.fingerprint] = alert
         self._record(ChangeKind.NOTIFIED, now, alert)
-        if found is not None and found[0].levels[0].handlers and not alert.acknowledged:
-            policy, route, key = found
-            pages.append(
-                self._escalation_notice(
-                    NotificationKind.ESCALATION, policy.levels[0].handlers, alert, route, key, now
-                )
-            )
+        first = () if found is None or alert.acknowledged else found[0].levels[0].handlers
+        if found is not None and first:
+            pages.append(self._page(NotificationKind.ESCALATION, first, alert, found, now))
         return alert
 
     def _record(

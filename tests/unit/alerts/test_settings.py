@@ -146,7 +146,7 @@ def test_an_explicit_route_or_handlers_opt_out_of_following_the_config() -> None
 
 def test_the_readme_alert_settings_example_is_valid_settings() -> None:
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    section = readme[readme.index("### Timing, quiet hours and escalation") :]
+    section = readme[readme.index("### Semantics at parity with their anchors") :]
     raw = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", section, flags=re.S)[0])
     settings = AlertSettings.parse(raw)
     [rule] = settings.metric_rules()
