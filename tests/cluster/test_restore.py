@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ray_enterprise.testing import RayHead
 from tests.support import wait_for
 
@@ -76,6 +78,7 @@ def _stop(process: subprocess.Popen[str] | None) -> str:
     return out or ""
 
 
+@pytest.mark.timeout(900)  # two clusters started in turn; minutes on a loaded machine
 def test_up_restore_brings_back_the_last_deployed_application_on_a_new_cluster(
     tmp_path: Path,
 ) -> None:

@@ -1,0 +1,70 @@
+"""Imports point down the layers (DESIGN.md): a module never imports a package above it.
+
+Levels, low to high. A module's level is the first prefix of its dotted name found here.
+Module-level imports and imports inside functions both count: a lazy import hides a cycle from
+Python, not from a reader. The few upward imports that remain are listed with their reason.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "ray_enterprise"
+
+LEVELS: list[tuple[str, ...]] = [
+    ("errors", "_kv", "storage", "redaction", "safe_load", "system_actors", "migrations"),
+    ("spec",),
+    # The reporting client and the plain data it sends: what every subsystem may import.
+    ("alerts.client", "alerts.model", "alerts.errors", "alerts.faults", "alerts.sources",
+     "alerts.matchers", "observability.metrics", "observability.recorder",
+     "observability.metric_batch", "observability.metric_names", "observability.metric_handles",
+     "observability.tracing", "observability.trace_context"),
+    ("security", "config", "anomaly"),
+    ("alerts", "observability"),
+    ("service", "serve"),
+    ("registry",),
+    ("runtime", "testing"),
+    ("cli", "cli_common", "__main__", "examples", ""),
+]  # fmt: skip
+
+# (importer prefix, imported prefix): why this upward import stays.
+ALLOWED: dict[tuple[str, str], str] = {}
+
+
+def _level(module: str) -> int:
+    best, depth = len(LEVELS) - 1, -1
+    for index, names in enumerate(LEVELS):
+        for name in names:
+            if (module == name or module.startswith(name + ".") or name == "") and len(
+                name
+            ) > depth:
+                best, depth = index, len(name)
+    return best
+
+
+def _imports() -> list[tuple[str, str, int]]:
+    out = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE).with_suffix("")
+        module = ".".join(rel.parts).removesuffix(".__init__").removesuffix("__init__")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "ray_enterprise":
+                    targets = [alias.name for alias in node.names]
+                elif node.module.startswith("ray_enterprise."):
+                    targets = [node.module.removeprefix("ray_enterprise.")]
+                else:
+                    continue
+                out.extend((module, target, node.lineno) for target in targets)
+    return out
+
+
+def test_no_module_imports_a_package_above_it() -> None:
+    upward = []
+    for module, target, line in _imports():
+        if _level(target) > _level(module) and not any(
+            module.startswith(a) and target.startswith(b) for a, b in ALLOWED
+        ):
+            upward.append(f"{module}:{line} imports {target}")
+    assert not upward, "imports pointing up the layers:\n" + "\n".join(sorted(upward))
