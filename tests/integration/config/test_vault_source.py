@@ -7,10 +7,11 @@ from pathlib import Path
 
 import hvac
 import pytest
-from config_backends import BAO, BaoServer, Watching, free_port, values_at, wait_until
+from config_backends import BAO, BaoServer, Watching, values_at
 
 from ray_enterprise.config.settings import ConfigSettings
 from ray_enterprise.config.sources import VaultConfigSource
+from tests.support import free_port, wait_for
 
 PREFIX = "ray_enterprise"
 
@@ -175,7 +176,7 @@ def test_vaults_standard_variables_reach_a_tls_server(tmp_path: Path) -> None:
             except Exception:
                 return False
 
-        wait_until(ready, 15.0, "bao -dev-tls")
+        wait_for(ready, timeout=15.0, what="bao -dev-tls")
         client.secrets.kv.v2.create_or_update_secret(
             path=f"{PREFIX}/security", secret={"jwt_secret": "j-tls"}, mount_point="secret"
         )
