@@ -107,6 +107,13 @@ DETECTORS: dict[str, Mapping[str, Any]] = {
     "ARTime": {"name": "artime"},
     "contextOSE": {"name": "context_ose"},
 }
+# The default's neighbours, for the protocol to choose among: its alarm level and quiet period.
+for _fire, _quiet in ((0.35, 300), (0.55, 300), (0.45, 150), (0.45, 600)):
+    DETECTORS[f"default-f{_fire}-q{_quiet}"] = {
+        **DEFAULT_DETECTOR,
+        "params": {"fire": _fire, "quiet": _quiet},
+    }
+GRID = tuple(n for n in DETECTORS if n.startswith("default-"))
 # What NAB hands every detector before the first row: the file's range and length. Only the
 # reproductions take them (as their published runs did); they cannot run in a shard for it.
 GIVEN_IN_ADVANCE = ("artime", "context_ose")
@@ -268,8 +275,8 @@ def published(data: Path, corpus: Mapping[str, nab.LabelledSeries]) -> dict[str,
 
 
 def parse_detectors(names: Sequence[str]) -> dict[str, Mapping[str, Any]]:
-    """``NAME`` from :data:`DETECTORS`, ``all``, ``fast``, ``leaders`` (the reproductions), or
-    ``NAME=JSON`` for any config."""
+    """``NAME`` from :data:`DETECTORS`, ``all``, ``fast``, ``leaders`` (the reproductions),
+    ``grid`` (the default's neighbours), or ``NAME=JSON`` for any config."""
     chosen: dict[str, Mapping[str, Any]] = {}
     for item in names or ["default"]:
         if item == "leaders":
@@ -278,6 +285,8 @@ def parse_detectors(names: Sequence[str]) -> dict[str, Mapping[str, Any]]:
             chosen.update(DETECTORS)
         elif item == "fast":
             chosen.update({n: DETECTORS[n] for n in FAST})
+        elif item == "grid":
+            chosen.update({n: DETECTORS[n] for n in GRID})
         elif "=" in item:
             label, text = item.split("=", 1)
             chosen[label] = json.loads(text)
@@ -286,7 +295,7 @@ def parse_detectors(names: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         else:
             raise SystemExit(
                 f"unknown detector {item!r}: use one of {', '.join(DETECTORS)}, all, fast, "
-                'leaders, or NAME=\'{"name": ..., "params": {...}}\''
+                'leaders, grid, or NAME=\'{"name": ..., "params": {...}}\''
             )
     return chosen
 
