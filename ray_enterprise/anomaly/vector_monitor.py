@@ -85,6 +85,8 @@ class VectorAnomalyMonitor:
         self.refused: Counter[str] = Counter()
         self.admitted = 0
         self.events: deque[AnomalyEvent] = deque(maxlen=keep_events)
+        # The detector's scores of the last frame, per slot: what benchmarks/nab.py scores.
+        self.scores: np.ndarray = np.zeros(0)
 
     def slot(self, series: Series) -> int | None:
         slot = self.index.get(series)
@@ -141,6 +143,7 @@ class VectorAnomalyMonitor:
             present &= ~stale
         self.admitted += int(present.sum())
         scores, confidence = self.detector.score_and_learn(values, ts)
+        self.scores = scores
         std = np.sqrt(np.where(self.seen > 1, self.m2 / np.maximum(self.seen - 1, 1), 0.0))
         threshold = np.clip(self.mean + self.k * std, self.floor, self.ceiling)
         hot = (
