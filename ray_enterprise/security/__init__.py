@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from ray_enterprise.security.apikeys import ALL_SCOPES, ApiKey, ApiKeyStore, IssuedKey, Scope
-from ray_enterprise.security.audit import AuditLog, AuditRecord, Problem, VerifyReport
+from ray_enterprise.security.audit import (
+    AuditLog,
+    AuditRecord,
+    Problem,
+    VerifyReport,
+    platform_audit_log,
+)
+from ray_enterprise.security.audit_key import AuditKeyError, load_audit_key
 from ray_enterprise.security.errors import (
     ApiKeyNotFoundError,
     AuditError,
@@ -49,6 +56,7 @@ __all__ = [
     "ApiKeyNotFoundError",
     "ApiKeyStore",
     "AuditError",
+    "AuditKeyError",
     "AuditLog",
     "AuditRecord",
     "AuthenticationError",
@@ -72,5 +80,7 @@ __all__ = [
     "UnknownScopeError",
     "VerifyReport",
     "get_limiter_handle",
+    "load_audit_key",
+    "platform_audit_log",
     "process_events",
 ]
