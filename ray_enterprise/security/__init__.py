@@ -28,7 +28,14 @@ from ray_enterprise.security.scopes import ALL_SCOPES, Scope
 
 if TYPE_CHECKING:
     from ray_enterprise.security.apikeys import ApiKey, ApiKeyStore, IssuedKey
-    from ray_enterprise.security.audit import AuditLog, AuditRecord, Problem, VerifyReport
+    from ray_enterprise.security.audit import (
+        AuditLog,
+        AuditRecord,
+        Problem,
+        VerifyReport,
+        platform_audit_log,
+    )
+    from ray_enterprise.security.audit_key import AuditKeyError, load_audit_key
 
 # The stores import SQLAlchemy and the limiter Ray: `ray-enterprise --help` needs neither.
 _LAZY = {
@@ -39,6 +46,9 @@ _LAZY = {
     "AuditRecord": "ray_enterprise.security.audit",
     "Problem": "ray_enterprise.security.audit",
     "VerifyReport": "ray_enterprise.security.audit",
+    "platform_audit_log": "ray_enterprise.security.audit",
+    "AuditKeyError": "ray_enterprise.security.audit_key",
+    "load_audit_key": "ray_enterprise.security.audit_key",
     "LeasingLimiter": "ray_enterprise.security.limiter_client",
     "Decision": "ray_enterprise.security.limiter_client",
     "RateLimiterActor": "ray_enterprise.security.limiter_actor",
@@ -60,6 +70,7 @@ __all__ = [
     "ApiKeyNotFoundError",
     "ApiKeyStore",
     "AuditError",
+    "AuditKeyError",
     "AuditLog",
     "AuditRecord",
     "AuthenticationError",
@@ -83,5 +94,7 @@ __all__ = [
     "UnknownScopeError",
     "VerifyReport",
     "get_limiter_handle",
+    "load_audit_key",
+    "platform_audit_log",
     "process_events",
 ]

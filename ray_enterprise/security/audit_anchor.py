@@ -44,6 +44,9 @@ def trail_id(engine_or_url: sa.Engine | str) -> str:
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         url = url.set(database=str(Path(str(url.database)).expanduser().resolve()))
     text = url.render_as_string(hide_password=True)
+    if isinstance(engine_or_url, sa.Engine):  # one database, several schemas: several trails
+        schemas = engine_or_url.get_execution_options().get("schema_translate_map") or {}
+        text += json.dumps(sorted((str(k), str(v)) for k, v in schemas.items()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

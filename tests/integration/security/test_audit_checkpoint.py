@@ -6,10 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from ray_enterprise import _kv
-from ray_enterprise.security.audit import audit_head, audit_records, platform_audit_log
-from ray_enterprise.security.audit_anchor import ANCHOR_DIR, KV_PREFIX, trail_id
+from ray_enterprise.security.audit import (
+    AuditLog,
+    audit_head,
+    audit_records,
+    platform_audit_log,
+)
+from ray_enterprise.security.audit_anchor import (
+    ANCHOR_DIR,
+    KV_PREFIX,
+    Anchors,
+    FileAnchor,
+    trail_id,
+)
 from ray_enterprise.storage import home_dir, make_engine
 
 pytestmark = pytest.mark.timeout(120)
@@ -32,3 +44,16 @@ def test_the_kv_checkpoint_alone_finds_a_cut_tail(ray_session: None, tmp_path: P
     assert f"Ray KV {KV_PREFIX}{trail}" in problem.message
     _kv.delete(KV_PREFIX + trail)
     engine.dispose()
+
+
+def test_a_cut_tail_is_found_on_sqlite_and_postgresql(engine: sa.Engine, tmp_path: Path) -> None:
+    anchors = Anchors(trail_id(engine), [FileAnchor(tmp_path / "anchor.json")])
+    log = AuditLog(engine, anchors=anchors)
+    for i in range(4):
+        log.append("ops", "key.create", target=f"k{i}")
+    second = log.records()[1]
+    with engine.begin() as conn:
+        conn.execute(audit_records.delete().where(audit_records.c.seq > 2))
+        conn.execute(audit_head.update().values(seq=2, hash=second.hash))
+    [problem] = log.verify().problems
+    assert (problem.seq, problem.kind) == (3, "truncated") and "records 3..4" in problem.message

@@ -89,6 +89,31 @@ def test_a_body_over_the_cap_gets_413_with_a_key(api: Api) -> None:
     assert status == 413 and b"request body over" in body
 
 
+def test_a_chunked_body_over_the_cap_gets_413_too(api: Api) -> None:
+    where = urlsplit(api.url)
+    conn = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=60)
+    chunks = (b"x" * 65536 for _ in range(MAX_BODY_BYTES // 65536 + 4))  # no Content-Length
+    try:
+        conn.request(
+            "PUT",
+            "/config/services.apitest.blob",
+            body=chunks,
+            headers={"X-API-Key": api.key(Scope.CONFIG_WRITE).secret},
+            encode_chunked=True,
+        )
+        answer = conn.getresponse()
+        assert answer.status == 413 and b"request body over" in answer.read()
+    finally:
+        conn.close()
+
+
+def test_the_api_trail_verifies_against_its_signed_checkpoint(api: Api) -> None:
+    reader = api.key(Scope.AUDIT_READ).secret  # creating it appends to the trail
+    report = requests.get(api.url + "/audit/verify", headers={"X-API-Key": reader}, timeout=60)
+    assert report.json()["ok"] is True, report.text
+    assert report.json()["checkpoint"]["seq"] >= 1
+
+
 def test_a_refused_config_value_shows_its_error_without_the_ray_traceback(api: Api) -> None:
     writer = api.key(Scope.CONFIG_WRITE).secret
     answer = requests.put(

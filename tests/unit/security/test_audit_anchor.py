@@ -121,6 +121,10 @@ def test_trail_ids_name_the_database_not_its_password() -> None:
     one = trail_id("postgresql://admin:hunter2@db:5432/app")
     assert one == trail_id("postgresql://admin:other@db:5432/app")
     assert one != trail_id("postgresql://admin:hunter2@db:5432/other")
+    engine = sa.create_engine("sqlite://")
+    in_a = engine.execution_options(schema_translate_map={None: "a"})
+    in_b = engine.execution_options(schema_translate_map={None: "b"})
+    assert len({trail_id(engine), trail_id(in_a), trail_id(in_b)}) == 3
 
 
 # -- the key ----------------------------------------------------------------------------------
