@@ -119,8 +119,8 @@ class RedisServer:
 
 
 class _RayNodeProcess:
-    """One ``ray start --block`` and every process it starts, in a session of their own, so
-    that this node alone can be killed (``ray stop`` would kill every Ray on the machine)."""
+    """One ``ray start`` and every process it starts, in a session of their own, so that this
+    node alone can be killed (``ray stop`` would kill every Ray on the machine)."""
 
     command: list[str]
     env: dict[str, str]
@@ -182,7 +182,9 @@ class RayHead(_RayNodeProcess):
 
     With ``redis_address`` the GCS keeps its tables in that Redis (Ray's GCS fault tolerance):
     :meth:`kill_gcs` then :meth:`restart_gcs` is a GCS crash and its restart, :meth:`kill` then
-    :meth:`start` a whole head lost and brought back on the same address.
+    :meth:`start` a whole head lost and brought back on the same address. Such a head runs
+    without ``--block``, which takes every process of the node down as soon as one dies: the
+    GCS's death would end the raylet and the actors that are meant to outlive it.
     """
 
     def __init__(
@@ -193,8 +195,10 @@ class RayHead(_RayNodeProcess):
         redis_address: str | None = None,
         include_dashboard: bool = True,
         resources: dict[str, float] | None = None,
+        block: bool | None = None,
     ) -> None:
         super().__init__()
+        self.block = redis_address is None if block is None else block
         self.gcs_port = _free_port()
         self.dashboard_port = _free_port()
         self.include_dashboard = include_dashboard
@@ -215,7 +219,9 @@ class RayHead(_RayNodeProcess):
             "--metrics-export-port": _free_port(),
             "--runtime-env-agent-port": _free_port(),
         }
-        self.command = [ray_bin, "start", "--head", "--block", "--disable-usage-stats"]
+        self.command = [ray_bin, "start", "--head", "--disable-usage-stats"]
+        if self.block:
+            self.command.append("--block")
         self.command += ["--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1"]
         self.command += ["--num-cpus", str(num_cpus)]
         if not include_dashboard:
@@ -238,7 +244,8 @@ class RayHead(_RayNodeProcess):
         process = self._launch()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if process.poll() is not None:
+            # Without --block, `ray start` returns once the node runs; its processes stay.
+            if process.poll() is not None and (self.block or process.returncode != 0):
                 raise RuntimeError(f"ray start exited with {process.returncode}")
             if self._ready():
                 return self

@@ -12,6 +12,7 @@ registry's current states.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -37,6 +38,15 @@ def _describe(item: Any) -> str:
     """An input for a log line: its type and service, never its reason (a service's last
     exception text, which may hold a connection string)."""
     return f"{type(item).__name__}({getattr(item, 'service', '')})"
+
+
+class _Lookup:
+    """Queued to make the sender thread find the alert actor; sends nothing."""
+
+    service = ""
+
+
+_LOOKUP: Any = _Lookup()
 
 
 class _HealthReporter:
@@ -72,7 +82,17 @@ class _HealthReporter:
             finally:
                 self._queue.task_done()
 
+    def warm_up(self) -> None:
+        """Find the alert actor now, on the sender thread, if no handle is held yet."""
+        if self._handle is None:
+            self.submit(_LOOKUP)
+
     def _send(self, item: AlertInput) -> None:
+        if item is _LOOKUP:
+            if self._handle is None:
+                with contextlib.suppress(ValueError):
+                    self._handle = ray.get_actor(system_actors.ALERTS, namespace=_kv.NAMESPACE)
+            return
         for _attempt in range(2):  # a stale handle (actor replaced) gets one fresh lookup
             if self._handle is None:
                 try:
@@ -98,6 +118,13 @@ class _HealthReporter:
 
 
 _reporter = _HealthReporter()
+
+
+def warm_up() -> None:
+    """Look the alert actor up ahead of need. A report made while Ray's GCS is away (the
+    ControlPlaneUnreachable of that very outage) reaches it only through a handle found before:
+    a lookup needs the GCS, a call on a found handle does not."""
+    _reporter.warm_up()
 
 
 def report_health_transition(

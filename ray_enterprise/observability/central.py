@@ -24,7 +24,7 @@ import ray
 from prometheus_client.core import Metric
 
 from ray_enterprise import _kv, system_actors
-from ray_enterprise.alerts.client import RestartAlert, report_input
+from ray_enterprise.alerts.client import RestartAlert, report_input, warm_up
 from ray_enterprise.alerts.matchers import Matcher
 from ray_enterprise.anomaly.feed import AnomalyRate, anomaly_points, series_text
 from ray_enterprise.anomaly.shard import AnomalyRouter, shard_handle
@@ -438,6 +438,8 @@ class ObservabilityActor:
 
     def _watch_control_plane(self, ok: bool, detail: str = "") -> None:
         if self._owns_state:
+            if ok:
+                warm_up()  # so that the next outage can still be told
             for item in self._control_plane.observe(ok, time.monotonic(), detail):
                 report_input(item)
 

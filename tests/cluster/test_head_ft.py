@@ -115,15 +115,18 @@ def test_services_and_callers_ride_through_a_gcs_restart(tmp_path: Path) -> None
 
             head.kill_gcs()
             outage = time.time()
-            time.sleep(5)  # the outage itself: nothing to wait for but time
+            time.sleep(8)  # the outage itself: nothing to wait for but time
             head.restart_gcs()
             healthy = wait_for(lambda: _healthy(env, head.address), timeout=180, what="healthy")
             # Unreachable is not dead: nothing was restarted, the same actors serve.
             assert all(s["restarts"] == 0 for s in healthy["services"]), healthy
             after = _driver(env, head.address, "report")
             assert after["actors"] == before
-            during = [after["ok"].get(str(s), 0) for s in range(int(outage) + 1, int(outage) + 5)]
-            assert sum(during) > 0, after  # calls went on while the GCS was down
+            # No call failed: a call made while the GCS was away waited for it (the handle reads
+            # its route table from the GCS key-value store) and went on once it was back.
+            assert not after["failed"], after
+            resumed = sum(n for s, n in after["ok"].items() if int(s) > outage + 8)
+            assert resumed > 0, after
             assert up.poll() is None  # the `up` driver rode through the outage as well
         finally:
             if up is not None and up.poll() is None:
