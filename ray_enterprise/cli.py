@@ -11,7 +11,14 @@ from typing import Any
 
 import click
 
-from ray_enterprise.cli_common import chosen_format, fail, join_cluster, output_options, render
+from ray_enterprise.cli_common import (
+    PlainText,
+    chosen_format,
+    fail,
+    join_cluster,
+    output_options,
+    render,
+)
 from ray_enterprise.cli_progress import StageLog, service_stages
 from ray_enterprise.errors import NotConnectedError, RayEnterpriseError, SpecError
 
@@ -156,6 +163,9 @@ def up(
     live = sys.stdout.isatty()
     if not live:  # the workers' log lines Ray echoes here: no colour codes in a log either
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+        # Ray colours its "[repeated Nx across cluster]" notes whatever the stream is.
+        sys.stdout = PlainText(sys.stdout)
+        sys.stderr = PlainText(sys.stderr)
     system = connect(address, num_cpus=num_cpus)
     registry = system.registry
     click.echo(f"ray address: {ray.get_runtime_context().gcs_address}  (namespace ray_enterprise)")

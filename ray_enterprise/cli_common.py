@@ -3,11 +3,13 @@ clearly, and printing a read command's document as a table, JSON or YAML."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar
 
 import click
 import yaml
@@ -64,3 +66,30 @@ def join_cluster(address: str | None) -> None:
         init_ray(address or os.environ.get("RAY_ADDRESS") or "auto", log_to_driver=False)
     except ConnectionError as exc:
         fail(f"cannot reach a Ray cluster ({exc}); pass --address or start one", 1)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class PlainText(io.TextIOBase):
+    """A text stream that drops terminal escape codes before they reach a file or a pipe."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(_ANSI.sub("", text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", "utf-8")
