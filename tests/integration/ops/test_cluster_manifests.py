@@ -68,12 +68,14 @@ def test_kuberay_manifest_validates_strictly_against_the_kuberay_crd_schema(name
 
 
 def test_the_strict_check_catches_a_misspelt_field_and_a_wrong_auth_mode() -> None:
-    [(_, doc)] = [(n, d) for n, d in manifests() if d["kind"] == "RayCluster"]
+    clusters = [d for _, d in manifests() if d["kind"] == "RayCluster"]
+    assert clusters
     validator = crd_validator("RayCluster")
-    misspelt = {**doc, "spec": {**doc["spec"], "enableInTreeAutoScaling": True}}
-    assert any("enableInTreeAutoScaling" in p for p in problems(validator, misspelt))
-    wrong = {**doc, "spec": {**doc["spec"], "authOptions": {"mode": "password"}}}
-    assert any(p.startswith("spec.authOptions.mode") for p in problems(validator, wrong))
+    for doc in clusters:
+        misspelt = {**doc, "spec": {**doc["spec"], "enableInTreeAutoScaling": True}}
+        assert any("enableInTreeAutoScaling" in p for p in problems(validator, misspelt))
+        wrong = {**doc, "spec": {**doc["spec"], "authOptions": {"mode": "password"}}}
+        assert any(p.startswith("spec.authOptions.mode") for p in problems(validator, wrong))
 
 
 def test_every_ray_cluster_has_token_auth_autoscaling_the_database_url_and_the_api_port() -> None:
@@ -98,6 +100,9 @@ def test_every_ray_cluster_has_token_auth_autoscaling_the_database_url_and_the_a
                 assert ref["key"] in secrets[ref["name"]]["stringData"], name
         [head] = spec["headGroupSpec"]["template"]["spec"]["containers"]
         assert {8000, 9464} <= {p["containerPort"] for p in head["ports"]}, name
+        if "gcsFaultToleranceOptions" in spec:  # the Redis password comes from a secret too
+            ref = spec["gcsFaultToleranceOptions"]["redisPassword"]["valueFrom"]["secretKeyRef"]
+            assert ref["key"] in secrets[ref["name"]]["stringData"], name
 
 
 def test_the_management_api_runs_on_the_head_behind_the_head_only_proxy() -> None:
