@@ -27,7 +27,10 @@ def test_health_follows_service_states_alerts_and_anomalies(registry: Registry) 
     )
     assert registry.start_all_sync(timeout_s=60)["status"] == "healthy"
     report = platform.get_system_health()
-    assert (report["score"], report["status"], report["reasons"]) == (100.0, "healthy", [])
+    # Alerts other tests of the shared session left firing (a NodeLost of a node another test
+    # took away) count in the score now: this test's services must count whole and unnamed.
+    assert report["components"]["services"] == 100.0
+    assert not [r for r in report["reasons"] if "ledger" in r or "mailer" in r], report
 
     ray.get(registry.get_service_sync("mailer").set_healthy.remote(False))
 
