@@ -8,23 +8,17 @@ never joins this cluster: it reads it only through short-lived subprocesses.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ray_enterprise.testing import RayHead, RedisServer
+from tests.cluster.cli_support import BIN, REPO, driver, healthy
 from tests.support import wait_for
-
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-DRIVER = Path(__file__).with_name("ft_driver.py")
 
 APP = """
 name: ft
@@ -46,35 +40,6 @@ pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None and not os.environ.get("CI"),
     reason="redis-server is not installed (Debian package redis-server; .ci/run installs it)",
 )
-
-
-def _cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "ray-enterprise"), *args], env=env, capture_output=True, text=True,
-        timeout=timeout,
-    )  # fmt: skip
-
-
-def _status(env: dict[str, str], address: str) -> dict[str, Any]:
-    try:
-        run = _cli(env, "status", "--json", "--address", address)
-    except subprocess.TimeoutExpired:  # the cluster is still coming back
-        return {}
-    return json.loads(run.stdout) if run.returncode == 0 else {}
-
-
-def _driver(env: dict[str, str], address: str, *args: str) -> dict[str, Any]:
-    run = subprocess.run(
-        [sys.executable, str(DRIVER), address, *args], env=env, capture_output=True, text=True,
-        timeout=120, cwd=REPO,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    return dict(json.loads(run.stdout.strip().splitlines()[-1]))
-
-
-def _healthy(env: dict[str, str], address: str) -> dict[str, Any]:
-    doc = _status(env, address)
-    return doc if doc.get("status") == "healthy" else {}
 
 
 @pytest.mark.timeout(900)
@@ -102,25 +67,25 @@ def test_services_and_callers_ride_through_a_gcs_restart(tmp_path: Path) -> None
                 env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
             )  # fmt: skip
             try:
-                wait_for(lambda: _healthy(env, head.address), timeout=180, what="app healthy")
+                wait_for(lambda: healthy(env, head.address), timeout=180, what="app healthy")
             except AssertionError:
                 raise AssertionError((tmp_path / "up.log").read_text()[-3000:]) from None
-            _driver(env, head.address, "start-caller", "cache")
+            driver(env, head.address, "start-caller", "cache")
             wait_for(
-                lambda: sum(_driver(env, head.address, "report")["ok"].values()) > 20,
+                lambda: sum(driver(env, head.address, "report")["ok"].values()) > 20,
                 timeout=60, what="the caller's first calls",
             )  # fmt: skip
-            before = _driver(env, head.address, "report")["actors"]
+            before = driver(env, head.address, "report")["actors"]
             assert len(before) == 2, before
 
             head.kill_gcs()
             outage = time.time()
             time.sleep(8)  # the outage itself: nothing to wait for but time
             head.restart_gcs()
-            healthy = wait_for(lambda: _healthy(env, head.address), timeout=180, what="healthy")
+            back = wait_for(lambda: healthy(env, head.address), timeout=180, what="healthy")
             # Unreachable is not dead: nothing was restarted, the same actors serve.
-            assert all(s["restarts"] == 0 for s in healthy["services"]), healthy
-            after = _driver(env, head.address, "report")
+            assert all(s["restarts"] == 0 for s in back["services"]), back
+            after = driver(env, head.address, "report")
             assert after["actors"] == before
             # No call failed: a call made while the GCS was away waited for it (the handle reads
             # its route table from the GCS key-value store) and went on once it was back.
