@@ -12,7 +12,7 @@ from ray_enterprise.observability import metrics
 from ray_enterprise.observability.collector import NAMESPACE, collector_name
 from ray_enterprise.observability.metric_batch import MetricType
 from ray_enterprise.observability.platform import boot_observability
-from tests.integration.helpers import wait_for
+from tests.support import wait_for
 
 
 @ray.remote(num_cpus=0)

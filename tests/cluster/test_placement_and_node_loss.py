@@ -9,7 +9,8 @@ from ray.cluster_utils import Cluster
 
 import ray_enterprise
 from ray_enterprise.testing import kill_node
-from tests.integration.helpers import faulty, states, wait_for
+from tests.integration.helpers import faulty, states
+from tests.support import wait_for
 
 
 def alive_nodes() -> set[str]:

@@ -1,21 +1,18 @@
-"""Small helpers for integration tests: specs of the controllable FaultyService, waiting, a
+"""Small helpers for integration tests: specs of the controllable FaultyService, a
 PostgreSQL schema of one's own."""
 
 from __future__ import annotations
 
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from ray_enterprise.spec import ServiceSpec
 from ray_enterprise.storage import normalize_url
-
-T = TypeVar("T")
 
 FAULTY = "ray_enterprise.examples.faulty:FaultyService"
 
@@ -27,20 +24,6 @@ def faulty(name: str, *deps: str, **fields: Any) -> ServiceSpec:
     return ServiceSpec.model_validate(
         {"name": name, "class": FAULTY, "depends_on": list(deps), "health": health, **fields}
     )
-
-
-def wait_for(
-    probe: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05, what: str = ""
-) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` on the deadline."""
-    deadline = time.monotonic() + timeout
-    last: T = probe()
-    while not last:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}: last={last!r}")
-        time.sleep(interval)
-        last = probe()
-    return last
 
 
 def states(registry: Any) -> dict[str, str]:

@@ -10,7 +10,8 @@ import ray
 
 import ray_enterprise
 from ray_enterprise.spec import load_app_spec
-from tests.integration.helpers import service, wait_for
+from tests.integration.helpers import service
+from tests.support import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

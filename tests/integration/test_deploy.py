@@ -24,7 +24,8 @@ from ray_enterprise.security.audit import AuditLog
 from ray_enterprise.spec import ServiceSpec
 from ray_enterprise.storage import make_engine
 from tests.integration.conftest import service_actor_names
-from tests.integration.helpers import faulty, service, wait_for
+from tests.integration.helpers import faulty, service
+from tests.support import wait_for
 
 Registry = ray_enterprise.EnterpriseServiceRegistry
 

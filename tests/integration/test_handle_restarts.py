@@ -15,7 +15,8 @@ import ray
 from ray.exceptions import RayActorError
 
 import ray_enterprise
-from tests.integration.helpers import faulty, service, wait_for
+from tests.integration.helpers import faulty, service
+from tests.support import wait_for
 
 Registry = ray_enterprise.EnterpriseServiceRegistry
 

@@ -16,7 +16,8 @@ from ray_enterprise import ServiceUnavailableError
 from ray_enterprise.examples.faulty import FaultyService
 from ray_enterprise.runtime import registry_actor
 from tests.integration.conftest import service_actor_names
-from tests.integration.helpers import faulty, service, states, wait_for
+from tests.integration.helpers import faulty, service, states
+from tests.support import wait_for
 
 Registry = ray_enterprise.EnterpriseServiceRegistry
 

@@ -49,7 +49,8 @@ from tests.integration.alerts.alert_support import (
     lines,
     signal_of,
 )
-from tests.integration.helpers import faulty, states, wait_for
+from tests.integration.helpers import faulty, states
+from tests.support import wait_for
 
 # Helpers from these modules run inside the alert actor's process, which cannot import them.
 ray.cloudpickle.register_pickle_by_value(alert_support)

@@ -21,7 +21,8 @@ from ray_enterprise.alerts.manager import wall_clock_ms
 from ray_enterprise.config.actor import get_config_handle
 from ray_enterprise.observability.metric_batch import MetricBatch, MetricType, SeriesPoints
 from ray_enterprise.observability.platform import boot_observability
-from tests.integration.helpers import faulty, states, wait_for
+from tests.integration.helpers import faulty, states
+from tests.support import wait_for
 
 FAST_ROUTE = {"handlers": [], "group_wait": 0, "group_interval": "100ms"}  # notify nobody
 

@@ -19,7 +19,7 @@ from ray_enterprise.anomaly.shard import (
     remove_shards,
     shard_of,
 )
-from tests.integration.helpers import wait_for
+from tests.support import wait_for
 
 DETECTOR = {"name": "ewm_zscore", "params": {"alpha": 0.05, "warmup": 30}}
 

@@ -12,7 +12,8 @@ from ray_enterprise.observability.platform import (
     EnterpriseObservabilityPlatform,
     boot_observability,
 )
-from tests.integration.helpers import faulty, wait_for
+from tests.integration.helpers import faulty
+from tests.support import wait_for
 
 Registry = ray_enterprise.EnterpriseServiceRegistry
 

@@ -26,8 +26,7 @@ from ray_enterprise.observability.platform import (
     EnterpriseObservabilityPlatform,
     boot_observability,
 )
-from tests.integration.helpers import wait_for
-from tests.support import free_port
+from tests.support import free_port, wait_for
 
 
 @pytest.fixture(scope="module")

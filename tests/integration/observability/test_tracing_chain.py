@@ -16,8 +16,8 @@ from ray_enterprise.observability.platform import (
 from ray_enterprise.observability.trace_context import traced_handle
 from ray_enterprise.observability.tracing import TraceStatus
 from ray_enterprise.spec import ServiceSpec
-from tests.integration.helpers import wait_for
 from tests.integration.observability.traced_chain import MODULE
+from tests.support import wait_for
 
 Registry = ray_enterprise.EnterpriseServiceRegistry
 

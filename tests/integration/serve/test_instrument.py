@@ -17,9 +17,9 @@ from ray_enterprise.observability.platform import EnterpriseObservabilityPlatfor
 from ray_enterprise.observability.tracing import start_trace
 from ray_enterprise.security.apikeys import Scope
 from ray_enterprise.serve.instrument import ERRORS, LATENCY, REQUESTS, instrument_deployment
-from tests.integration.helpers import wait_for
 from tests.integration.serve import sample_app
 from tests.integration.serve.conftest import Api
+from tests.support import wait_for
 
 ray.cloudpickle.register_pickle_by_value(sample_app)
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

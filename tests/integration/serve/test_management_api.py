@@ -16,8 +16,8 @@ from ray_enterprise.observability.platform import EnterpriseObservabilityPlatfor
 from ray_enterprise.security.apikeys import ALL_SCOPES, ApiKeyStore, Scope
 from ray_enterprise.security.events import AUTH_FAILURES, RATE_LIMITED
 from ray_enterprise.serve.routes import ROUTES
-from tests.integration.helpers import wait_for
 from tests.integration.serve.conftest import ALLOWED_ORIGIN, LIMITED_ROUTE, PLANTED, Api
+from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -29,8 +29,9 @@ from ray_enterprise.observability.platform import EnterpriseObservabilityPlatfor
 from ray_enterprise.observability.tracing import TraceStatus
 from ray_enterprise.security.apikeys import Scope
 from ray_enterprise.spec import load_app_spec
-from tests.integration.helpers import faulty, service, wait_for
+from tests.integration.helpers import faulty, service
 from tests.integration.serve.conftest import Api
+from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
