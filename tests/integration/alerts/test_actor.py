@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from click.testing import CliRunner
 
 from ray_enterprise.alerts.actor import (
     NAMESPACE,
-    get_alert_handle,
     remove_alert_actor,
 )
 from ray_enterprise.alerts.cli import alerts as alerts_cli
@@ -57,19 +56,6 @@ ray.cloudpickle.register_pickle_by_value(alert_support)
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def start_alerts(ray_session: None, tmp_path: Path) -> Iterator[Callable[..., Any]]:
-    """Boots the alert actor with the given settings and a SQLite file in ``tmp_path``."""
-    remove_alert_actor()
-
-    def start(**settings: Any) -> Any:
-        settings.setdefault("db_url", f"sqlite:///{tmp_path / 'alerts.db'}")
-        return get_alert_handle(create=True, settings=settings)
-
-    yield start
-    remove_alert_actor()
 
 
 def named(actor: Any, alertname: str) -> list[dict[str, Any]]:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,7 +19,6 @@ import ray
 import ray.cloudpickle
 from click.testing import CliRunner
 
-from ray_enterprise.alerts.actor import get_alert_handle, remove_alert_actor
 from ray_enterprise.alerts.cli import alerts as alerts_cli
 from ray_enterprise.alerts.handlers import WebhookHandler
 from tests.integration.alerts import alert_support
@@ -30,18 +28,6 @@ from tests.support import wait_for
 
 ray.cloudpickle.register_pickle_by_value(alert_support)
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
-
-@pytest.fixture
-def start_alerts(ray_session: None, tmp_path: Path) -> Iterator[Callable[..., Any]]:
-    remove_alert_actor()
-
-    def start(**settings: Any) -> Any:
-        settings.setdefault("db_url", f"sqlite:///{tmp_path / 'alerts.db'}")
-        return get_alert_handle(create=True, settings=settings)
-
-    yield start
-    remove_alert_actor()
 
 
 def bodies(hook: Webhook, kind: str) -> list[dict[str, Any]]:
