@@ -219,10 +219,10 @@ def _restore_control_state() -> None:
     lost) needs nothing: ``up --restore`` then only supervises what runs.
     """
     from ray_enterprise import _kv
-    from ray_enterprise.registry.control_state import read_durable, restore_into_kv
+    from ray_enterprise.registry.control_state import SPEC_PREFIX, read_durable, restore_into_kv
     from ray_enterprise.storage import make_engine
 
-    if _kv.scan("registry/spec/"):
+    if _kv.scan(SPEC_PREFIX):
         click.echo("the cluster still holds the application's control state: nothing restored")
         return
     engine = make_engine(create=False)
@@ -230,7 +230,7 @@ def _restore_control_state() -> None:
         saved = read_durable(engine)
     finally:
         engine.dispose()
-    if not any(key.startswith("registry/spec/") for key in saved):
+    if not any(key.startswith(SPEC_PREFIX) for key in saved):
         where = engine.url.render_as_string(hide_password=True)
         fail(
             f"nothing to restore: the durable store {where} keeps no "

@@ -28,7 +28,12 @@ from ray_enterprise.observability.metrics import MetricType, record_metric
 from ray_enterprise.observability.system_metrics import REGISTRY_TICK_METRIC
 from ray_enterprise.redaction import redact_text
 from ray_enterprise.registry.alert_reports import AlertReports
-from ray_enterprise.registry.control_state import ControlState
+from ray_enterprise.registry.control_state import (
+    DESIRED_KEY,
+    RECORD_PREFIX,
+    SPEC_PREFIX,
+    ControlState,
+)
 from ray_enterprise.registry.deployer import Deployer
 from ray_enterprise.registry.handle import ServiceHandle, withdraw_routes
 from ray_enterprise.registry.recovery import plan_recovery
@@ -53,9 +58,9 @@ from ray_enterprise.system_actors import SERVICE_PREFIX, get_system_actor
 logger = logging.getLogger("ray_enterprise.registry")
 
 NAMESPACE = _kv.NAMESPACE
-_SPEC = "registry/spec/"
-_RECORD = "registry/record/"
-_DESIRED = "registry/desired"
+_SPEC = SPEC_PREFIX
+_RECORD = RECORD_PREFIX
+_DESIRED = DESIRED_KEY
 _REPORTED = "registry/reported"  # the last state told to the alerts, per service
 
 

@@ -30,9 +30,13 @@ from ray_enterprise.storage import control_state, create_tables, make_engine
 
 logger = logging.getLogger("ray_enterprise.registry")
 
+SPEC_PREFIX = "registry/spec/"  # + service: its spec at the version last deployed
+RECORD_PREFIX = "registry/record/"  # + service: its generation, restarts, whether FAILED
+DESIRED_KEY = "registry/desired"  # running | stopping | stopped
+
 #: The keys that say what should run; the rest of the registry's keys are live bookkeeping
 #: (what was told to the alerts, routes) that a restored application rebuilds by itself.
-DURABLE_PREFIXES = ("registry/spec/", "registry/record/", "registry/desired")
+DURABLE_PREFIXES = (SPEC_PREFIX, RECORD_PREFIX, DESIRED_KEY)
 
 _RETRY_S = 1.0
 
@@ -110,8 +114,10 @@ class DurableMirror:
                     _RETRY_S,
                 )
                 with self._cond:  # put them back, unless a newer write replaced them
+                    erased = tuple(self._prefix_deletes)  # or a newer delete erased them
                     for key, value in writes.items():
-                        self._pending.setdefault(key, value)
+                        if not key.startswith(erased):
+                            self._pending.setdefault(key, value)
                     self._prefix_deletes[:0] = prefixes
                 time.sleep(_RETRY_S)
             finally:
@@ -167,9 +173,9 @@ def restore_into_kv(saved: Mapping[str, Any], *, desired: str = "stopped") -> li
     """
     services = []
     for key, value in saved.items():
-        if key.startswith("registry/spec/"):
-            services.append(key[len("registry/spec/") :])
-        if key.startswith(("registry/spec/", "registry/record/")):
+        if key.startswith(SPEC_PREFIX):
+            services.append(key.removeprefix(SPEC_PREFIX))
+        if key.startswith((SPEC_PREFIX, RECORD_PREFIX)):
             _kv.put(key, value)
-    _kv.put("registry/desired", desired)
+    _kv.put(DESIRED_KEY, desired)
     return sorted(services)

@@ -89,3 +89,26 @@ def test_read_durable_of_a_database_without_an_application(tmp_path: Path, kept:
             mirror.put(key, value)
         assert mirror.flush(10)
     assert read_durable(engine) == kept
+
+
+def test_a_delete_made_while_a_write_fails_is_not_undone_by_its_retry(tmp_path: Path) -> None:
+    """`down` while the database is away: the failed write must not come back after it."""
+    engine = _engine(tmp_path)
+    attempt_started, delete_queued = threading.Event(), threading.Event()
+    calls = {"n": 0}
+
+    def factory() -> sa.Engine:
+        calls["n"] += 1
+        if calls["n"] == 1:  # the first write fails, after the delete below was queued
+            attempt_started.set()
+            delete_queued.wait(10)
+            raise sa.exc.OperationalError("connect", {}, Exception("database is down"))
+        return engine
+
+    mirror = DurableMirror(factory)
+    mirror.put("registry/spec/api", {"name": "api"})
+    assert attempt_started.wait(10)
+    mirror.delete_prefix("registry/")
+    delete_queued.set()
+    assert mirror.flush(15)
+    assert read_durable(engine) == {}
