@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -298,62 +297,3 @@ class RayHead(_RayNodeProcess):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-# `ray start --address` refuses to join a cluster while RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0,
-# and with it =1 turns --node-ip-address 127.0.0.1 into this machine's outward address and
-# listens on every interface. This runs Ray's own CLI with the node IP kept as given and the
-# refusal lifted, so a second node stays on loopback as ray.cluster_utils.Cluster's nodes do.
-_LOOPBACK_WORKER = """
-import sys
-from ray._private import ray_constants, services
-services.resolve_ip_for_localhost = lambda host: host
-ray_constants.ENABLE_RAY_CLUSTER = True
-from ray.scripts.scripts import main
-sys.argv[0] = "ray"
-main()
-"""
-
-
-class RayWorkerNode(_RayNodeProcess):
-    """``ray start --address HEAD --block``: a second node of a :class:`RayHead`'s cluster, on
-    loopback, with ``resources`` so that a spec can place services on it."""
-
-    def __init__(
-        self,
-        head: RayHead,
-        *,
-        num_cpus: int = 2,
-        resources: dict[str, float] | None = None,
-    ) -> None:
-        super().__init__()
-        self.head = head
-        self.env = dict(head.env)
-        self.env.pop("RAY_REDIS_ADDRESS", None)
-        self.command = [sys.executable, "-c", _LOOPBACK_WORKER, "start", "--address", head.address]
-        self.command += ["--block"]
-        self.command += ["--node-ip-address", "127.0.0.1", "--num-cpus", str(num_cpus)]
-        self.command += ["--disable-usage-stats"]
-        for flag in (
-            "--node-manager-port",
-            "--object-manager-port",
-            "--metrics-export-port",
-            "--runtime-env-agent-port",
-            "--dashboard-agent-listen-port",
-            "--dashboard-agent-grpc-port",
-        ):
-            self.command += [flag, str(_free_port())]
-        if resources:
-            self.command += ["--resources", json.dumps(resources)]
-
-    def start(self, timeout_s: float = 90.0) -> RayWorkerNode:
-        process = self._launch()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"ray start (worker) exited with {process.returncode}")
-            if any(p.name() == "raylet" for p in self.processes()):
-                return self
-            time.sleep(0.3)
-        self.stop()
-        raise TimeoutError(f"the worker node did not start within {timeout_s} s")
