@@ -43,10 +43,13 @@ import functools
 import inspect
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import ray
+
+from ray_enterprise import latency
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -282,14 +285,19 @@ class Service:
         return bool(health.ok), str(health.detail)
 
     @ray.method(concurrency_group="re_health")
-    async def _re_stats(self) -> dict[str, int]:
-        """Calls and errors of the user's methods so far, and how many run now: what the
-        upgrade gate compares and what a drain waits on."""
-        return dict(self._re_counts)
+    async def _re_stats(self) -> dict[str, Any]:
+        """Calls and errors of the user's methods so far, how many run now and how long they
+        took (bucket counts, :mod:`ray_enterprise.latency`): what the upgrade gate compares
+        and what a drain waits on."""
+        return {**self._re_counts, "latency": list(self._re_latency)}
 
     @property
     def _re_counts(self) -> dict[str, int]:
         return self.__dict__.setdefault("_re_count", {"calls": 0, "errors": 0, "inflight": 0})
+
+    @property
+    def _re_latency(self) -> list[int]:
+        return self.__dict__.setdefault("_re_latency_buckets", latency.empty())
 
     @ray.method(concurrency_group="re_watch")
     async def _re_watch(self, timeout_s: float) -> str:
@@ -324,6 +332,7 @@ def _counting(fn: Any) -> Any:
             counts = self._re_counts
             counts["calls"] += 1
             counts["inflight"] += 1
+            began = time.perf_counter()
             try:
                 return await fn(self, *args, **kwargs)
             except BaseException:
@@ -331,6 +340,7 @@ def _counting(fn: Any) -> Any:
                 raise
             finally:
                 counts["inflight"] -= 1
+                self._re_latency[latency.bucket_of(time.perf_counter() - began)] += 1
 
         return call_async
 
@@ -339,6 +349,7 @@ def _counting(fn: Any) -> Any:
         counts = self._re_counts
         counts["calls"] += 1
         counts["inflight"] += 1
+        began = time.perf_counter()
         try:
             return fn(self, *args, **kwargs)
         except BaseException:
@@ -346,6 +357,7 @@ def _counting(fn: Any) -> Any:
             raise
         finally:
             counts["inflight"] -= 1
+            self._re_latency[latency.bucket_of(time.perf_counter() - began)] += 1
 
     return call
 

@@ -13,7 +13,8 @@ from ray_enterprise.service import Health, Service
 
 class FaultyService(Service):
     """Config: ``start_delay_s``, ``fail_start`` (raise in start), ``healthy`` (initial),
-    ``version`` (what ``work`` reports), ``fail_every`` (``work`` raises on every n-th call).
+    ``version`` (what ``work`` reports), ``fail_every`` (``work`` raises on every n-th call),
+    ``work_delay_s`` (added to every ``work`` call: a slow version).
 
     Calls: ``set_healthy(bool)``, ``crash()`` (SIGKILL of its own process), ``pid()``,
     ``events()`` (the hooks it saw, with times), ``echo(x)``, ``work(x, delay_s)`` and
@@ -61,6 +62,7 @@ class FaultyService(Service):
     async def work(self, value: Any, delay_s: float = 0.0) -> dict[str, Any]:
         """A call that takes ``delay_s`` and says which version and replica answered."""
         self._works = getattr(self, "_works", 0) + 1
+        delay_s += float(self.config.get("work_delay_s", 0.0))
         if delay_s:
             await asyncio.sleep(delay_s)
         every = int(self.config.get("fail_every", 0))

@@ -33,7 +33,12 @@ from ray_enterprise.registry.rollout import (
     choose_strategy,
     recovered_outcome,
 )
-from ray_enterprise.registry.sampling import anomaly_counts, call_stats, health_checks
+from ray_enterprise.registry.sampling import (
+    anomaly_counts,
+    call_stats,
+    health_checks,
+    health_score,
+)
 from ray_enterprise.registry.supervision import UP_STATES
 from ray_enterprise.spec import ServiceSpec
 
@@ -41,6 +46,15 @@ logger = logging.getLogger("ray_enterprise.registry")
 
 _ROLLOUT = "registry/rollout/"
 _POLL_S = 0.05
+# How often the bake reads the system health score: each read refreshes the score, which asks
+# the registry for its status, so not every poll.
+_SCORE_PERIOD_S = 1.0
+
+
+def _lower(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return min(a, b)
 
 
 class _RollBack(Exception):
@@ -368,13 +382,20 @@ class Deployer:
             await call_stats(self._reg.replica_actors(), greens),
         )
         blue_checks0, green_checks0 = health_checks(blues), health_checks(greens)
+        score_before = await health_score()
+        lowest_score = score_before
         began_ms = int(time.time() * 1000)
         deadline = time.monotonic() + bake_s
+        next_score = time.monotonic() + _SCORE_PERIOD_S
         while time.monotonic() < deadline:
             if self._gone.get(name):
                 raise _RollBack("new version failed while baking: " + "; ".join(self._gone[name]))
             self._check_blue(name, from_gen)
+            if time.monotonic() >= next_score:
+                lowest_score = _lower(lowest_score, await health_score())
+                next_score = time.monotonic() + _SCORE_PERIOD_S
             await asyncio.sleep(min(0.1, max(deadline - time.monotonic(), 0.0)))
+        lowest_score = _lower(lowest_score, await health_score())
         blue_calls, green_calls = (
             await call_stats(self._reg.replica_actors(), blues),
             await call_stats(self._reg.replica_actors(), greens),
@@ -386,12 +407,14 @@ class Deployer:
             health_failed=blue_checks[1] - blue_checks0[1],
             calls=blue_calls - blue_calls0,
             anomalies=before,
+            health_score=score_before,
         )
         green = GateSample(
             health_passed=green_checks[0] - green_checks0[0],
             health_failed=green_checks[1] - green_checks0[1],
             calls=green_calls - green_calls0,
             anomalies=during,
+            health_score=lowest_score if score_before is not None else None,
         )
         rollback = settings.rollback
         return evaluate(
@@ -402,6 +425,8 @@ class Deployer:
                 max_health_failures=rollback.max_health_failures,
                 max_new_anomalies=rollback.max_new_anomalies,
                 min_calls=rollback.min_calls,
+                max_latency_p99_ms=rollback.max_latency_p99_ms,
+                min_health_score=rollback.min_health_score,
             ),
         )
 

@@ -1,6 +1,6 @@
-"""What the bake gate and the autoscaler read from running replicas: calls, errors and calls in
-flight counted inside each replica, health checks counted by the registry, and anomaly alerts
-on the service from the alert manager.
+"""What the bake gate and the autoscaler read from running replicas: calls, errors, call times
+and calls in flight counted inside each replica, health checks counted by the registry, anomaly
+alerts on the service from the alert manager and the health score from the observability actor.
 """
 
 from __future__ import annotations
@@ -51,6 +51,18 @@ async def anomaly_counts(name: str, began_ms: int, bake_s: float) -> tuple[int |
     before = sum(1 for t in starts if began_ms - window_ms <= t < began_ms)
     during = sum(1 for t in starts if t >= began_ms)
     return before, during
+
+
+async def health_score() -> float | None:
+    """The system health score now; ``None`` when no observability actor runs or answers."""
+    import ray
+
+    try:
+        actor = ray.get_actor(system_actors.OBSERVABILITY, namespace=_kv.NAMESPACE)
+        report = await asyncio.wait_for(actor.get_system_health.remote(), timeout=5.0)
+        return float(report["score"])
+    except Exception:
+        return None
 
 
 def health_checks(replicas: list[Replica]) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ray_enterprise import latency
 from ray_enterprise.registry.gates import CallStats, GateSample, GateSettings, evaluate
 
 SETTINGS = GateSettings(max_error_rate=0.05, max_health_failures=0, max_new_anomalies=0)
@@ -55,3 +56,49 @@ def test_call_stats_subtract_and_add() -> None:
     assert later - earlier == CallStats(6, 1, 1)
     assert CallStats.total([later, earlier]) == CallStats(14, 3, 1)
     assert CallStats().error_rate == 0.0
+
+
+def timed(calls: int, seconds: float) -> CallStats:
+    buckets = latency.empty()
+    buckets[latency.bucket_of(seconds)] = calls
+    return CallStats(calls, 0, 0, tuple(buckets))
+
+
+def test_a_green_slower_than_the_limit_and_than_blue_fails_naming_its_p99() -> None:
+    settings = GateSettings(max_latency_p99_ms=200.0)
+    blue = GateSample(calls=timed(100, 0.010))
+    green = GateSample(calls=timed(100, 0.500))
+    verdict = evaluate(blue, green, settings)
+    assert not verdict.passed
+    assert verdict.reasons[0].startswith("latency: green p99 ")
+    p99 = float(verdict.reasons[0].split()[3])  # to a bucket's upper bound: 25 % at most
+    assert 500 <= p99 <= 500 * latency.GROWTH
+    assert "limit 200 ms" in verdict.reasons[0]
+
+
+def test_green_is_not_blamed_for_slowness_blue_has_too_nor_judged_on_few_calls() -> None:
+    settings = GateSettings(max_latency_p99_ms=200.0)
+    assert evaluate(
+        GateSample(calls=timed(100, 0.9)), GateSample(calls=timed(100, 0.5)), settings
+    ).passed
+    assert evaluate(
+        GateSample(calls=timed(100, 0.01)), GateSample(calls=timed(3, 5.0)), settings
+    ).passed
+
+
+def test_a_health_score_that_falls_below_the_minimum_during_the_bake_fails() -> None:
+    settings = GateSettings(min_health_score=70.0)
+    verdict = evaluate(GateSample(health_score=95.0), GateSample(health_score=55.0), settings)
+    assert not verdict.passed
+    assert "health score: fell to 55.0" in verdict.reasons[0]
+    # Already below before the upgrade: not green's doing. Unknown: not judged.
+    assert evaluate(GateSample(health_score=60.0), GateSample(health_score=50.0), settings).passed
+    assert evaluate(GateSample(health_score=None), GateSample(health_score=None), settings).passed
+
+
+def test_latency_buckets_subtract_and_add_like_the_counts() -> None:
+    before, after = timed(10, 0.01), timed(30, 0.01)
+    assert (after - before).calls == 20
+    assert (after - before).p99_ms == timed(20, 0.01).p99_ms
+    assert CallStats.total([before, CallStats(5, 0, 0)]).latency == before.latency
+    assert CallStats().p99_ms is None
