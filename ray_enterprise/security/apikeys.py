@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -153,7 +153,9 @@ class ApiKeyStore:
     process's counters, which feed the metrics pipeline).
 
     ``clock`` is seconds since the epoch; ``iterations`` is the PBKDF2 cost for new keys (tests
-    lower it; existing hashes keep the cost they were made with). ``anonymous_failures``, when
+    lower it; existing hashes keep the cost they were made with). ``max_age_s`` (the config's
+    ``security.api_key_ttl_days``) caps every key's life from its creation, whatever its own
+    expiry says: a key made to live forever is still refused past it. ``anonymous_failures``, when
     given, receives the reason of each failure that names no known key (malformed, unknown id)
     instead of the audit trail: the HTTP gate folds those into one record per window (see
     :class:`~ray_enterprise.security.login_guard.FailureDigest`).
@@ -169,8 +171,12 @@ class ApiKeyStore:
         events: SecurityEvents | None = None,
         anonymous_failures: Callable[[str], None] | None = None,
         create: bool = True,
+        max_age_s: float | None = None,
     ) -> None:
+        if max_age_s is not None and max_age_s <= 0:
+            raise ValueError(f"max_age_s must be positive, got {max_age_s}")
         self._engine = engine
+        self._max_age_s = max_age_s
         self._anonymous = anonymous_failures
         self._clock = clock
         self._iterations = iterations
@@ -281,7 +287,7 @@ class ApiKeyStore:
             row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).first()
         if row is None:
             raise ApiKeyNotFoundError(key_id)
-        return _row_to_key(row)
+        return self._capped(_row_to_key(row))
 
     def list_keys(self) -> list[ApiKey]:
         """Every key, oldest first; no secret or hash is ever returned."""
@@ -289,7 +295,7 @@ class ApiKeyStore:
             rows = conn.execute(
                 sa.select(api_keys).order_by(api_keys.c.created_at, api_keys.c.key_id)
             ).all()
-        return [_row_to_key(r) for r in rows]
+        return [self._capped(_row_to_key(r)) for r in rows]
 
     # -- authentication -----------------------------------------------------------------------
 
@@ -312,7 +318,7 @@ class ApiKeyStore:
         if row is None or not matches:
             self._fail(key_id, "invalid", known=row is not None)
             raise InvalidApiKeyError(key_id)
-        key = _row_to_key(row)
+        key = self._capped(_row_to_key(row))
         now = self._clock()
         if key.revoked_at is not None:
             self._fail(key_id, "revoked")
@@ -326,6 +332,15 @@ class ApiKeyStore:
             self._fail(key_id, "scope", missing=list(exc.missing))
             raise
         return key
+
+    def _capped(self, key: ApiKey) -> ApiKey:
+        """The key with its expiry no later than ``max_age_s`` after its creation."""
+        if self._max_age_s is None:
+            return key
+        latest = key.created_at + self._max_age_s
+        if key.expires_at is not None and key.expires_at <= latest:
+            return key
+        return replace(key, expires_at=latest)
 
     def _fail(
         self, key_id: str | None, reason: str, *, known: bool = True, **details: object

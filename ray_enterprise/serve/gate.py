@@ -228,11 +228,12 @@ def gate_for(
     audit: AuditLog | None,
     *,
     proof_ttl_s: float = 60.0,
+    key_max_age_s: float | None = None,
     **options: Any,
 ) -> Gate:
     """A gate over the key store in ``engine``, its anonymous failures folded into ``audit``
-    (one :class:`FailureDigest` shared by the store and the gate); ``options`` are
-    :class:`Gate`'s."""
+    (one :class:`FailureDigest` shared by the store and the gate), keys honoured at most
+    ``key_max_age_s`` after their creation; ``options`` are :class:`Gate`'s."""
     digest = None
     if audit is not None:
         log = audit
@@ -242,7 +243,10 @@ def gate_for(
 
         digest = FailureDigest(write)
     store = ApiKeyStore(
-        engine, audit=audit, anonymous_failures=None if digest is None else digest.note
+        engine,
+        audit=audit,
+        anonymous_failures=None if digest is None else digest.note,
+        max_age_s=key_max_age_s,
     )
     return Gate(
         CachedVerifier(store, proof_ttl_s=proof_ttl_s), audit=audit, digest=digest, **options

@@ -49,6 +49,7 @@ class DeploymentGuard:
             audit,
             limiter=limiter,
             key_header=security.api_key_header,
+            key_max_age_s=security.api_key_ttl_days * 86_400.0,
             key_by=security.rate_limit.key_by,
             route_prefix=ROUTE_PREFIX,
         )

@@ -51,6 +51,10 @@ def serve_port(ray_session: None) -> Iterator[int]:
     serve.shutdown()
 
 
+#: Set in the API's config: keys older than this are refused, whatever their own expiry.
+KEY_TTL_DAYS = 30
+
+
 @pytest.fixture(scope="package")
 def api(serve_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     home = tmp_path_factory.mktemp("serve-api")
@@ -61,6 +65,7 @@ def api(serve_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
                 "search": {"api_key": PLANTED},
                 "security": {
                     "jwt_secret": PLANTED,
+                    "api_key_ttl_days": KEY_TTL_DAYS,
                     "cors_origins": [ALLOWED_ORIGIN],
                     "rate_limit": {
                         "routes": {LIMITED_ROUTE: {"requests_per_minute": 60, "burst": 3}}

@@ -16,7 +16,13 @@ from ray_enterprise.observability.platform import EnterpriseObservabilityPlatfor
 from ray_enterprise.security.apikeys import ALL_SCOPES, ApiKeyStore, Scope
 from ray_enterprise.security.events import AUTH_FAILURES, RATE_LIMITED
 from ray_enterprise.serve.routes import ROUTES
-from tests.integration.serve.conftest import ALLOWED_ORIGIN, LIMITED_ROUTE, PLANTED, Api
+from tests.integration.serve.conftest import (
+    ALLOWED_ORIGIN,
+    KEY_TTL_DAYS,
+    LIMITED_ROUTE,
+    PLANTED,
+    Api,
+)
 from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -45,6 +51,27 @@ def call(api: Api, method: str, path: str, key: str | None = None, **kw: Any) ->
     if method in BODIES and "json" not in kw:
         kw["json"] = BODIES[method]
     return requests.request(method, api.url + path, headers=headers, timeout=60, **kw)
+
+
+def test_keys_older_than_the_configured_ttl_are_refused_whatever_their_own_expiry(
+    api: Api,
+) -> None:
+    def made_days_ago(days: float) -> str:
+        then = ApiKeyStore(
+            api.store._engine,
+            clock=lambda: time.time() - days * 86400,
+            iterations=1_000,
+            create=False,
+        )
+        return then.create([Scope.STATUS_READ], name=f"made {days} days ago").secret
+
+    before = len(api.audit.records())
+    assert call(api, "GET", "/status", made_days_ago(KEY_TTL_DAYS - 1)).status_code == 200
+    old = made_days_ago(KEY_TTL_DAYS + 1)  # never expires by itself
+    answer = call(api, "GET", "/status", old)
+    assert answer.status_code == 401 and answer.content == b'{"error":"unauthorized"}'
+    denied = [r for r in api.audit.records()[before:] if r.action == "auth.verify"]
+    assert [r.to_dict()["details"]["reason"] for r in denied] == ["expired"]
 
 
 def test_missing_invalid_expired_and_revoked_keys_all_get_the_same_bare_401(api: Api) -> None:

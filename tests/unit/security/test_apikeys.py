@@ -160,6 +160,25 @@ def test_key_expires_at_its_lifetime(store: ApiKeyStore, clock: FakeClock) -> No
     assert store.get(issued.key.key_id).status(clock()) == "expired"
 
 
+def test_max_age_caps_every_keys_life_from_its_creation(clock: FakeClock) -> None:
+    engine = memory_engine()
+    capped = ApiKeyStore(engine, clock=clock, iterations=FAST, max_age_s=100.0)
+    forever = capped.create(["status:read"])  # no expiry of its own
+    short = capped.create(["status:read"], expires_in_s=10)
+    clock.advance(50)
+    capped.verify(forever.secret)
+    assert capped.get(short.key.key_id).status(clock()) == "expired"  # its own, shorter, holds
+    clock.advance(50)
+    with pytest.raises(ExpiredApiKeyError):
+        capped.verify(forever.secret)
+    assert capped.get(forever.key.key_id).status(clock()) == "expired"
+    # The same row through a store without the cap: the cap is the store's, not the key's.
+    uncapped = ApiKeyStore(engine, clock=clock, iterations=FAST, create=False)
+    assert uncapped.verify(forever.secret).expires_at is None
+    with pytest.raises(ValueError, match="max_age_s must be positive"):
+        ApiKeyStore(engine, max_age_s=0)
+
+
 def test_rotation_keeps_the_old_key_valid_until_the_overlap_ends(
     store: ApiKeyStore, clock: FakeClock
 ) -> None:
