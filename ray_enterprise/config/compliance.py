@@ -143,16 +143,6 @@ DEFAULT_RULES: tuple[ComplianceRule, ...] = (
         lambda c: _require(c.security.rate_limit.enabled, "rate limiting must be enabled"),
     ),
     ComplianceRule(
-        "encryption-key-set",
-        "security.encryption_key",
-        "data at rest is encrypted with a configured key",
-        lambda c: _require(
-            c.security.encryption_key is not None
-            and len(c.security.encryption_key.get_secret_value()) >= 16,
-            "an encryption key of at least 16 characters must be set (e.g. from Vault)",
-        ),
-    ),
-    ComplianceRule(
         "auto-rollback",
         "deployment.rollback.auto_rollback",
         "a failing deployment rolls back by itself",

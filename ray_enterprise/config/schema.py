@@ -9,7 +9,6 @@ schema, decide what production needs.
 from __future__ import annotations
 
 import difflib
-import itertools
 import re
 from collections.abc import Mapping
 from typing import Any, Literal, get_args, get_origin
@@ -160,10 +159,7 @@ class SecurityFrameworkConfig(_Section):
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     audit_enabled: bool = True
     audit_retention_days: int = Field(default=30, ge=1)
-    mtls_required: bool = False
-    session_timeout_minutes: int = Field(default=60, ge=1)
     jwt_secret: SecretStr | None = None
-    encryption_key: SecretStr | None = None
 
     @field_validator("cors_origins")
     @classmethod
@@ -222,7 +218,6 @@ class DeploymentFrameworkConfig(_Section):
     # (stop, then start: downtime) is not offered by the registry and runs as rolling.
     strategy: Literal["blue_green", "rolling", "recreate"] = "rolling"
     bake_period_seconds: float = Field(default=60.0, ge=0)
-    traffic_steps: list[int] = Field(default_factory=lambda: [10, 50, 100])
     drain_timeout_seconds: float = Field(default=30.0, ge=0)
     # How stale a caller's list of replicas may be; a replica taken out of it is stopped only
     # after this long (plus its calls in flight), so callers never reach a stopped one.
@@ -230,15 +225,6 @@ class DeploymentFrameworkConfig(_Section):
     # How long a new version may take to pass its first health check before it is rolled back.
     ready_timeout_seconds: float = Field(default=60.0, gt=0)
     rollback: RollbackThresholds = Field(default_factory=RollbackThresholds)
-
-    @field_validator("traffic_steps")
-    @classmethod
-    def _steps_rise_to_100(cls, steps: list[int]) -> list[int]:
-        if not steps or steps[-1] != 100 or any(b <= a for a, b in itertools.pairwise(steps)):
-            raise ValueError("traffic_steps must rise strictly and end at 100, e.g. [10, 50, 100]")
-        if steps[0] <= 0:
-            raise ValueError("traffic_steps must be positive percentages")
-        return steps
 
 
 class AlertReceiverConfig(_Section):
@@ -449,13 +435,39 @@ def validate_config(
     return config.model_copy(update={"services": checked})
 
 
+#: Settings that were once in the schema and did nothing: a config that still sets one is told
+#: why it went rather than "unknown key".
+REMOVED: dict[str, str] = {
+    "security.mtls_required": (
+        "nothing enforced it; mutual TLS between Ray processes is Ray's own (RAY_USE_TLS with "
+        "RAY_TLS_SERVER_CERT, RAY_TLS_SERVER_KEY and RAY_TLS_CA_CERT), and the management API "
+        "takes TLS from the proxy in front of it"
+    ),
+    "security.session_timeout_minutes": (
+        "the management API has no sessions: every request carries its API key; bound keys' "
+        "lives with security.api_key_ttl_days"
+    ),
+    "security.encryption_key": (
+        "nothing encrypted with it; config versions' secrets are sealed with the key in "
+        "RAY_ENTERPRISE_CONFIG_KEY (or the 0600 file in RAY_ENTERPRISE_HOME), which cannot live "
+        "in the config it seals"
+    ),
+    "deployment.traffic_steps": (
+        "upgrades move traffic by replica (rolling, blue-green), not by percentage; bound "
+        "them with deployment.bake_period_seconds and deployment.rollback"
+    ),
+}
+
+
 def _describe(
     err: Any, prefix: tuple[str, ...], document: Mapping[str, Any], merged: MergedConfig | None
 ) -> tuple[str, str | None, str]:
     loc = [*prefix, *(str(p) for p in err.get("loc", ()))]
     path = ".".join(loc)
     reason = str(err.get("msg", "invalid value"))
-    if err.get("type") == "extra_forbidden":
+    if err.get("type") == "extra_forbidden" and path in REMOVED:
+        reason = f"removed setting: {REMOVED[path]}; delete it from this source"
+    elif err.get("type") == "extra_forbidden":
         reason = "unknown key" + _suggestion(loc, document)
     elif err.get("type") == "missing":
         reason = "required key is missing"

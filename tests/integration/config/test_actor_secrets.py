@@ -23,7 +23,7 @@ def test_a_planted_secret_never_appears_in_output_history_status_or_logs(
 ) -> None:
     bao.client().secrets.kv.v2.create_or_update_secret(
         path="ray_enterprise/security",
-        secret={"jwt_secret": PLANTED, "encryption_key": PLANTED},
+        secret={"jwt_secret": PLANTED},
         mount_point="secret",
     )
     database = DatabaseConfigSource(f"sqlite:///{tmp_path / 's.db'}")

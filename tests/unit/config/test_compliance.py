@@ -22,7 +22,6 @@ GOOD_PRODUCTION: dict[str, Any] = {
         "cors_origins": ["https://app.example.com"],
         "audit_enabled": True,
         "audit_retention_days": 90,
-        "encryption_key": "k" * 32,
     },
 }
 
@@ -36,7 +35,7 @@ def test_development_defaults_have_no_binding_rules() -> None:
 def test_production_defaults_fail_with_rule_field_and_message() -> None:
     report = check_compliance(EnterpriseConfig(environment="production"))
     failed = {r.rule: r for r in report.failures}
-    assert {"api-keys-required", "encryption-key-set"} <= failed.keys()
+    assert {"api-keys-required"} <= failed.keys()
     assert failed["api-keys-required"].field == "security.api_keys_enabled"
     assert not report.passed
 
@@ -55,7 +54,6 @@ def test_a_compliant_production_config_passes_every_rule() -> None:
         ({"audit_enabled": False}, "audit-enabled"),
         ({"audit_retention_days": 29}, "audit-retention"),
         ({"rate_limit": {"enabled": False}}, "rate-limits-enabled"),
-        ({"encryption_key": "short"}, "encryption-key-set"),
     ],
 )
 def test_each_production_rule_catches_its_violation(override: dict, rule: str) -> None:

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from ray_enterprise.config.errors import ConfigValidationError
 from ray_enterprise.config.merge import merge_layers, redact
 from ray_enterprise.config.schema import (
+    REMOVED,
     EnterpriseConfig,
     ServiceConfigRegistry,
     default_document,
@@ -60,7 +61,6 @@ def test_unknown_top_level_section_lists_the_allowed_ones() -> None:
         ({"search": {"backend": "qdrant"}}, "search"),
         ({"cache": {"tiers": {"l3": {"backend": "redis"}}}}, "cache.tiers.l3"),
         ({"cache": {"tiers": {"a": {"level": 1}, "b": {"level": 1}}}}, "cache"),
-        ({"deployment": {"traffic_steps": [50, 10, 100]}}, "deployment.traffic_steps"),
         ({"deployment": {"route_ttl_seconds": 0}}, "deployment.route_ttl_seconds"),
         ({"deployment": {"rollback": {"min_calls": 0}}}, "deployment.rollback.min_calls"),
         ({"observability": {"flush_interval_seconds": 0}}, "observability.flush_interval_seconds"),
@@ -70,6 +70,16 @@ def test_invalid_values_name_the_field(doc: dict, field: str) -> None:
     with pytest.raises(ConfigValidationError) as info:
         validate_config(doc)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize("path", sorted(REMOVED))
+def test_a_removed_setting_is_refused_saying_why_it_went(path: str) -> None:
+    section, key = path.split(".")
+    with pytest.raises(ConfigValidationError) as info:
+        validate_config({section: {key: True}})
+    assert info.value.field == path
+    assert "removed setting: " in str(info.value)
+    assert REMOVED[path] in str(info.value)
 
 
 def test_errors_never_echo_the_input_value() -> None:
@@ -126,7 +136,7 @@ def test_unregistered_services_pass_through_and_unregister_works() -> None:
 
 
 def test_secrets_are_secretstr_and_masked_in_dumps() -> None:
-    config = validate_config({"security": {"jwt_secret": PLANTED, "encryption_key": PLANTED}})
+    config = validate_config({"security": {"jwt_secret": PLANTED}, "search": {"api_key": PLANTED}})
     assert isinstance(config.security.jwt_secret, SecretStr)
     assert PLANTED not in config.model_dump_json()
     assert PLANTED not in str(redact(config.model_dump()))
