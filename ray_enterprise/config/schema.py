@@ -82,18 +82,17 @@ class EnterpriseCacheConfig(_Section):
 
 
 class EnterpriseSearchConfig(_Section):
-    """Search backend and ranking; ``memory`` needs no server."""
+    """The demo search service's index and ranking (in-process; see examples/search.py)."""
 
     enabled: bool = True
-    backend: Literal["memory", "qdrant", "elasticsearch", "opensearch"] = "memory"
-    url: str | None = None
-    api_key: SecretStr | None = None
-    index_name: str = "documents"
+    # The documents indexed are the store's keys "<index_name>:..."; a change re-indexes.
+    index_name: str = Field(default="doc", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     default_limit: int = Field(default=10, ge=1)
     max_limit: int = Field(default=100, ge=1)
     timeout_seconds: float = Field(default=5.0, gt=0)
-    hybrid: bool = True
-    dense_weight: float = Field(default=0.7, ge=0.0, le=1.0)
+    # BM25 alone, or blended with character-trigram similarity (finds misspelt words).
+    hybrid: bool = False
+    dense_weight: float = Field(default=0.3, ge=0.0, le=1.0)
     reranking_enabled: bool = False
     query_cache_ttl_seconds: float = Field(default=60.0, ge=0)
 
@@ -103,8 +102,6 @@ class EnterpriseSearchConfig(_Section):
             raise ValueError(
                 f"default_limit {self.default_limit} exceeds max_limit {self.max_limit}"
             )
-        if self.backend != "memory" and not self.url:
-            raise ValueError(f"search backend {self.backend!r} needs a url")
         return self
 
 
@@ -452,6 +449,12 @@ REMOVED: dict[str, str] = {
         "RAY_ENTERPRISE_CONFIG_KEY (or the 0600 file in RAY_ENTERPRISE_HOME), which cannot live "
         "in the config it seals"
     ),
+    "search.backend": (
+        "the demo search is in-process (BM25, optionally hybrid); an external search engine "
+        "is a service of your own with its own services.<name> section"
+    ),
+    "search.url": "the demo search is in-process: there is no server to reach",
+    "search.api_key": "the demo search is in-process: there is no server to authenticate to",
     "deployment.traffic_steps": (
         "upgrades move traffic by replica (rolling, blue-green), not by percentage; bound "
         "them with deployment.bake_period_seconds and deployment.rollback"

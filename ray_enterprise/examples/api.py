@@ -23,8 +23,9 @@ class ApiService(Service):
             op = request.get("op")
             if op == "search":
                 search = await self.dependency("search")
+                k = request.get("k")  # none: the search section's default_limit
                 result: Any = await search.search.remote(
-                    str(request["q"]), int(request.get("k", 5))
+                    str(request["q"]), None if k is None else int(k)
                 )
             elif op == "get":
                 cache = await self.dependency("cache")

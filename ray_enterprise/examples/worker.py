@@ -17,6 +17,8 @@ class IndexWorker(Service):
         self.failed = 0
         self._interval = float(self.config.get("interval_s", 2.0))
         self._limit = int(self.config.get("max_documents", 100))
+        # The search section's index_name: the worker writes where search indexes.
+        self._index = str(self.config.get("index", "doc"))
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
@@ -37,7 +39,7 @@ class IndexWorker(Service):
             "title": f"Worker note {n}",
             "body": f"Background worker note number {n} about supervision and restarts.",
         }
-        await store.put.remote(f"doc:{doc['id']}", doc)
+        await store.put.remote(f"{self._index}:{doc['id']}", doc)
         search = await self.dependency("search")
         await search.refresh.remote()
         self.processed += 1

@@ -29,7 +29,7 @@ def test_a_planted_secret_never_appears_in_output_history_status_or_logs(
     database = DatabaseConfigSource(f"sqlite:///{tmp_path / 's.db'}")
     database.set_sync("services.billing.password", PLANTED)
     app = tmp_path / "app.yaml"
-    app.write_text(f"search:\n  api_key: {PLANTED}\n")
+    app.write_text(f"cache:\n  tiers:\n    l1:\n      password: {PLANTED}\n")
     history_db = tmp_path / "history.db"
     settings = ConfigSettings(
         files=[str(app)],

@@ -62,7 +62,7 @@ def api(serve_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
     app_file.write_text(
         yaml.safe_dump(
             {
-                "search": {"api_key": PLANTED},
+                "cache": {"tiers": {"l1": {"password": PLANTED}}},
                 "security": {
                     "jwt_secret": PLANTED,
                     "api_key_ttl_days": KEY_TTL_DAYS,

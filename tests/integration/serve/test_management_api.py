@@ -182,7 +182,7 @@ def test_no_response_body_or_header_shows_a_secret(api: Api) -> None:
     everything = api.key(*ALL_SCOPES).secret
     shown = call(api, "GET", "/config", everything).json()["value"]
     assert shown["security"]["jwt_secret"] == "**********"
-    assert shown["search"]["api_key"] == "**********"
+    assert shown["cache"]["tiers"]["l1"]["password"] == "**********"
     assert shown["services"]["billing"]["password"] == "**********"
     assert shown["security"]["cors_origins"] == [ALLOWED_ORIGIN]
     for (method, path), _ in ROUTES.items():

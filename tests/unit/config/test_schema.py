@@ -27,7 +27,7 @@ def test_defaults_validate_and_run_on_a_laptop() -> None:
     assert config == EnterpriseConfig()
     assert config.environment == "development"
     assert {t.backend for t in config.cache.tiers.values()} <= {"memory", "disk"}
-    assert config.search.backend == "memory"
+    assert config.search.index_name == "doc"
     assert config.security.jwt_secret is None
 
 
@@ -58,7 +58,7 @@ def test_unknown_top_level_section_lists_the_allowed_ones() -> None:
     [
         ({"environment": "prod"}, "environment"),
         ({"search": {"default_limit": 500}}, "search"),
-        ({"search": {"backend": "qdrant"}}, "search"),
+        ({"search": {"index_name": "a/b"}}, "search.index_name"),
         ({"cache": {"tiers": {"l3": {"backend": "redis"}}}}, "cache.tiers.l3"),
         ({"cache": {"tiers": {"a": {"level": 1}, "b": {"level": 1}}}}, "cache"),
         ({"deployment": {"route_ttl_seconds": 0}}, "deployment.route_ttl_seconds"),
@@ -136,7 +136,9 @@ def test_unregistered_services_pass_through_and_unregister_works() -> None:
 
 
 def test_secrets_are_secretstr_and_masked_in_dumps() -> None:
-    config = validate_config({"security": {"jwt_secret": PLANTED}, "search": {"api_key": PLANTED}})
+    config = validate_config(
+        {"security": {"jwt_secret": PLANTED}, "cache": {"tiers": {"l1": {"password": PLANTED}}}}
+    )
     assert isinstance(config.security.jwt_secret, SecretStr)
     assert PLANTED not in config.model_dump_json()
     assert PLANTED not in str(redact(config.model_dump()))
