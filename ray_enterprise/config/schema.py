@@ -156,7 +156,10 @@ class SecurityFrameworkConfig(_Section):
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     audit_enabled: bool = True
     audit_retention_days: int = Field(default=30, ge=1)
+    # Bearer tokens (JWT, HS256) signed with this secret are taken beside API keys; each may
+    # live at most session_timeout_minutes (security/tokens.py). None: no tokens.
     jwt_secret: SecretStr | None = None
+    session_timeout_minutes: int = Field(default=60, ge=1, le=24 * 60)
 
     @field_validator("cors_origins")
     @classmethod
@@ -439,10 +442,6 @@ REMOVED: dict[str, str] = {
         "nothing enforced it; mutual TLS between Ray processes is Ray's own (RAY_USE_TLS with "
         "RAY_TLS_SERVER_CERT, RAY_TLS_SERVER_KEY and RAY_TLS_CA_CERT), and the management API "
         "takes TLS from the proxy in front of it"
-    ),
-    "security.session_timeout_minutes": (
-        "the management API has no sessions: every request carries its API key; bound keys' "
-        "lives with security.api_key_ttl_days"
     ),
     "security.encryption_key": (
         "nothing encrypted with it; config versions' secrets are sealed with the key in "

@@ -66,6 +66,7 @@ class ManagementAPI:
             limiter=limiter,
             key_header=security.api_key_header,
             key_max_age_s=security.api_key_ttl_days * 86_400.0,
+            security=security,
             key_by=security.rate_limit.key_by,
             route_prefix=LIMITER_ROUTE_PREFIX,
         )

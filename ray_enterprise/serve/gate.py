@@ -21,9 +21,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from ray_enterprise.config.schema import SecurityFrameworkConfig
 
 from ray_enterprise.security.apikeys import ApiKey, ApiKeyStore, Scope
 from ray_enterprise.security.audit import AuditLog
@@ -34,6 +37,7 @@ from ray_enterprise.security.errors import (
 )
 from ray_enterprise.security.events import SecurityEvents, process_events
 from ray_enterprise.security.login_guard import CLIENT, ROUTE, FailureDigest, LoginThrottle
+from ray_enterprise.security.tokens import InvalidTokenError, looks_like_token, verify_token
 
 UNAUTHORIZED_BODY = {"error": "unauthorized"}
 FORBIDDEN_BODY = {"error": "forbidden"}
@@ -136,8 +140,14 @@ class Gate:
         events: SecurityEvents | None = None,
         throttle: LoginThrottle | None = None,
         digest: FailureDigest | None = None,
+        token_secret: str | None = None,
+        token_max_lifetime_s: float = 3600.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._verifier = verifier
+        self._token_secret = token_secret
+        self._token_max_lifetime_s = token_max_lifetime_s
+        self._clock = clock
         self._audit = audit
         self._limiter = limiter
         self._key_header = key_header
@@ -175,7 +185,10 @@ class Gate:
             raise Refusal(401, UNAUTHORIZED_BODY, {"WWW-Authenticate": "Bearer"})
         needed = () if scope is None else (scope,)
         try:
-            key = await asyncio.to_thread(self._verifier.verify, presented, needed)
+            if self._token_secret is not None and looks_like_token(presented):
+                key = self._verify_token(presented, route, needed)
+            else:
+                key = await asyncio.to_thread(self._verifier.verify, presented, needed)
         except InsufficientScopeError:
             raise Refusal(403, FORBIDDEN_BODY) from None
         except AuthenticationError:
@@ -192,6 +205,32 @@ class Gate:
                     {"Retry-After": retry_after_header(decision.retry_after_s)},
                 )
         return key
+
+    def _verify_token(self, token: str, route: str, needed: tuple[Scope, ...]) -> ApiKey:
+        assert self._token_secret is not None
+        try:
+            key = verify_token(
+                token,
+                self._token_secret,
+                now=self._clock(),
+                max_lifetime_s=self._token_max_lifetime_s,
+            )
+        except InvalidTokenError as exc:
+            self._events.auth_failure("token")
+            self._denied("anonymous", route, {"reason": "token", "detail": exc.reason})
+            raise
+        try:
+            key.require(*needed)
+        except InsufficientScopeError as exc:
+            self._denied(key.key_id, route, {"reason": "scope", "missing": sorted(exc.missing)})
+            raise
+        return key
+
+    def _denied(self, actor: str, route: str, details: dict[str, Any]) -> None:
+        if self._audit is not None:
+            self._audit.append(
+                actor, "auth.verify", target=route, outcome="denied", details=details
+            )
 
     def _missing(self, route: str) -> None:
         # The store only sees presented keys; a request without one is counted here alike.
@@ -229,11 +268,13 @@ def gate_for(
     *,
     proof_ttl_s: float = 60.0,
     key_max_age_s: float | None = None,
+    security: SecurityFrameworkConfig | None = None,
     **options: Any,
 ) -> Gate:
     """A gate over the key store in ``engine``, its anonymous failures folded into ``audit``
     (one :class:`FailureDigest` shared by the store and the gate), keys honoured at most
-    ``key_max_age_s`` after their creation; ``options`` are :class:`Gate`'s."""
+    ``key_max_age_s`` after their creation, bearer tokens taken when ``security`` sets a
+    ``jwt_secret``; ``options`` are :class:`Gate`'s."""
     digest = None
     if audit is not None:
         log = audit
@@ -248,6 +289,9 @@ def gate_for(
         anonymous_failures=None if digest is None else digest.note,
         max_age_s=key_max_age_s,
     )
+    if security is not None and security.jwt_secret is not None:
+        options["token_secret"] = security.jwt_secret.get_secret_value()
+        options["token_max_lifetime_s"] = security.session_timeout_minutes * 60.0
     return Gate(
         CachedVerifier(store, proof_ttl_s=proof_ttl_s), audit=audit, digest=digest, **options
     )

@@ -3,6 +3,7 @@ rate limits, redaction, and acknowledgements that reach the alert actor."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from ray_enterprise.alerts.actor import get_alert_handle
 from ray_enterprise.observability.platform import EnterpriseObservabilityPlatform
 from ray_enterprise.security.apikeys import ALL_SCOPES, ApiKeyStore, Scope
 from ray_enterprise.security.events import AUTH_FAILURES, RATE_LIMITED
+from ray_enterprise.security.tokens import mint_token
 from ray_enterprise.serve.routes import ROUTES
 from tests.integration.serve.conftest import (
     ALLOWED_ORIGIN,
@@ -72,6 +74,31 @@ def test_keys_older_than_the_configured_ttl_are_refused_whatever_their_own_expir
     assert answer.status_code == 401 and answer.content == b'{"error":"unauthorized"}'
     denied = [r for r in api.audit.records()[before:] if r.action == "auth.verify"]
     assert [r.to_dict()["details"]["reason"] for r in denied] == ["expired"]
+
+
+def test_bearer_tokens_signed_with_the_configured_jwt_secret_are_taken_like_keys(
+    api: Api,
+) -> None:
+    now = time.time()
+    token = mint_token(PLANTED, "ci-bot", ["status:read"], 300, now)
+    assert call(api, "GET", "/status", token).status_code == 200
+    assert call(api, "GET", "/audit", token).status_code == 403  # scope it does not carry
+    before = len(api.audit.records())
+    refused = {
+        "wrong secret": mint_token("not-the-secret", "ci-bot", ["status:read"], 300, now),
+        "past session_timeout_minutes": mint_token(PLANTED, "ci-bot", ["status:read"], 7200, now),
+        "expired": mint_token(PLANTED, "ci-bot", ["status:read"], 60, now - 3600),
+    }
+    for why, bad in refused.items():
+        answer = call(api, "GET", "/status", bad)
+        assert answer.status_code == 401, why
+        assert answer.content == b'{"error":"unauthorized"}', why
+    denied = [r.to_dict()["details"] for r in api.audit.records()[before:]]
+    details = [d.get("detail", "") for d in denied if d.get("reason") == "token"]
+    assert len(details) == 3
+    assert any("signature" in d for d in details)
+    assert any("session_timeout_minutes" in d for d in details)
+    assert all(PLANTED not in json.dumps(d) for d in denied)
 
 
 def test_missing_invalid_expired_and_revoked_keys_all_get_the_same_bare_401(api: Api) -> None:
@@ -193,7 +220,7 @@ def test_no_response_body_or_header_shows_a_secret(api: Api) -> None:
         assert PLANTED not in answer.text, path
         assert everything not in answer.text, path
         assert not any(PLANTED in v or everything in v for v in answer.headers.values()), path
-    for section in ("security", "search", "services.billing"):
+    for section in ("security", "cache", "services.billing"):
         text = call(api, "GET", "/config", everything, params={"section": section}).text
         assert PLANTED not in text and "**********" in text, section
 
