@@ -225,13 +225,24 @@ def _restore_control_state() -> None:
     if _kv.scan(SPEC_PREFIX):
         click.echo("the cluster still holds the application's control state: nothing restored")
         return
+    import sqlalchemy.exc
+
     engine = make_engine(create=False)
+    where = engine.url.render_as_string(hide_password=True)
     try:
         saved = read_durable(engine)
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        # Only the error's first line: the rest is SQLAlchemy's statement and a help link.
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+        fail(
+            f"cannot read the durable store {where} ({type(exc).__name__}: {reason}); "
+            "nothing was started: bring the database back (or point RAY_ENTERPRISE_DB_URL at "
+            "it) and run `up --restore` again",
+            code=2,
+        )
     finally:
         engine.dispose()
     if not any(key.startswith(SPEC_PREFIX) for key in saved):
-        where = engine.url.render_as_string(hide_password=True)
         fail(
             f"nothing to restore: the durable store {where} keeps no "
             "application (`down` and a clean stop erase it); start one with `up SPEC`",

@@ -12,7 +12,7 @@ import pytest
 
 from ray_enterprise.testing import RayHead
 from tests.cluster.cli_support import BIN, cli, driver, healthy
-from tests.support import wait_for
+from tests.support import free_port, wait_for
 
 APP = """
 name: kept
@@ -45,6 +45,9 @@ def _stop(process: subprocess.Popen[str] | None) -> str:
     return out or ""
 
 
+PASSWORD = "db-pass-3f9a"
+
+
 @pytest.mark.timeout(900)  # two clusters started in turn; minutes on a loaded machine
 def test_up_restore_brings_back_the_last_deployed_application_on_a_new_cluster(
     tmp_path: Path,
@@ -64,6 +67,20 @@ def test_up_restore_brings_back_the_last_deployed_application_on_a_new_cluster(
         refused = cli(env, "up", "--restore", "--address", first.address)
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert "nothing to restore" in refused.stderr and "state.db" in refused.stderr
+        # A durable store that does not answer: refused naming it, its password hidden.
+        port = free_port()
+        away = dict(
+            env, RAY_ENTERPRISE_DB_URL=f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/x"
+        )
+        unreachable = cli(away, "up", "--restore", "--address", first.address)
+        assert unreachable.returncode == 2, unreachable.stdout + unreachable.stderr
+        assert (
+            f"cannot read the durable store postgresql+psycopg://postgres:***@127.0.0.1:{port}/x"
+            in (unreachable.stderr)
+        )
+        assert "nothing was started" in unreachable.stderr
+        assert PASSWORD not in unreachable.stdout + unreachable.stderr
+        assert "Traceback" not in unreachable.stderr
 
         up = _up(env, str(tmp_path / "v1.yaml"), "--address", first.address)
         wait_for(lambda: healthy(env, first.address), timeout=180, what="v1 healthy")
