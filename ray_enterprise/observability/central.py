@@ -56,6 +56,7 @@ logger = logging.getLogger("ray_enterprise.observability")
 _PORT_KEY = "observability/prometheus"
 _CHECKPOINT_KEY = "observability/checkpoint"
 _GCS_READ_TIMEOUT_S = 2.0  # a GCS read slower than this (or the period) counts as failed
+_CONTROL_PLANE_PERIOD_S = 1.0  # how often the GCS is probed for ControlPlaneUnreachable
 _NODES_KEY = "observability/nodes"  # the NodeWatch: alive nodes and open losses
 _SHARD_QUEUE = 1000  # batches waiting for the anomaly shards
 _REGISTRY_TIMEOUT_S = 5.0
@@ -168,6 +169,7 @@ class ObservabilityActor:
         self._checkpoint_task = loop.create_task(self._checkpoint_forever())
         if self._owns_state:
             self._refusal_task = loop.create_task(self._watch_refusals_forever())
+            self._control_plane_task = loop.create_task(self._probe_control_plane_forever())
         restart_alert.recovered()  # series restored from the checkpoint: serving again
 
     def _serve_metrics(self, host: str | None, port: int) -> None:
@@ -436,22 +438,50 @@ class ObservabilityActor:
             raise TimeoutError(f"no answer within {timeout:.1f} s")
         return self._nodes_read.result()
 
-    def _watch_control_plane(self, ok: bool, detail: str = "") -> None:
+    def _watch_control_plane(self, ok: bool, detail: str = "", since: float | None = None) -> None:
         if self._owns_state:
             if ok:
                 warm_up()  # so that the next outage can still be told
-            for item in self._control_plane.observe(ok, time.monotonic(), detail):
+            items = []
+            if not ok and since is not None:
+                # The outage began when the read that never answered was sent, not when the
+                # wait for it ended: the first observation is dated then.
+                items += self._control_plane.observe(False, since, detail)
+            items += self._control_plane.observe(ok, time.monotonic(), detail)
+            for item in items:
                 report_input(item)
+
+    async def _probe_control_plane_forever(self) -> None:
+        """One cheap GCS read (a key-value lookup) per second, apart from the health refresh
+        (every ``health_period_s``, 5 s by default): with the refresh alone an outage was seen
+        after two or three periods, so an 8 s GCS restart never raised ControlPlaneUnreachable.
+        A read still hanging from before is not sent again; it counts as failing since it was
+        sent."""
+        pending: asyncio.Future[Any] | None = None
+        sent = 0.0
+        while True:
+            if pending is None or pending.done():
+                pending = asyncio.ensure_future(asyncio.to_thread(_kv.get, _NODES_KEY))
+                sent = time.monotonic()
+            done, _ = await asyncio.wait({pending}, timeout=_GCS_READ_TIMEOUT_S)
+            if done and pending.exception() is None:
+                self._watch_control_plane(True)
+            elif done:
+                exc = pending.exception()
+                self._watch_control_plane(False, f"{type(exc).__name__}: {exc}"[:200], sent)
+            else:
+                self._watch_control_plane(
+                    False, f"no answer within {_GCS_READ_TIMEOUT_S:.0f} s", sent
+                )
+            await asyncio.sleep(_CONTROL_PLANE_PERIOD_S)
 
     async def _refresh_forever(self) -> None:
         while True:
             try:
                 alive = await self._read_alive_nodes()
-            except Exception as exc:  # the GCS is away: nothing below can work either
-                self._watch_control_plane(False, f"{type(exc).__name__}: {exc}"[:200])
-                await asyncio.sleep(self._health_period_s)
+            except Exception:  # the GCS is away: nothing below can work either (the 1 s
+                await asyncio.sleep(self._health_period_s)  # probe tells the outage)
                 continue
-            self._watch_control_plane(True)
             try:
                 self._watch_nodes(alive)
                 if self._shard_setting:

@@ -8,16 +8,18 @@ never joins this cluster: it reads it only through short-lived subprocesses.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ray_enterprise.testing import RayHead, RedisServer
-from tests.cluster.cli_support import BIN, REPO, driver, healthy
+from tests.cluster.cli_support import BIN, REPO, cli, driver, healthy
 from tests.support import wait_for
 
 APP = """
@@ -40,6 +42,15 @@ pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None and not os.environ.get("CI"),
     reason="redis-server is not installed (Debian package redis-server; .ci/run installs it)",
 )
+
+
+def _alerts(env: dict[str, str], address: str, service: str, state: str) -> list[dict[str, Any]]:
+    run = cli(env, "alerts", "list", "--state", state, "--service", service, "--json",
+              "--address", address, timeout=60)  # fmt: skip
+    if run.returncode != 0:
+        return []
+    found: list[dict[str, Any]] = json.loads(run.stdout)
+    return found
 
 
 @pytest.mark.timeout(900)
@@ -93,6 +104,16 @@ def test_services_and_callers_ride_through_a_gcs_restart(tmp_path: Path) -> None
             resumed = sum(n for s, n in after["ok"].items() if int(s) > outage + 8)
             assert resumed > 0, after
             assert up.poll() is None  # the `up` driver rode through the outage as well
+            # The outage was told: ControlPlaneUnreachable fired while the GCS was away (the
+            # observability actor sent it on a handle found before) and resolved after.
+            gcs_alerts = wait_for(
+                lambda: _alerts(env, head.address, "ray-gcs", "resolved"),
+                timeout=120, what="ControlPlaneUnreachable fired and resolved",
+            )  # fmt: skip
+            [alert] = [
+                a for a in gcs_alerts if a["labels"]["alertname"] == "ControlPlaneUnreachable"
+            ]
+            assert outage < alert["starts_at"] / 1000 < outage + 8 + 5, alert  # during the outage
         finally:
             if up is not None and up.poll() is None:
                 up.kill()
