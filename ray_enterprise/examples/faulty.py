@@ -12,12 +12,14 @@ from ray_enterprise.service import Health, Service
 
 
 class FaultyService(Service):
-    """Config: ``start_delay_s``, ``fail_start`` (raise in start), ``healthy`` (initial),
+    """Config: ``start_delay_s``, ``fail_start`` (raise in start), ``healthy`` and ``ready``
+    (initial),
     ``version`` (what ``work`` reports), ``fail_every`` (``work`` raises on every n-th call).
 
-    Calls: ``set_healthy(bool)``, ``crash()`` (SIGKILL of its own process), ``pid()``,
-    ``events()`` (the hooks it saw, with times), ``echo(x)``, ``work(x, delay_s)`` and
-    ``relay(dependency, x, delay_s)`` (``work`` on a dependency).
+    Calls: ``set_healthy(bool)``, ``set_ready(bool)``, ``crash()`` (SIGKILL of its own
+    process), ``pid()``, ``events()`` (the hooks it saw, with times), ``echo(x)``,
+    ``work(x, delay_s)``, ``relay(dependency, x, delay_s)`` (``work`` on a dependency) and
+    ``stats()`` (health, events and health checks seen).
     """
 
     async def start(self) -> None:
@@ -28,6 +30,7 @@ class FaultyService(Service):
         if self.config.get("fail_start"):
             raise RuntimeError("configured to fail in start()")
         self._healthy = bool(self.config.get("healthy", True))
+        self._ready = bool(self.config.get("ready", True))
         self._events.append(("started", self.generation, time.time()))
 
     async def stop(self) -> None:
@@ -38,13 +41,20 @@ class FaultyService(Service):
                 fh.write(f"{self.name} {time.time()}\n")
 
     async def check_health(self) -> Health:
+        self._checks = getattr(self, "_checks", 0) + 1
         return Health(self._healthy, "" if self._healthy else "told to be unhealthy")
+
+    async def check_ready(self) -> Health:
+        return Health(self._ready, "" if self._ready else "told to be not ready")
 
     async def on_dependency_change(self, name: str, state: str) -> None:
         self._events.append(("dependency", (name, state), time.time()))
 
     async def set_healthy(self, healthy: bool) -> None:
         self._healthy = healthy
+
+    async def set_ready(self, ready: bool) -> None:
+        self._ready = ready
 
     async def crash(self) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -75,4 +85,8 @@ class FaultyService(Service):
         return answer
 
     async def stats(self) -> dict[str, Any]:
-        return {"healthy": self._healthy, "events": len(self._events)}
+        return {
+            "healthy": self._healthy,
+            "events": len(self._events),
+            "checks": getattr(self, "_checks", 0),
+        }

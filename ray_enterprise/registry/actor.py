@@ -408,6 +408,7 @@ class RegistryActor:
             replicas=len(routes.replicas) if routes is not None and live else 0,
             replica_ids=tuple(replicas.members) if replicas is not None and live else (),
             upgrading=self.deployer.busy(name),
+            not_ready=tuple(replicas.not_ready()) if replicas is not None and live else (),
         )
 
     async def list_services(self) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ executed by the host (the RegistryActor).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any, Protocol
@@ -204,10 +205,16 @@ class ReplicaManager:
                 return
             current = self.is_current(name, replica)
             verdict = judge_check(
-                replicas, replica, ok, current=current, threshold=health.failure_threshold
+                replicas,
+                replica,
+                ok,
+                ready=check.ready,
+                current=current,
+                threshold=health.failure_threshold,
+                success_threshold=health.success_threshold,
+                now=time.monotonic(),
             )
-            if verdict is CheckVerdict.READY:
-                self.publish(name)
+            self.publish(name)  # readiness moves a replica in or out; unchanged: no write
             if verdict in (CheckVerdict.READY, CheckVerdict.PASSED) and current:
                 before = self._host.supervisor.record(name).state
                 self._host.supervisor.health_passed(name, replica.generation)

@@ -75,7 +75,8 @@ def actor_options(spec: ServiceSpec, rid: str, spread_to: str | None) -> dict[st
 
 
 class Probe(str, Enum):
-    PASSED = "passed"
+    PASSED = "passed"  # live and ready
+    NOT_READY = "not_ready"  # live (check_health passed), but check_ready said no: no calls
     FAILED = "failed"  # check_health said no or raised: counts toward the threshold
     TIMED_OUT = "timed_out"  # counts too, and its node may be gone
     UNREACHABLE = "unreachable"  # counts too, and its node may be gone
@@ -90,6 +91,11 @@ class Check:
 
     @property
     def ok(self) -> bool:
+        """Live: the liveness probe passed (whatever readiness said)."""
+        return self.outcome in (Probe.PASSED, Probe.NOT_READY)
+
+    @property
+    def ready(self) -> bool:
         return self.outcome is Probe.PASSED
 
 
@@ -150,7 +156,7 @@ class ReplicaActor:
     async def check(self, timeout_s: float) -> Check:
         """One health check, in the service's own concurrency group."""
         try:
-            ok, detail = await asyncio.wait_for(self.handle._re_health.remote(), timeout=timeout_s)
+            answer = await asyncio.wait_for(self.handle._re_health.remote(), timeout=timeout_s)
         except asyncio.TimeoutError:
             return Check(Probe.TIMED_OUT, f"health check timed out after {timeout_s:g} s")
         except ActorDiedError as exc:
@@ -159,7 +165,13 @@ class ReplicaActor:
             return Check(Probe.UNREACHABLE, "actor unreachable", error_text(exc))
         except Exception as exc:
             return Check(Probe.FAILED, f"check_health raised {error_text(exc)}", error_text(exc))
-        return Check(Probe.PASSED if ok else Probe.FAILED, detail)
+        ok, detail, ready, ready_detail = answer
+        if not ok:
+            return Check(Probe.FAILED, detail)
+        if not ready:
+            why = f"not ready: {ready_detail}" if ready_detail else "not ready"
+            return Check(Probe.NOT_READY, why)
+        return Check(Probe.PASSED, detail)
 
     async def watch(self, poll_s: float) -> str:
         """Wait on the call that is always pending on the actor, so a death is seen at once:
