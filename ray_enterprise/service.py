@@ -36,8 +36,9 @@ Hooks, when they run and what may happen inside them:
     does not retry a value the service refused).
 ``stop()``
     On an orderly shutdown, within ``shutdown_timeout_s``; the actor is killed afterwards
-    either way. Not called after a crash. A replica taken away by a scale-down or an upgrade
-    gets it only after its calls in flight returned.
+    either way. Not called after a crash. A replica taken away (a scale-down, an upgrade, an
+    orderly shutdown) gets it only after its calls in flight returned, or after
+    ``graceful_shutdown_timeout_s`` if one never does: the kill then cuts it.
 
 Your own public methods are counted (calls, exceptions, calls in flight): an upgrade's gate
 compares error rates from these counts, a drain waits on them, and autoscaling reads them.

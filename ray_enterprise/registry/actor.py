@@ -282,7 +282,7 @@ class RegistryActor:
             return
         withdraw_routes(name)
         self._fleet.routes.pop(name, None)
-        await self._fleet.stop_all_of(name, self._sup.record(name).spec.shutdown_timeout_s)
+        await self._fleet.stop_all_of(name, self._sup.record(name).spec)
         if generation is not None:
             self._fleet.kill(name, generation)
         self._sup.stopped(name)

@@ -277,14 +277,24 @@ class ReplicaManager:
             await asyncio.sleep(self._host.deployer.route_ttl_s + _DRAIN_MARGIN_S)
             actor = self.actors.get(replica.id)
             if actor is not None:
-                await actor.drain(self._host.deployer.drain_timeout_s)
-                await actor.stop(self._host.supervisor.record(name).spec.shutdown_timeout_s)
+                spec = self._host.supervisor.record(name).spec
+                await actor.drain(*self.graceful(spec))
+                await actor.stop(spec.shutdown_timeout_s)
         finally:
             replicas = self.replicas.get(name)
             if replicas is not None and replicas.get(replica.id) is replica:
                 replicas.remove(replica.id)
             self.drop_actor(replica.id)
             self.retiring.pop(replica.id, None)
+
+    def graceful(self, spec: ServiceSpec) -> tuple[float, float]:
+        """How long a replica taken away waits for its calls in flight, and how often it
+        looks (Ray Serve's graceful_shutdown_timeout_s and _wait_loop_s); then stop(), within
+        shutdown_timeout_s, then the kill cuts whatever still runs."""
+        timeout = spec.graceful_shutdown_timeout_s
+        if timeout is None:
+            timeout = self._host.deployer.drain_timeout_s
+        return timeout, spec.graceful_shutdown_wait_loop_s
 
     def cancel_monitors(self, rid: str) -> None:
         current = asyncio.current_task()
@@ -319,8 +329,9 @@ class ReplicaManager:
             if actor is not None and self.is_current(action.target, replica):
                 await actor.notify(action.dependency, action.state.value)
 
-    async def stop_all_of(self, name: str, timeout_s: float) -> None:
-        """Stop every replica of ``name`` (each gets ``timeout_s`` for stop()), then kill it."""
+    async def stop_all_of(self, name: str, spec: ServiceSpec) -> None:
+        """Stop every replica of ``name`` (its routes already withdrawn): let the calls in
+        flight finish, run stop() within ``shutdown_timeout_s``, then kill it."""
         replicas = self.replicas.get(name)
         members = list(replicas.members.values()) if replicas else []
         for replica in members:
@@ -329,7 +340,8 @@ class ReplicaManager:
         async def stop(replica: Replica) -> None:
             actor = self.actors.get(replica.id) or ReplicaActor.lookup(replica.id)
             if actor is not None:
-                await actor.stop(timeout_s)
+                await actor.drain(*self.graceful(spec))
+                await actor.stop(spec.shutdown_timeout_s)
 
         await asyncio.gather(*(stop(r) for r in members))
         for replica in members:

@@ -96,3 +96,17 @@ def _serve(replica: Replica, serving: bool, now: float) -> None:
     elif not replica.serving or replica.ready_since is None:
         replica.ready_since = now
     replica.serving = serving
+
+
+class DrainVerdict(str, Enum):
+    STOP = "stop"  # no call in flight: run stop() now
+    WAIT = "wait"  # calls in flight, time left: look again after the wait loop period
+    CUT = "cut"  # graceful_shutdown_timeout_s is over: stop() and the kill cut what still runs
+
+
+def drain_verdict(inflight: int, *, began: float, now: float, timeout_s: float) -> DrainVerdict:
+    """Graceful stop (Ray Serve's): a replica taken away waits for its calls in flight, but a
+    call that never ends must not hold a scale-down or an upgrade forever."""
+    if inflight <= 0:
+        return DrainVerdict.STOP
+    return DrainVerdict.CUT if now - began >= timeout_s else DrainVerdict.WAIT

@@ -20,6 +20,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ray_enterprise import _kv
+from ray_enterprise.registry.replica_rules import DrainVerdict, drain_verdict
 from ray_enterprise.service import CONCURRENCY_GROUPS, counted
 from ray_enterprise.spec import ServiceSpec
 
@@ -192,17 +193,28 @@ class ReplicaActor:
         )
         return stats
 
-    async def drain(self, timeout_s: float, poll_s: float = 0.05) -> None:
-        """Wait until the replica has no call in flight, up to ``timeout_s``."""
+    async def drain(self, timeout_s: float, poll_s: float = 0.05) -> int:
+        """Wait until the replica has no call in flight, up to ``timeout_s``; returns how many
+        calls were still running when the wait ended (0 when it drained or did not answer)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while loop.time() < deadline:
+        began = loop.time()
+        while True:
             try:
-                stats = await self.stats()
+                inflight = int((await self.stats())["inflight"])
             except Exception:
-                return  # gone or stuck: nothing more to wait for
-            if stats["inflight"] <= 0:
-                return
+                return 0  # gone or stuck: nothing more to wait for
+            verdict = drain_verdict(inflight, began=began, now=loop.time(), timeout_s=timeout_s)
+            if verdict is DrainVerdict.STOP:
+                return 0
+            if verdict is DrainVerdict.CUT:
+                logger.warning(
+                    "%s still had %d call(s) in flight after graceful_shutdown_timeout_s=%g s: "
+                    "stopping it, the kill cuts them",
+                    self.id,
+                    inflight,
+                    timeout_s,
+                )
+                return inflight
             await asyncio.sleep(poll_s)
 
     async def stop(self, timeout_s: float) -> None:

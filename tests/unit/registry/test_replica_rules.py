@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ray_enterprise.registry.replica_rules import (
     CheckVerdict,
+    DrainVerdict,
     FailureScope,
+    drain_verdict,
     failure_scope,
     judge_check,
 )
@@ -154,3 +156,21 @@ def test_a_failed_liveness_check_leaves_a_serving_replica_in_the_routes() -> Non
     judge_check(replicas, one, True, current=True, threshold=3)
     judge_check(replicas, one, False, current=True, threshold=3)
     assert replicas.routes() == [one.id]
+
+
+def test_a_drain_stops_as_soon_as_no_call_is_in_flight() -> None:
+    clock = FakeClock()
+    began = clock()
+    assert drain_verdict(2, began=began, now=clock(), timeout_s=5.0) is DrainVerdict.WAIT
+    clock.advance(4.9)
+    assert drain_verdict(1, began=began, now=clock(), timeout_s=5.0) is DrainVerdict.WAIT
+    assert drain_verdict(0, began=began, now=clock(), timeout_s=5.0) is DrainVerdict.STOP
+
+
+def test_a_call_that_never_ends_is_cut_at_the_graceful_timeout() -> None:
+    clock = FakeClock()
+    began = clock()
+    clock.advance(5.0)
+    assert drain_verdict(1, began=began, now=clock(), timeout_s=5.0) is DrainVerdict.CUT
+    # A zero timeout: stop at once, whatever is in flight.
+    assert drain_verdict(3, began=began, now=began, timeout_s=0.0) is DrainVerdict.CUT
