@@ -409,6 +409,7 @@ class RegistryActor:
             replica_ids=tuple(replicas.members) if replicas is not None and live else (),
             upgrading=self.deployer.busy(name),
             not_ready=tuple(replicas.not_ready()) if replicas is not None and live else (),
+            pending=tuple(replicas.pending()) if replicas is not None and live else (),
         )
 
     async def list_services(self) -> list[dict[str, Any]]:

@@ -433,11 +433,20 @@ class Deployer:
         """After the commit: replace what is left of blue in rolling steps, or all at once."""
         reg = self._reg
         replicas = self._replicas(name)
+        draining: list[asyncio.Task[None]] = []
         if strategy is Strategy.ROLLING:
-            await self._roll(name, from_gen, to_gen, new)
-        await asyncio.gather(*(reg.retire(name, b) for b in replicas.of(from_gen)))
+            await self._roll(name, from_gen, to_gen, new, draining)
+        draining += [reg.retire(name, b) for b in replicas.of(from_gen)]
+        await asyncio.gather(*draining)  # done means the old version is gone, not going
 
-    async def _roll(self, name: str, from_gen: int, to_gen: int, new: ServiceSpec) -> None:
+    async def _roll(
+        self,
+        name: str,
+        from_gen: int,
+        to_gen: int,
+        new: ServiceSpec,
+        draining: list[asyncio.Task[None]],
+    ) -> None:
         """Rolling steps bounded by ``upgrade.max_surge`` / ``max_unavailable`` until no blue
         is left; a step that makes no progress for ``progress_deadline_s`` rolls back. A green
         that fails is replaced by the next step (the service's restart intensity counts it)."""
@@ -470,7 +479,7 @@ class Deployer:
             for _ in range(step.start):
                 reg.start_replica(name, to_gen, new)
             for blue in replicas.to_retire(from_gen, step.retire):
-                reg.retire(name, blue)
+                draining.append(reg.retire(name, blue))
                 retired += 1
             await asyncio.sleep(_POLL_S)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any, Protocol
@@ -20,7 +21,7 @@ import ray
 
 from ray_enterprise.errors import ServiceNotFoundError
 from ray_enterprise.registry.handle import publish_routes
-from ray_enterprise.registry.placement import Placement
+from ray_enterprise.registry.placement import Placement, node_with_room
 from ray_enterprise.registry.replica_rules import (
     CheckVerdict,
     FailureScope,
@@ -36,6 +37,7 @@ from ray_enterprise.spec import ServiceSpec
 _WATCH_POLL_S = 30.0
 _STARTING_PROBE_S = 0.05  # probe fast until the first healthy check: dependents wait on it
 _DRAIN_MARGIN_S = 0.2  # beyond the TTL: a call sent just before it expired is still on its way
+_PENDING_RETRY_S = 1.0  # a replica no node has room for looks again this often
 
 
 class _Rollouts(Protocol):
@@ -87,8 +89,22 @@ class ReplicaManager:
         self.retiring.clear()
         self.place.clear()
 
-    def _new_actor(self, spec: ServiceSpec, rid: str) -> ReplicaActor:
-        opts = spec.actor
+    def _new_actor(self, spec: ServiceSpec, replica: Replica) -> ReplicaActor | None:
+        """The replica's actor, placed; None while ``max_replicas_per_node`` leaves no node
+        with room (it stays pending, as in Ray Serve, until a node joins or a replica goes)."""
+        rid, opts = replica.id, spec.actor
+        if opts.max_replicas_per_node is not None:
+            members = self.replicas.get(spec.name)
+            others = [r for r in members.members.values() if r is not replica] if members else []
+            target = node_with_room(
+                self.place.candidates(opts.resources, opts.node_id),
+                Counter(r.node for r in others if r.node),
+                opts.max_replicas_per_node,
+            )
+            if target is None:
+                return None
+            replica.node = target  # counted for its siblings before it reports its node
+            return ReplicaActor.create(spec, rid, spread_to=target)
         target = None
         if opts.spread and not opts.node_id and not opts.resources:
             target = self.place.choose_node()
@@ -124,10 +140,16 @@ class ReplicaManager:
 
     async def run(self, name: str, replica: Replica, spec: ServiceSpec, *, created: bool) -> None:
         """Create (or adopt), start and then health-check one replica until it leaves."""
+        self.monitors[replica.id] = [asyncio.current_task()]  # type: ignore[list-item]
         try:
-            actor = (
-                self._new_actor(spec, replica.id) if created else ReplicaActor.lookup(replica.id)
-            )
+            actor = self._new_actor(spec, replica) if created else ReplicaActor.lookup(replica.id)
+            while created and actor is None:  # pending: no node has room for it
+                replica.pending = True
+                await asyncio.sleep(_PENDING_RETRY_S)
+                if not self.is_member(name, replica):
+                    return
+                actor = self._new_actor(spec, replica)
+            replica.pending = False
             if actor is None:
                 raise RuntimeError(f"actor {replica.id} is gone")
         except Exception as exc:  # bad class path, bad options: a failed start like any other

@@ -58,6 +58,7 @@ class Replica:
     ready_streak: int = 0  # ready checks in a row
     recovering: bool = False
     ready_since: float | None = None
+    pending: bool = False  # no node has room for it (actor.max_replicas_per_node)
 
 
 @dataclass
@@ -102,6 +103,10 @@ class ReplicaSet:
     def routes(self) -> list[str]:
         """The replicas callers may reach: ready, serving and not draining, any generation."""
         return [r.id for r in self.members.values() if r.ready and r.serving and not r.draining]
+
+    def pending(self) -> list[str]:
+        """Replicas waiting for a node with room: no actor exists for them yet."""
+        return [r.id for r in self.members.values() if r.pending]
 
     def not_ready(self) -> list[str]:
         """Replicas alive and started but out of the routes because they said not ready."""
