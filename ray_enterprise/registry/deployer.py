@@ -448,19 +448,22 @@ class Deployer:
         draining: list[asyncio.Task[None]],
     ) -> None:
         """Rolling steps bounded by ``upgrade.max_surge`` / ``max_unavailable`` until no blue
-        is left; a step that makes no progress for ``progress_deadline_s`` rolls back. A green
-        that fails is replaced by the next step (the service's restart intensity counts it)."""
+        is left and every green is available; no progress for ``progress_deadline_s`` rolls
+        back. A green that fails is replaced by the next step (the restart intensity counts
+        it)."""
         reg, upgrade = self._reg, new.upgrade
         replicas = self._replicas(name)
         progress = ProgressDeadline(upgrade.progress_deadline_s, time.monotonic())
         retired = 0
-        while blues := replicas.of(from_gen):
+        while True:
             rec = reg.supervisor.record(name)
             if rec.generation != to_gen or rec.state not in UP_STATES:
                 raise _RollBack(f"the new version went {rec.state.value} while rolling out")
             now = time.monotonic()
-            greens = replicas.of(to_gen)
+            blues, greens = replicas.of(from_gen), replicas.of(to_gen)
             up = sum(available(g, now, upgrade.min_ready_s) for g in greens)
+            if not blues and up >= new.replicas:
+                return  # the last steps may add greens after the last blue left
             progress.note(up + retired, now)
             if progress.stalled(now):
                 failed = "; ".join(self._gone.get(name, [])[-3:])

@@ -57,3 +57,21 @@ def test_an_upgrade_that_makes_no_progress_rolls_back_and_history_says_why(
     assert service(registry, "api")["generation"] == 1
     [row] = [r for r in registry.deployment_history_sync("api") if r["started_at"] >= began]
     assert row["outcome"] == "rolled_back" and "progress_deadline_s" in row["reason"]
+
+
+def test_a_rolling_upgrade_with_max_unavailable_and_no_surge_replaces_every_replica(
+    registry: Registry,
+) -> None:
+    registry.register_app_sync([v(1, replicas=3)])
+    registry.start_all_sync(timeout_s=60)
+    wait_for(lambda: service(registry, "api")["replicas"] == 3, what="3 replicas routed")
+    new = v(2, replicas=3, upgrade={"max_surge": 0, "max_unavailable": 1})
+    result = registry.upgrade_sync("api", new, bake_s=0.0)
+    assert result["outcome"] == "done" and result["strategy"] == "rolling", result
+    names = service_actor_names()
+    assert len(names) == 3 and all(n.startswith("svc:api:2") for n in names), names
+    handle = registry.get_service_sync("api")
+    wait_for(
+        lambda: {ray.get(handle.work.remote(i))["version"] for i in range(6)} == {2},
+        what="only the new version answers",
+    )

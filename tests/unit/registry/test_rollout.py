@@ -70,7 +70,7 @@ def simulate(desired: int, surge: int, unavailable: int) -> list[tuple[int, int]
     """Run a rolling upgrade where every new replica is available at once; the (total,
     available) counts after each step's starts and retirements."""
     old, new, seen = desired, 0, []
-    while old:
+    while old or new < desired:
         step = rolling_step(
             desired, old=old, new=new, available_now=old + new, max_surge=surge,
             max_unavailable=unavailable,
@@ -80,6 +80,7 @@ def simulate(desired: int, surge: int, unavailable: int) -> list[tuple[int, int]
         seen.append((old + new, old + new - step.start))  # the new ones are not ready yet
         old -= step.retire
         seen.append((old + new, old + new))
+    assert new == desired  # every old replica replaced, none missing at the end
     return seen
 
 
