@@ -8,12 +8,14 @@ import signal
 import time
 from typing import Any
 
+import ray
+
 from ray_enterprise.service import Health, Service
 
 
 class FaultyService(Service):
     """Config: ``start_delay_s``, ``fail_start`` (raise in start), ``healthy`` and ``ready``
-    (initial),
+    (initial), ``not_ready_from`` (replicas of this index and above say not ready),
     ``version`` (what ``work`` reports), ``fail_every`` (``work`` raises on every n-th call).
 
     Calls: ``set_healthy(bool)``, ``set_ready(bool)``, ``crash()`` (SIGKILL of its own
@@ -31,6 +33,13 @@ class FaultyService(Service):
             raise RuntimeError("configured to fail in start()")
         self._healthy = bool(self.config.get("healthy", True))
         self._ready = bool(self.config.get("ready", True))
+        # ``not_ready_from``: replicas with this index or above say not ready (a rollout that
+        # stalls after its canary); the index is the tail of the actor name, svc:x:3.<i>.
+        since = self.config.get("not_ready_from")
+        actor = ray.get_runtime_context().get_actor_name() or ""
+        _, dot, index = actor.rpartition(":")[2].partition(".")
+        if since is not None and (int(index) if dot else 0) >= int(since):
+            self._ready = False
         self._events.append(("started", self.generation, time.time()))
 
     async def stop(self) -> None:

@@ -75,3 +75,30 @@ def test_a_rolling_upgrade_with_max_unavailable_and_no_surge_replaces_every_repl
         lambda: {ray.get(handle.work.remote(i))["version"] for i in range(6)} == {2},
         what="only the new version answers",
     )
+
+
+def test_a_rollout_that_stalls_after_its_commit_switches_back_to_the_old_version(
+    registry: Registry,
+) -> None:
+    registry.register_app_sync([v(1, replicas=2)])
+    registry.start_all_sync(timeout_s=60)
+    wait_for(lambda: service(registry, "api")["replicas"] == 2, what="2 replicas routed")
+    # The canary (index 0) is ready, so the upgrade commits; the next green never is.
+    stalls = v(2, replicas=2, config={"not_ready_from": 1}, upgrade={"progress_deadline_s": 3.0})
+    result = registry.upgrade_sync("api", stalls, bake_s=0.0)
+    assert result["outcome"] == "rolled_back", result
+    assert "upgrade.progress_deadline_s=3 s" in result["reason"]
+    assert "1 of 2 new available" in result["reason"]  # the canary was in: after the commit
+    wait_for(
+        lambda: (
+            service(registry, "api")["replicas"] == 2
+            and all(n.startswith("svc:api:1") for n in service_actor_names())
+        ),
+        what="the old version back at 2 replicas, the new one gone",
+    )
+    info = service(registry, "api")
+    assert info["generation"] == 1 and info["state"] == "healthy"
+    handle = registry.get_service_sync("api")
+    assert {ray.get(handle.work.remote(i))["version"] for i in range(6)} == {1}
+    [spec] = ray.get(registry.actor.get_specs.remote(["api"]))
+    assert spec["config"]["version"] == 1  # the stored spec was switched back too
