@@ -226,6 +226,7 @@ class ReplicaManager:
             if not self.is_member(name, replica):
                 return
             current = self.is_current(name, replica)
+            serving = replica.serving
             verdict = judge_check(
                 replicas,
                 replica,
@@ -236,7 +237,8 @@ class ReplicaManager:
                 success_threshold=health.success_threshold,
                 now=time.monotonic(),
             )
-            self.publish(name)  # readiness moves a replica in or out; unchanged: no write
+            if verdict is CheckVerdict.READY or replica.serving != serving:
+                self.publish(name)  # started, or readiness moved it in or out of the routes
             if verdict in (CheckVerdict.READY, CheckVerdict.PASSED) and current:
                 before = self._host.supervisor.record(name).state
                 self._host.supervisor.health_passed(name, replica.generation)
