@@ -14,7 +14,14 @@ Hooks, when they run and what may happen inside them:
     Every ``health.period_s`` seconds, on an event loop of its own, so a service whose own
     methods are busy still answers. Read state; do not await objects created by your other
     methods (they belong to another loop). Raising or exceeding ``health.timeout_s`` counts as
-    a failed check. The default reports healthy while the actor runs.
+    a failed check. The default reports healthy while the actor runs. This is the liveness
+    probe: ``health.failure_threshold`` failures in a row restart the service.
+``check_ready() -> Health``
+    Right after each passed ``check_health()``, on the same loop, with the same timeout. Not
+    ready takes this replica out of the routes a ``ServiceHandle`` reads (callers' calls go to
+    the other replicas, or wait up to ``call_wait_s``) but never restarts it: say not ready
+    while a cache warms or a downstream is saturated. It takes calls again after
+    ``health.success_threshold`` ready answers in a row. The default is ready whenever healthy.
 ``on_dependency_change(name, state)``
     When a dependency stops being up (``state`` is e.g. ``"restarting"``) or is up again
     (``"healthy"``). The registry marks this service DEGRADED meanwhile; it is never killed for
@@ -29,8 +36,9 @@ Hooks, when they run and what may happen inside them:
     does not retry a value the service refused).
 ``stop()``
     On an orderly shutdown, within ``shutdown_timeout_s``; the actor is killed afterwards
-    either way. Not called after a crash. A replica taken away by a scale-down or an upgrade
-    gets it only after its calls in flight returned.
+    either way. Not called after a crash. A replica taken away (a scale-down, an upgrade, an
+    orderly shutdown) gets it only after its calls in flight returned, or after
+    ``graceful_shutdown_timeout_s`` if one never does: the kill then cuts it.
 
 Your own public methods are counted (calls, exceptions, calls in flight): an upgrade's gate
 compares error rates from these counts, a drain waits on them, and autoscaling reads them.
@@ -139,6 +147,10 @@ class Service:
 
     async def check_health(self) -> Health:
         """Report health; the default is healthy while the actor runs."""
+        return Health.healthy()
+
+    async def check_ready(self) -> Health:
+        """Report readiness to take calls; the default is ready whenever healthy."""
         return Health.healthy()
 
     async def on_dependency_change(self, name: str, state: str) -> None:
@@ -276,13 +288,21 @@ class Service:
         await self.on_dependency_change(name, state)
 
     @ray.method(concurrency_group="re_health")
-    async def _re_health(self) -> tuple[bool, str]:
+    async def _re_health(self) -> tuple[bool, str, bool, str]:
+        """Liveness, then readiness when live: ``(ok, detail, ready, ready_detail)``. One call
+        for both, so readiness costs no second round trip per period."""
         if not self._re_started:
-            return False, "start() has not completed"
-        health = await self.check_health()
-        if isinstance(health, bool):  # tolerate a plain bool from a hand-written override
-            return health, ""
-        return bool(health.ok), str(health.detail)
+            return False, "start() has not completed", False, ""
+        ok, detail = _answer(await self.check_health())
+        if not ok:
+            return ok, detail, False, ""
+        if type(self).check_ready is Service.check_ready:
+            return ok, detail, True, ""
+        try:
+            ready, ready_detail = _answer(await self.check_ready())
+        except Exception as exc:  # readiness never restarts: raising is only "not ready"
+            ready, ready_detail = False, f"check_ready raised {type(exc).__name__}: {exc}"
+        return ok, detail, ready, ready_detail
 
     @ray.method(concurrency_group="re_health")
     async def _re_stats(self) -> dict[str, Any]:
@@ -304,6 +324,12 @@ class Service:
         """Long-poll that returns when the service ends; its failure is how a crash is seen."""
         await asyncio.to_thread(self._re_done.wait, timeout_s)
         return self._re_outcome if self._re_done.is_set() else "timeout"
+
+
+def _answer(health: Health | bool) -> tuple[bool, str]:
+    if isinstance(health, bool):  # tolerate a plain bool from a hand-written override
+        return health, ""
+    return bool(health.ok), str(health.detail)
 
 
 def counted(cls: type) -> type:

@@ -76,11 +76,20 @@ class RestartSpec(_Strict):
 
 
 class HealthSpec(_Strict):
-    """How the registry probes a service, and how patient it is with a slow starter."""
+    """How the registry probes a service, in Kubernetes' three roles.
+
+    Startup: ``start()`` and the first passed check must come within ``startup_timeout_s``;
+    failed checks before that do not count (a slow starter is not killed for being slow).
+    Liveness: ``check_health()`` failing ``failure_threshold`` times in a row restarts it.
+    Readiness: ``check_ready()`` saying no takes the replica out of the routes callers read,
+    without restarting it. Either kind of failure, once seen, takes ``success_threshold``
+    passes in a row to undo (k8s ``successThreshold``, Consul ``success_before_passing``).
+    """
 
     period_s: float = Field(1.0, gt=0, le=HOUR_S)
     timeout_s: float = Field(2.0, gt=0, le=HOUR_S)
     failure_threshold: int = Field(3, ge=1, le=1_000)
+    success_threshold: int = Field(1, ge=1, le=1_000)
     startup_timeout_s: float = Field(30.0, gt=0, le=DAY_S)
 
 
@@ -97,6 +106,9 @@ class ActorOptions(_Strict):
     spread: bool = True
     # Each concurrent call may hold a thread or a task; Ray Serve caps a replica at 10,000 too.
     max_concurrency: int = Field(1000, ge=1, le=10_000)
+    # At most this many replicas of the service on one node (Ray Serve's option); as in Serve,
+    # replicas beyond nodes x this stay pending until a node joins, the spec is not refused.
+    max_replicas_per_node: int | None = Field(None, ge=1, le=64)
     runtime_env: dict[str, Any] | None = None
 
 
@@ -118,6 +130,30 @@ class AutoscaleSpec(_Strict):
         return self
 
 
+class UpgradeSpec(_Strict):
+    """How an upgrade of this service proceeds (Kubernetes Deployment, Nomad ``update``).
+
+    A new replica counts as available only after it has been ready ``min_ready_s``; an
+    upgrade in which no new replica becomes available for ``progress_deadline_s`` rolls back;
+    a rolling upgrade keeps at most ``replicas + max_surge`` replicas and at least
+    ``replicas - max_unavailable`` available ones.
+    """
+
+    min_ready_s: float = Field(0.0, ge=0, le=HOUR_S)
+    progress_deadline_s: float = Field(600.0, gt=0, le=DAY_S)
+    max_surge: int = Field(1, ge=0, le=64)
+    max_unavailable: int = Field(0, ge=0, le=64)
+
+    @model_validator(mode="after")
+    def _some_room(self) -> UpgradeSpec:
+        if self.max_surge == 0 and self.max_unavailable == 0:
+            raise ValueError(
+                "max_surge and max_unavailable cannot both be 0: a rolling upgrade could "
+                "neither add a new replica nor take an old one away"
+            )
+        return self
+
+
 class ServiceSpec(_Strict):
     """Everything the registry needs to start, supervise and stop one service."""
 
@@ -128,7 +164,13 @@ class ServiceSpec(_Strict):
     restart: RestartSpec = RestartSpec()
     strategy: Strategy = Strategy.ONE_FOR_ONE
     health: HealthSpec = HealthSpec()
-    shutdown_timeout_s: float = Field(10.0, gt=0, le=HOUR_S)
+    shutdown_timeout_s: float = Field(10.0, gt=0, le=HOUR_S)  # for stop(), then killed
+    # A replica taken away waits this long for its calls in flight before stop() (Ray Serve's
+    # graceful_shutdown_timeout_s); None: the deployment.drain_timeout_seconds setting.
+    graceful_shutdown_timeout_s: float | None = Field(None, ge=0, le=HOUR_S)
+    # How often that wait asks the replica for its calls in flight (Serve's wait_loop_s).
+    graceful_shutdown_wait_loop_s: float = Field(0.05, gt=0, le=60)
+    upgrade: UpgradeSpec = UpgradeSpec()
     actor: ActorOptions = ActorOptions()
     replicas: int = Field(1, ge=1, le=64)
     routing: Routing = Routing.ROUND_ROBIN

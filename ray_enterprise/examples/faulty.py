@@ -8,17 +8,21 @@ import signal
 import time
 from typing import Any
 
+import ray
+
 from ray_enterprise.service import Health, Service
 
 
 class FaultyService(Service):
-    """Config: ``start_delay_s``, ``fail_start`` (raise in start), ``healthy`` (initial),
+    """Config: ``start_delay_s``, ``fail_start`` (raise in start), ``healthy`` and ``ready``
+    (initial), ``not_ready_from`` (replicas of this index and above say not ready),
     ``version`` (what ``work`` reports), ``fail_every`` (``work`` raises on every n-th call),
     ``work_delay_s`` (added to every ``work`` call: a slow version).
 
-    Calls: ``set_healthy(bool)``, ``crash()`` (SIGKILL of its own process), ``pid()``,
-    ``events()`` (the hooks it saw, with times), ``echo(x)``, ``work(x, delay_s)`` and
-    ``relay(dependency, x, delay_s)`` (``work`` on a dependency).
+    Calls: ``set_healthy(bool)``, ``set_ready(bool)``, ``crash()`` (SIGKILL of its own
+    process), ``pid()``, ``events()`` (the hooks it saw, with times), ``echo(x)``,
+    ``work(x, delay_s)``, ``relay(dependency, x, delay_s)`` (``work`` on a dependency) and
+    ``stats()`` (health, events and health checks seen).
     """
 
     async def start(self) -> None:
@@ -29,6 +33,14 @@ class FaultyService(Service):
         if self.config.get("fail_start"):
             raise RuntimeError("configured to fail in start()")
         self._healthy = bool(self.config.get("healthy", True))
+        self._ready = bool(self.config.get("ready", True))
+        # ``not_ready_from``: replicas with this index or above say not ready (a rollout that
+        # stalls after its canary); the index is the tail of the actor name, svc:x:3.<i>.
+        since = self.config.get("not_ready_from")
+        actor = ray.get_runtime_context().get_actor_name() or ""
+        _, dot, index = actor.rpartition(":")[2].partition(".")
+        if since is not None and (int(index) if dot else 0) >= int(since):
+            self._ready = False
         self._events.append(("started", self.generation, time.time()))
 
     async def stop(self) -> None:
@@ -39,13 +51,20 @@ class FaultyService(Service):
                 fh.write(f"{self.name} {time.time()}\n")
 
     async def check_health(self) -> Health:
+        self._checks = getattr(self, "_checks", 0) + 1
         return Health(self._healthy, "" if self._healthy else "told to be unhealthy")
+
+    async def check_ready(self) -> Health:
+        return Health(self._ready, "" if self._ready else "told to be not ready")
 
     async def on_dependency_change(self, name: str, state: str) -> None:
         self._events.append(("dependency", (name, state), time.time()))
 
     async def set_healthy(self, healthy: bool) -> None:
         self._healthy = healthy
+
+    async def set_ready(self, ready: bool) -> None:
+        self._ready = ready
 
     async def crash(self) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -77,4 +96,8 @@ class FaultyService(Service):
         return answer
 
     async def stats(self) -> dict[str, Any]:
-        return {"healthy": self._healthy, "events": len(self._events)}
+        return {
+            "healthy": self._healthy,
+            "events": len(self._events),
+            "checks": getattr(self, "_checks", 0),
+        }

@@ -46,8 +46,8 @@ _SERVICE_KEY = "re-service"
 _W3C = TraceContextTextMapPropagator()
 #: Hooks the registry calls: tracing them would make every health check a trace.
 _UNTRACED = frozenset(
-    {"start", "stop", "check_health", "on_dependency_change", "on_config", "dependency",
-     "forget_dependency", "complete", "dependency_states"}
+    {"start", "stop", "check_health", "check_ready", "on_dependency_change", "on_config",
+     "dependency", "forget_dependency", "complete", "dependency_states"}
 )  # fmt: skip
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)

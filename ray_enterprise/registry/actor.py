@@ -282,7 +282,7 @@ class RegistryActor:
             return
         withdraw_routes(name)
         self._fleet.routes.pop(name, None)
-        await self._fleet.stop_all_of(name, self._sup.record(name).spec.shutdown_timeout_s)
+        await self._fleet.stop_all_of(name, self._sup.record(name).spec)
         if generation is not None:
             self._fleet.kill(name, generation)
         self._sup.stopped(name)
@@ -408,6 +408,8 @@ class RegistryActor:
             replicas=len(routes.replicas) if routes is not None and live else 0,
             replica_ids=tuple(replicas.members) if replicas is not None and live else (),
             upgrading=self.deployer.busy(name),
+            not_ready=tuple(replicas.not_ready()) if replicas is not None and live else (),
+            pending=tuple(replicas.pending()) if replicas is not None and live else (),
         )
 
     async def list_services(self) -> list[dict[str, Any]]:

@@ -28,10 +28,13 @@ from ray_enterprise.registry.replicas import Replica, ReplicaSet
 from ray_enterprise.registry.rollout import (
     DeploymentError,
     Phase,
+    ProgressDeadline,
     Rollout,
     Strategy,
+    available,
     choose_strategy,
     recovered_outcome,
+    rolling_step,
 )
 from ray_enterprise.registry.sampling import (
     anomaly_counts,
@@ -258,7 +261,7 @@ class Deployer:
         verdict: GateVerdict | None = None
         try:
             greens = [reg.start_replica(name, to_gen, new) for _ in range(rollout.first_batch)]
-            await self._until_ready(name, greens, from_gen, settings)
+            await self._until_ready(name, greens, from_gen, settings, new)
             rollout = self._step(rollout, Phase.BAKING)
             verdict = await self._bake(name, greens, from_gen, bake_s, settings)
             if not verdict.passed:
@@ -275,7 +278,10 @@ class Deployer:
             rollout = self._step(rollout, Phase.DONE)
             outcome, reason = "done", ""
         except _RollBack as back:
+            committed = rollout.committed
             rollout = self._step(rollout, Phase.ROLLING_BACK, back.reason)
+            if committed:  # stalled after the commit: the old version comes back first
+                await self._revert(name, old, from_gen, settings)
             await self._retire_generation(name, to_gen)
             rollout = self._step(rollout, Phase.ROLLED_BACK, back.reason)
             outcome, reason = "rolled_back", back.reason
@@ -350,17 +356,27 @@ class Deployer:
         greens: list[Replica],
         from_gen: int | None,
         settings: DeploymentFrameworkConfig,
+        spec: ServiceSpec,
     ) -> None:
-        """Wait until every green passed a health check; roll back if one is dropped."""
-        deadline = time.monotonic() + settings.ready_timeout_seconds
+        """Wait until every green is available (ready, and serving for the spec's
+        ``upgrade.min_ready_s``); roll back if one is dropped, if one is not healthy within
+        ``deployment.ready_timeout_seconds``, or if none progresses for
+        ``upgrade.progress_deadline_s``."""
+        began = time.monotonic()
+        progress = ProgressDeadline(spec.upgrade.progress_deadline_s, began)
         while True:
             if self._gone.get(name):
                 raise _RollBack("new version failed: " + "; ".join(self._gone[name]))
             if from_gen is not None:
                 self._check_blue(name, from_gen)
-            if all(g.ready for g in greens):
+            now = time.monotonic()
+            up = sum(available(g, now, spec.upgrade.min_ready_s) for g in greens)
+            if up == len(greens):
                 return
-            if time.monotonic() > deadline:
+            progress.note(up, now)
+            if progress.stalled(now):
+                raise _RollBack(f"{progress.reason()}: {up} of {len(greens)} new available")
+            if now - began > settings.ready_timeout_seconds and not all(g.ready for g in greens):
                 raise _RollBack(
                     f"new version not healthy within {settings.ready_timeout_seconds:g} s "
                     f"(deployment.ready_timeout_seconds)"
@@ -439,23 +455,79 @@ class Deployer:
         strategy: Strategy,
         settings: DeploymentFrameworkConfig,
     ) -> None:
-        """After the commit: replace what is left of blue, one at a time or all at once."""
+        """After the commit: replace what is left of blue in rolling steps, or all at once."""
         reg = self._reg
         replicas = self._replicas(name)
-        blues = replicas.of(from_gen)
+        draining: list[asyncio.Task[None]] = []
         if strategy is Strategy.ROLLING:
-            for blue in blues:
-                if len(replicas.of(to_gen)) < new.replicas:
-                    green = reg.start_replica(name, to_gen, new)
-                    try:
-                        await self._until_ready(name, [green], None, settings)
-                    except _RollBack as exc:
-                        # Committed: the new version is the service now, and the reconcile
-                        # loop tops it up under its restart policy once this upgrade ends.
-                        logger.warning("upgrade of %s: a new replica failed: %s", name, exc)
-                        break
-                await reg.retire(name, blue)
-        await asyncio.gather(*(reg.retire(name, b) for b in replicas.of(from_gen)))
+            await self._roll(name, from_gen, to_gen, new, draining)
+        draining += [reg.retire(name, b) for b in replicas.of(from_gen)]
+        await asyncio.gather(*draining)  # done means the old version is gone, not going
+
+    async def _roll(
+        self,
+        name: str,
+        from_gen: int,
+        to_gen: int,
+        new: ServiceSpec,
+        draining: list[asyncio.Task[None]],
+    ) -> None:
+        """Rolling steps bounded by ``upgrade.max_surge`` / ``max_unavailable`` until no blue
+        is left and every green is available; no progress for ``progress_deadline_s`` rolls
+        back. A green that fails is replaced by the next step (the restart intensity counts
+        it)."""
+        reg, upgrade = self._reg, new.upgrade
+        replicas = self._replicas(name)
+        progress = ProgressDeadline(upgrade.progress_deadline_s, time.monotonic())
+        retired = 0
+        while True:
+            rec = reg.supervisor.record(name)
+            if rec.generation != to_gen or rec.state not in UP_STATES:
+                raise _RollBack(f"the new version went {rec.state.value} while rolling out")
+            now = time.monotonic()
+            blues, greens = replicas.of(from_gen), replicas.of(to_gen)
+            up = sum(available(g, now, upgrade.min_ready_s) for g in greens)
+            if not blues and up >= new.replicas:
+                return  # the last steps may add greens after the last blue left
+            progress.note(up + retired, now)
+            if progress.stalled(now):
+                failed = "; ".join(self._gone.get(name, [])[-3:])
+                raise _RollBack(
+                    f"{progress.reason()}: {up} of {new.replicas} new available"
+                    + (f"; new replicas failed: {failed}" if failed else "")
+                )
+            step = rolling_step(
+                new.replicas,
+                old=len(blues),
+                new=len(greens),
+                available_now=up + sum(1 for b in blues if b.ready and b.serving),
+                max_surge=upgrade.max_surge,
+                max_unavailable=upgrade.max_unavailable,
+            )
+            for _ in range(step.start):
+                reg.start_replica(name, to_gen, new)
+            for blue in replicas.to_retire(from_gen, step.retire):
+                draining.append(reg.retire(name, blue))
+                retired += 1
+            await asyncio.sleep(_POLL_S)
+
+    async def _revert(
+        self, name: str, old: ServiceSpec, from_gen: int, settings: DeploymentFrameworkConfig
+    ) -> None:
+        """Undo a commit (the one write, switched back), then start old replicas to
+        replace the retired ones before the caller retires the new: callers are not left with
+        fewer replicas than the stalled upgrade had."""
+        reg = self._reg
+        reg.supervisor.switch_generation(name, from_gen, old)
+        reg.persist(name)
+        reg.save_spec(old)
+        self._gone[name] = []
+        missing = self._replicas(name).shortfall(from_gen, old.replicas)
+        blues = [reg.start_replica(name, from_gen, old) for _ in range(max(missing, 0))]
+        try:
+            await self._until_ready(name, blues, None, settings, old)
+        except _RollBack as exc:  # the reconcile loop tops the old version up under its policy
+            logger.warning("rolling back %s: old replicas not back yet: %s", name, exc)
 
     async def _retire_generation(self, name: str, generation: int) -> None:
         replicas = self._reg.replica_set(name)

@@ -9,11 +9,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import ray
 
 _SUSPECT_S = 30.0  # how long a node whose actors went unreachable gets no new ones
+
+
+def node_with_room(
+    candidates: Iterable[str], per_node: Mapping[str, int], max_per_node: int
+) -> str | None:
+    """The candidate node holding the fewest of this service's replicas, among those below
+    ``max_per_node`` (Ray Serve's ``max_replicas_per_node``); None: no node has room."""
+    room = [n for n in candidates if per_node.get(n, 0) < max_per_node]
+    return min(room, key=lambda node: (per_node.get(node, 0), node), default=None)
 
 
 class Placement:
@@ -83,6 +93,19 @@ class Placement:
             return None
         load = Counter(self.placed.values())
         return min(candidates, key=lambda node: (load[node], node))
+
+    def candidates(self, resources: Mapping[str, float], node_id: str | None) -> list[str]:
+        """Live, unsuspected nodes that could hold a replica: the pinned one, or those that
+        have every custom resource it asks for."""
+        now = time.monotonic()
+        nodes = [
+            node
+            for node, info in self.node_table().items()
+            if info.get("Alive")
+            and self.suspects.get(node, 0.0) < now
+            and all(key in info.get("Resources", {}) for key in resources)
+        ]
+        return [n for n in nodes if n == node_id] if node_id else nodes
 
     def suspect(self, name: str, node: str | None = None) -> None:
         """The service's actor is unreachable: keep new actors off its node for a while."""

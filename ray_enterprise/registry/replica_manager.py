@@ -11,6 +11,8 @@ executed by the host (the RegistryActor).
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any, Protocol
@@ -19,7 +21,7 @@ import ray
 
 from ray_enterprise.errors import ServiceNotFoundError
 from ray_enterprise.registry.handle import publish_routes
-from ray_enterprise.registry.placement import Placement
+from ray_enterprise.registry.placement import Placement, node_with_room
 from ray_enterprise.registry.replica_rules import (
     CheckVerdict,
     FailureScope,
@@ -35,6 +37,7 @@ from ray_enterprise.spec import ServiceSpec
 _WATCH_POLL_S = 30.0
 _STARTING_PROBE_S = 0.05  # probe fast until the first healthy check: dependents wait on it
 _DRAIN_MARGIN_S = 0.2  # beyond the TTL: a call sent just before it expired is still on its way
+_PENDING_RETRY_S = 1.0  # a replica no node has room for looks again this often
 
 
 class _Rollouts(Protocol):
@@ -86,8 +89,22 @@ class ReplicaManager:
         self.retiring.clear()
         self.place.clear()
 
-    def _new_actor(self, spec: ServiceSpec, rid: str) -> ReplicaActor:
-        opts = spec.actor
+    def _new_actor(self, spec: ServiceSpec, replica: Replica) -> ReplicaActor | None:
+        """The replica's actor, placed; None while ``max_replicas_per_node`` leaves no node
+        with room (it stays pending, as in Ray Serve, until a node joins or a replica goes)."""
+        rid, opts = replica.id, spec.actor
+        if opts.max_replicas_per_node is not None:
+            members = self.replicas.get(spec.name)
+            others = [r for r in members.members.values() if r is not replica] if members else []
+            target = node_with_room(
+                self.place.candidates(opts.resources, opts.node_id),
+                Counter(r.node for r in others if r.node),
+                opts.max_replicas_per_node,
+            )
+            if target is None:
+                return None
+            replica.node = target  # counted for its siblings before it reports its node
+            return ReplicaActor.create(spec, rid, spread_to=target)
         target = None
         if opts.spread and not opts.node_id and not opts.resources:
             target = self.place.choose_node()
@@ -123,10 +140,16 @@ class ReplicaManager:
 
     async def run(self, name: str, replica: Replica, spec: ServiceSpec, *, created: bool) -> None:
         """Create (or adopt), start and then health-check one replica until it leaves."""
+        self.monitors[replica.id] = [asyncio.current_task()]  # type: ignore[list-item]
         try:
-            actor = (
-                self._new_actor(spec, replica.id) if created else ReplicaActor.lookup(replica.id)
-            )
+            actor = self._new_actor(spec, replica) if created else ReplicaActor.lookup(replica.id)
+            while created and actor is None:  # pending: no node has room for it
+                replica.pending = True
+                await asyncio.sleep(_PENDING_RETRY_S)
+                if not self.is_member(name, replica):
+                    return
+                actor = self._new_actor(spec, replica)
+            replica.pending = False
             if actor is None:
                 raise RuntimeError(f"actor {replica.id} is gone")
         except Exception as exc:  # bad class path, bad options: a failed start like any other
@@ -203,11 +226,19 @@ class ReplicaManager:
             if not self.is_member(name, replica):
                 return
             current = self.is_current(name, replica)
+            serving = replica.serving
             verdict = judge_check(
-                replicas, replica, ok, current=current, threshold=health.failure_threshold
+                replicas,
+                replica,
+                ok,
+                ready=check.ready,
+                current=current,
+                threshold=health.failure_threshold,
+                success_threshold=health.success_threshold,
+                now=time.monotonic(),
             )
-            if verdict is CheckVerdict.READY:
-                self.publish(name)
+            if verdict is CheckVerdict.READY or replica.serving != serving:
+                self.publish(name)  # started, or readiness moved it in or out of the routes
             if verdict in (CheckVerdict.READY, CheckVerdict.PASSED) and current:
                 before = self._host.supervisor.record(name).state
                 self._host.supervisor.health_passed(name, replica.generation)
@@ -270,14 +301,24 @@ class ReplicaManager:
             await asyncio.sleep(self._host.deployer.route_ttl_s + _DRAIN_MARGIN_S)
             actor = self.actors.get(replica.id)
             if actor is not None:
-                await actor.drain(self._host.deployer.drain_timeout_s)
-                await actor.stop(self._host.supervisor.record(name).spec.shutdown_timeout_s)
+                spec = self._host.supervisor.record(name).spec
+                await actor.drain(*self.graceful(spec))
+                await actor.stop(spec.shutdown_timeout_s)
         finally:
             replicas = self.replicas.get(name)
             if replicas is not None and replicas.get(replica.id) is replica:
                 replicas.remove(replica.id)
             self.drop_actor(replica.id)
             self.retiring.pop(replica.id, None)
+
+    def graceful(self, spec: ServiceSpec) -> tuple[float, float]:
+        """How long a replica taken away waits for its calls in flight, and how often it
+        looks (Ray Serve's graceful_shutdown_timeout_s and _wait_loop_s); then stop(), within
+        shutdown_timeout_s, then the kill cuts whatever still runs."""
+        timeout = spec.graceful_shutdown_timeout_s
+        if timeout is None:
+            timeout = self._host.deployer.drain_timeout_s
+        return timeout, spec.graceful_shutdown_wait_loop_s
 
     def cancel_monitors(self, rid: str) -> None:
         current = asyncio.current_task()
@@ -312,8 +353,9 @@ class ReplicaManager:
             if actor is not None and self.is_current(action.target, replica):
                 await actor.notify(action.dependency, action.state.value)
 
-    async def stop_all_of(self, name: str, timeout_s: float) -> None:
-        """Stop every replica of ``name`` (each gets ``timeout_s`` for stop()), then kill it."""
+    async def stop_all_of(self, name: str, spec: ServiceSpec) -> None:
+        """Stop every replica of ``name`` (its routes already withdrawn): let the calls in
+        flight finish, run stop() within ``shutdown_timeout_s``, then kill it."""
         replicas = self.replicas.get(name)
         members = list(replicas.members.values()) if replicas else []
         for replica in members:
@@ -322,7 +364,8 @@ class ReplicaManager:
         async def stop(replica: Replica) -> None:
             actor = self.actors.get(replica.id) or ReplicaActor.lookup(replica.id)
             if actor is not None:
-                await actor.stop(timeout_s)
+                await actor.drain(*self.graceful(spec))
+                await actor.stop(spec.shutdown_timeout_s)
 
         await asyncio.gather(*(stop(r) for r in members))
         for replica in members:

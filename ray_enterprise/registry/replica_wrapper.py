@@ -20,6 +20,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ray_enterprise import _kv
+from ray_enterprise.registry.replica_rules import DrainVerdict, drain_verdict
 from ray_enterprise.service import CONCURRENCY_GROUPS, counted
 from ray_enterprise.spec import ServiceSpec
 
@@ -75,7 +76,8 @@ def actor_options(spec: ServiceSpec, rid: str, spread_to: str | None) -> dict[st
 
 
 class Probe(str, Enum):
-    PASSED = "passed"
+    PASSED = "passed"  # live and ready
+    NOT_READY = "not_ready"  # live (check_health passed), but check_ready said no: no calls
     FAILED = "failed"  # check_health said no or raised: counts toward the threshold
     TIMED_OUT = "timed_out"  # counts too, and its node may be gone
     UNREACHABLE = "unreachable"  # counts too, and its node may be gone
@@ -90,6 +92,11 @@ class Check:
 
     @property
     def ok(self) -> bool:
+        """Live: the liveness probe passed (whatever readiness said)."""
+        return self.outcome in (Probe.PASSED, Probe.NOT_READY)
+
+    @property
+    def ready(self) -> bool:
         return self.outcome is Probe.PASSED
 
 
@@ -150,7 +157,7 @@ class ReplicaActor:
     async def check(self, timeout_s: float) -> Check:
         """One health check, in the service's own concurrency group."""
         try:
-            ok, detail = await asyncio.wait_for(self.handle._re_health.remote(), timeout=timeout_s)
+            answer = await asyncio.wait_for(self.handle._re_health.remote(), timeout=timeout_s)
         except asyncio.TimeoutError:
             return Check(Probe.TIMED_OUT, f"health check timed out after {timeout_s:g} s")
         except ActorDiedError as exc:
@@ -159,7 +166,13 @@ class ReplicaActor:
             return Check(Probe.UNREACHABLE, "actor unreachable", error_text(exc))
         except Exception as exc:
             return Check(Probe.FAILED, f"check_health raised {error_text(exc)}", error_text(exc))
-        return Check(Probe.PASSED if ok else Probe.FAILED, detail)
+        ok, detail, ready, ready_detail = answer
+        if not ok:
+            return Check(Probe.FAILED, detail)
+        if not ready:
+            why = f"not ready: {ready_detail}" if ready_detail else "not ready"
+            return Check(Probe.NOT_READY, why)
+        return Check(Probe.PASSED, detail)
 
     async def watch(self, poll_s: float) -> str:
         """Wait on the call that is always pending on the actor, so a death is seen at once:
@@ -180,17 +193,28 @@ class ReplicaActor:
         )
         return stats
 
-    async def drain(self, timeout_s: float, poll_s: float = 0.05) -> None:
-        """Wait until the replica has no call in flight, up to ``timeout_s``."""
+    async def drain(self, timeout_s: float, poll_s: float = 0.05) -> int:
+        """Wait until the replica has no call in flight, up to ``timeout_s``; returns how many
+        calls were still running when the wait ended (0 when it drained or did not answer)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while loop.time() < deadline:
+        began = loop.time()
+        while True:
             try:
-                stats = await self.stats()
+                inflight = int((await self.stats())["inflight"])
             except Exception:
-                return  # gone or stuck: nothing more to wait for
-            if stats["inflight"] <= 0:
-                return
+                return 0  # gone or stuck: nothing more to wait for
+            verdict = drain_verdict(inflight, began=began, now=loop.time(), timeout_s=timeout_s)
+            if verdict is DrainVerdict.STOP:
+                return 0
+            if verdict is DrainVerdict.CUT:
+                logger.warning(
+                    "%s still had %d call(s) in flight after graceful_shutdown_timeout_s=%g s: "
+                    "stopping it, the kill cuts them",
+                    self.id,
+                    inflight,
+                    timeout_s,
+                )
+                return inflight
             await asyncio.sleep(poll_s)
 
     async def stop(self, timeout_s: float) -> None:

@@ -36,7 +36,13 @@ def parse_replica_id(name: str) -> tuple[str, int, int] | None:
 
 @dataclass
 class Replica:
-    """One actor of a service; ``ready`` once it passed a health check and may take calls."""
+    """One actor of a service; ``ready`` once it passed a health check and may take calls.
+
+    ``serving`` is the readiness probe's verdict: a ready replica that said not ready is out
+    of the routes until ``success_threshold`` ready checks in a row (``ready_streak``).
+    ``recovering``: it failed a check since it last counted as healthy, so a pass alone is
+    not yet enough. ``ready_since`` (the registry's clock) is when it last began to serve.
+    """
 
     id: str
     generation: int
@@ -47,6 +53,12 @@ class Replica:
     node: str | None = None
     passed: int = 0  # health checks passed and failed in all: what an upgrade's gate reads
     failed: int = 0
+    serving: bool = True
+    streak: int = 0  # live checks in a row
+    ready_streak: int = 0  # ready checks in a row
+    recovering: bool = False
+    ready_since: float | None = None
+    pending: bool = False  # no node has room for it (actor.max_replicas_per_node)
 
 
 @dataclass
@@ -89,8 +101,16 @@ class ReplicaSet:
         return [r for r in self.members.values() if r.generation == generation and not r.draining]
 
     def routes(self) -> list[str]:
-        """The replicas callers may reach: ready and not draining, any generation."""
-        return [r.id for r in self.members.values() if r.ready and not r.draining]
+        """The replicas callers may reach: ready, serving and not draining, any generation."""
+        return [r.id for r in self.members.values() if r.ready and r.serving and not r.draining]
+
+    def pending(self) -> list[str]:
+        """Replicas waiting for a node with room: no actor exists for them yet."""
+        return [r.id for r in self.members.values() if r.pending]
+
+    def not_ready(self) -> list[str]:
+        """Replicas alive and started but out of the routes because they said not ready."""
+        return [r.id for r in self.members.values() if r.ready and not r.serving]
 
     def health_failed(self, rid: str, threshold: int) -> bool:
         """Count a failed check; True when the replica is past the threshold and must go."""

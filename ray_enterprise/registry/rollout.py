@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 from ray_enterprise.errors import RayEnterpriseError
+from ray_enterprise.registry.replicas import Replica
 
 
 class DeploymentError(RayEnterpriseError):
@@ -37,7 +38,9 @@ class Phase(str, Enum):
 _NEXT: dict[Phase, frozenset[Phase]] = {
     Phase.STARTING: frozenset({Phase.BAKING, Phase.ROLLING_BACK}),
     Phase.BAKING: frozenset({Phase.COMMITTED, Phase.ROLLING_BACK}),
-    Phase.COMMITTED: frozenset({Phase.DONE}),
+    # After the commit only a stall (upgrade.progress_deadline_s) goes back: the old version
+    # is switched back in and topped up before the new one is retired.
+    Phase.COMMITTED: frozenset({Phase.DONE, Phase.ROLLING_BACK}),
     Phase.ROLLING_BACK: frozenset({Phase.ROLLED_BACK}),
     Phase.DONE: frozenset(),
     Phase.ROLLED_BACK: frozenset(),
@@ -106,3 +109,62 @@ def recovered_outcome(rollout: Rollout, record_generation: int) -> str:
     """After a registry restart: ``"new"`` if the commit (the record's switch) happened, else
     ``"old"``. The record, not the rollout's phase, decides: it is the one write that counts."""
     return "new" if record_generation == rollout.to_generation else "old"
+
+
+def available(replica: Replica, now: float, min_ready_s: float) -> bool:
+    """A new replica counts only once it has taken calls for ``min_ready_s`` without a break
+    (Kubernetes ``minReadySeconds``, Nomad ``min_healthy_time``): one that passes its first
+    check and falls over a second later must not let the old version go."""
+    if not (replica.ready and replica.serving) or replica.draining:
+        return False
+    return replica.ready_since is not None and now - replica.ready_since >= min_ready_s
+
+
+@dataclass(frozen=True)
+class Step:
+    start: int  # new replicas to start now
+    retire: int  # old replicas to take away now
+
+
+def rolling_step(
+    desired: int,
+    *,
+    old: int,
+    new: int,
+    available_now: int,
+    max_surge: int,
+    max_unavailable: int,
+) -> Step:
+    """One step of a rolling upgrade, bounded as Kubernetes bounds it: never more than
+    ``desired + max_surge`` replicas, never fewer than ``desired - max_unavailable`` available.
+
+    ``old``: old replicas still serving; ``new``: new replicas started, ready or not;
+    ``available_now``: old ones serving plus new ones :func:`available`.
+    """
+    start = max(0, min(desired - new, desired + max_surge - (old + new)))
+    retire = max(0, min(old, available_now - (desired - max_unavailable)))
+    return Step(start, retire)
+
+
+@dataclass
+class ProgressDeadline:
+    """An upgrade must progress (another new replica available, another old one retired)
+    within ``deadline_s`` (Kubernetes ``progressDeadlineSeconds``, Nomad
+    ``progress_deadline``), or it rolls back."""
+
+    deadline_s: float
+    last_at: float
+    done: int = 0  # steps of progress so far
+
+    def note(self, done: int, now: float) -> None:
+        if done > self.done:
+            self.done, self.last_at = done, now
+
+    def stalled(self, now: float) -> bool:
+        return now - self.last_at > self.deadline_s
+
+    def reason(self) -> str:
+        return (
+            f"no progress within upgrade.progress_deadline_s={self.deadline_s:g} s "
+            f"({self.done} step(s) done)"
+        )

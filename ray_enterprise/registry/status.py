@@ -50,11 +50,15 @@ class ServiceStatus:
     replicas: int = 0  # replicas taking calls now
     replica_ids: tuple[str, ...] = ()
     upgrading: bool = False
+    not_ready: tuple[str, ...] = ()  # live replicas whose check_ready said no: no calls
+    pending: tuple[str, ...] = ()  # replicas no node has room for (max_replicas_per_node)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["depends_on"] = list(self.depends_on)
         data["replica_ids"] = list(self.replica_ids)
+        data["not_ready"] = list(self.not_ready)
+        data["pending"] = list(self.pending)
         return data
 
 
@@ -66,6 +70,8 @@ def service_status(
     replicas: int = 0,
     replica_ids: tuple[str, ...] = (),
     upgrading: bool = False,
+    not_ready: tuple[str, ...] = (),
+    pending: tuple[str, ...] = (),
 ) -> ServiceStatus:
     return ServiceStatus(
         name=rec.spec.name,
@@ -84,6 +90,8 @@ def service_status(
         replicas=replicas,
         replica_ids=replica_ids,
         upgrading=upgrading,
+        not_ready=not_ready,
+        pending=pending,
     )
 
 

@@ -234,3 +234,31 @@ def test_up_refuses_bad_specs_with_exit_2_a_located_error_and_no_traceback(
         assert "Traceback" not in result.stderr and "nothing was started" in result.stderr
     assert "expands to more than" in results["alias-bomb"].stderr
     assert "service 'api', field 'class'" in results["popen"].stderr
+
+
+def test_an_upgrade_that_could_neither_add_nor_remove_a_replica_is_refused() -> None:
+    body = {"name": "api", "class": "m:C", "upgrade": {"max_surge": 0, "max_unavailable": 0}}
+    with pytest.raises(SpecError, match="max_surge and max_unavailable cannot both be 0") as info:
+        parse_app_spec({"services": [body]})
+    assert (info.value.service, info.value.field) == ("api", "upgrade")
+
+
+def test_probe_graceful_stop_upgrade_and_placement_fields_are_accepted() -> None:
+    body = {
+        "name": "api",
+        "class": "m:C",
+        "health": {"success_threshold": 2},
+        "graceful_shutdown_timeout_s": 5,
+        "graceful_shutdown_wait_loop_s": 0.5,
+        "upgrade": {"min_ready_s": 10, "progress_deadline_s": 120, "max_surge": 0,
+                    "max_unavailable": 1},
+        "actor": {"max_replicas_per_node": 1},
+    }  # fmt: skip
+    [spec] = parse_app_spec({"services": [body]}).services
+    assert spec.health.success_threshold == 2
+    assert spec.upgrade.max_unavailable == 1 and spec.actor.max_replicas_per_node == 1
+    for field, bad in [("health", {"success_threshold": 0}), ("upgrade", {"max_surge": -1}),
+                       ("actor", {"max_replicas_per_node": 0})]:  # fmt: skip
+        with pytest.raises(SpecError) as info:
+            parse_app_spec({"services": [{**body, field: bad}]})
+        assert info.value.field.startswith(field)

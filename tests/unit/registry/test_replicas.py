@@ -74,3 +74,13 @@ def test_a_restarted_registry_adopts_only_its_services_replicas() -> None:
     adopted = rs.adopt(["svc:api:2", "svc:api:2.1", "svc:db:2", "junk"])
     assert [(r.generation, r.index, r.ready) for r in adopted] == [(2, 0, True), (2, 1, True)]
     assert rs.routes() == ["svc:api:2", "svc:api:2.1"]
+
+
+def test_a_pending_replica_is_listed_takes_no_calls_and_is_retired_first() -> None:
+    replicas = ReplicaSet("api")
+    placed, waiting = replicas.add(1), replicas.add(1)
+    placed.ready = True
+    waiting.pending = True  # no node had room for it (max_replicas_per_node)
+    assert replicas.pending() == [waiting.id]
+    assert replicas.routes() == [placed.id]
+    assert replicas.to_retire(1, 1) == [waiting]
