@@ -7,6 +7,7 @@ that the same upgrade is rolled back or kept because of it, on the session's rea
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,8 @@ def test_a_health_score_that_falls_below_the_configured_minimum_rolls_back(
             lambda: (_kv.get("registry/rollout/api") or {}).get("phase") == "baking",
             what="the upgrade baking",
         )
+        # After the score before the bake was read (the bake's first step), well before it ends.
+        time.sleep(2.5)
         ray.get(alerts.ingest.remote([_critical(True)]))
 
     with config_actor(_settings(tmp_path)) as handle:
@@ -84,7 +87,7 @@ def test_a_health_score_that_falls_below_the_configured_minimum_rolls_back(
         raiser = threading.Thread(target=raise_during_the_bake, daemon=True)
         raiser.start()
         try:
-            result = registry.upgrade_sync("api", v("api", 2), bake_s=3.0)
+            result = registry.upgrade_sync("api", v("api", 2), bake_s=6.0)
         finally:
             raiser.join(timeout=60)
             ray.get(alerts.ingest.remote([_critical(False)]))
