@@ -25,7 +25,7 @@ structure and drops what a stream cannot know:
 - ``headroom`` widens the normalising range by that share of the span each time a value leaves
   it, so a creeping range re-normalises less often (0: the range is exactly what was seen).
 
-Written from ARTime's description (ARTimeNAB.jl's README and paper) and our own rewrite in
+Written from ARTime's description (in ARTimeNAB.jl, linked from NAB) and our own rewrite in
 artime.py; no code was copied from its AGPL-3 repository or any other.
 
 State is one row per series in arrays (float32 categories), so a shard checkpoints it like its
@@ -246,7 +246,9 @@ class WindowART(ArrayState):
             size[first, 0] = sample.shape[1]
             used[first, 0] = True
         common = np.minimum(sample[:, None, :], weights)
-        fit = common.sum(axis=2) / np.where(used, size, 1.0)
+        # A product with ones sums the last axis several times faster than .sum(axis=2).
+        shared_all = common @ np.ones(common.shape[2], dtype=np.float32)
+        fit = shared_all / np.where(used, size, 1.0)
         # The newest level and its complement: the last feature of each half.
         newest = weights[:, :, dim - 1] + weights[:, :, 2 * dim - 1]
         shared = common[:, :, dim - 1] + common[:, :, 2 * dim - 1]
@@ -263,7 +265,7 @@ class WindowART(ArrayState):
         upper = learning[:, None] & used & (match >= self.rho_ub[rows][:, None])
         # Learning shrinks each resonating category to what it shares with the vector.
         weights[upper] = common[upper]
-        size = np.where(upper, common.sum(axis=2), size)
+        size = np.where(upper, shared_all, size)
         resonated = upper.any(axis=1)
         last_use = np.where(upper, i[:, None], self.last_use[rows])
         found = learning & ~resonated
