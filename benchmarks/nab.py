@@ -97,7 +97,17 @@ DETECTORS["artStream"] = STREAM_ART
 DETECTORS["artStreamKeep"] = {"name": "art", "params": {"relearn": False}}
 DETECTORS["artStreamMaxDefault"] = {"name": "max", "of": [DEFAULT_DETECTOR, STREAM_ART]}
 DETECTORS["artStreamMeanDefault"] = {"name": "mean", "of": [DEFAULT_DETECTOR, STREAM_ART]}
-STREAM = ("artStream", "artStreamKeep", "artStreamMaxDefault", "artStreamMeanDefault")
+STREAM_REPLAY: Mapping[str, Any] = {"name": "art", "params": {"replay": True}}
+DETECTORS["artStreamReplay"] = STREAM_REPLAY
+DETECTORS["artStreamReplayMeanDefault"] = {"name": "mean", "of": [DEFAULT_DETECTOR, STREAM_REPLAY]}
+STREAM = (
+    "artStream",
+    "artStreamKeep",
+    "artStreamMaxDefault",
+    "artStreamMeanDefault",
+    "artStreamReplay",
+    "artStreamReplayMeanDefault",
+)
 # The default's neighbours, for the protocol to choose among: its alarm level and quiet period.
 for _fire, _quiet in ((0.35, 300), (0.55, 300), (0.45, 150), (0.45, 600)):
     DETECTORS[f"default-f{_fire}-q{_quiet}"] = {

@@ -22,6 +22,10 @@ structure and drops what a stream cannot know:
   once); with ``relearn`` the categories then start again, since those learnt while the range
   was still growing are in other units; after it, the vigilances adapt, candidates are masked
   and scored as ARTime does;
+- ``replay`` keeps the probation's down-sampled values (4 bytes each, ~120 per series) and,
+  after relearning, trains the ART on its windows again with the range the probation ended
+  with, as ARTime replays its probation with the range it is given (a one-off cost of ~110 ART
+  steps per series at the end of probation);
 - ``headroom`` widens the normalising range by that share of the span each time a value leaves
   it, so a creeping range re-normalises less often (0: the range is exactly what was seen).
 
@@ -83,6 +87,7 @@ class WindowART(ArrayState):
         "scale_high",
         "median",
         "recent",
+        "probation_values",
         "weights",
         "size",
         "last_use",
@@ -115,12 +120,15 @@ class WindowART(ArrayState):
         categories: int = 64,
         headroom: float = 0.0,
         relearn: bool = True,
+        replay: bool = False,
     ) -> None:
         super().__init__(n_series, **keyword_arguments(locals()))
         if step < 1 or window < 2 or window & (window - 1):
             raise ValueError(f"need step >= 1 and window a power of two >= 2, got {step}, {window}")
         if probation < 2 * step * window:
             raise ValueError(f"probation must be >= 2 * step * window, got {probation}")
+        if replay and not relearn:
+            raise ValueError("replay learns the probation again after relearn: set relearn too")
         if headroom < 0:
             raise ValueError(f"headroom must be >= 0, got {headroom}")
         if levels < 2 or not 0.0 <= snap < 1.0 or not 0.0 < initial_rho < 1.0 or categories < 2:
@@ -130,6 +138,7 @@ class WindowART(ArrayState):
         self.step, self.window, self.levels, self.snap = step, window, levels, snap
         self.initial_rho, self.categories, self.headroom = initial_rho, categories, headroom
         self.relearn = relearn
+        self.replay = replay
         self.trend = probation // step  # down-samples in the probationary period
         self.mask = int(window * 1.5)
         n, dim = n_series, 2 * window
@@ -145,6 +154,8 @@ class WindowART(ArrayState):
         self.scale_high = np.full(n, -np.inf)
         self.median = np.zeros(n)
         self.recent = np.zeros((n, window))
+        # With ``replay``, the probation's down-sampled values, to learn again at its end.
+        self.probation_values = np.zeros((n, self.trend if replay else 0), dtype=np.float32)
         # Complement-coded categories; a slot with size 0 is free.
         self.weights = np.zeros((n, categories, 2 * dim), dtype=np.float32)
         self.size = np.zeros((n, categories), dtype=np.float32)
@@ -220,14 +231,35 @@ class WindowART(ArrayState):
         recent = np.roll(self.recent[rows], -1, axis=1)
         recent[:, -1] = value
         self.recent[rows] = recent
-        levels = np.round(np.clip((recent - low[:, None]) / span[:, None], 0.0, 1.0) * self.levels)
-        levels = np.where(flat[:, None], 0.0, levels / self.levels)
-        filled = (i >= self.window)[:, None]
-        features = np.where(
-            filled, np.concatenate([_unit_rows(haar_rows(_unit_rows(levels))), levels], axis=1), 0.0
-        )
+        if self.replay:
+            kept = self.probation_values[rows]
+            at = np.flatnonzero(i <= self.trend)
+            kept[at, i[at] - 1] = value[at]
+            self.probation_values[rows] = kept
+        features = self._features(recent, low, span, flat)
+        features = np.where((i >= self.window)[:, None], features, 0.0)
         similarity, energy, new_category = self._resonate(rows, features, i)
         return self._detect(rows, i, similarity, energy, new_category)
+
+    def _features(
+        self, recent: FloatArray, low: FloatArray, span: FloatArray, flat: BoolArray
+    ) -> FloatArray:
+        """Windows on levels of the range given, and their Haar transform, both in 0..1."""
+        levels = np.round(np.clip((recent - low[:, None]) / span[:, None], 0.0, 1.0) * self.levels)
+        levels = np.where(flat[:, None], 0.0, levels / self.levels)
+        return np.concatenate([_unit_rows(haar_rows(_unit_rows(levels))), levels], axis=1)
+
+    def _replay(self, r: npt.NDArray[np.int64]) -> None:
+        """Train the fresh categories of rows ``r`` on their probationary windows, normalised
+        with the range the probation ended with: ARTime's replay, with the range learnt."""
+        values = self.probation_values[r].astype(np.float64)
+        low = self.scale_low[r]
+        span = self.scale_high[r] - low
+        flat = span <= 0
+        span = np.where(flat, 1.0, span)
+        for k in range(self.window, self.trend + 1):
+            features = self._features(values[:, k - self.window : k], low, span, flat)
+            self._resonate(r, features, np.full(len(r), k, dtype=np.int64))
 
     def _resonate(
         self, rows: Any, features: FloatArray, i: npt.NDArray[np.int64]
@@ -339,6 +371,8 @@ class WindowART(ArrayState):
                 self.weights[r, 0] = 1.0
                 self.size[r] = 0.0
                 self.size[r, 0] = self.weights.shape[2]
+                if self.replay:
+                    self._replay(r)
         update = (i > trend) & ((since == mask) | (i - self.last_rho_update[rows] >= trend // 2))
         if update.any():
             self._update_vigilance(rows, i, update)

@@ -100,6 +100,7 @@ def test_a_grown_detector_keeps_its_rows_and_starts_new_ones_fresh() -> None:
         ({"probation": 10}, "probation"),
         ({"categories": 1}, "categories"),
         ({"headroom": -1.0}, "headroom"),
+        ({"replay": True, "relearn": False}, "replay"),
         ({"vigilance": 0.9}, "vigilance"),
     ],
 )
@@ -110,3 +111,16 @@ def test_bad_params_are_refused_naming_the_parameter(
         build_vector_detector({"name": "art", "params": params}, 1)
     assert caught.value.parameter == parameter
     assert "art" in str(caught.value)
+
+
+def test_replay_learns_the_probation_again_in_the_units_it_ended_with() -> None:
+    values = daily(400)
+    values[150:160] = 200.0  # the range grows late in the probation
+    ends = 200  # probation points
+    kept = WindowART(1, **SMALL)
+    replayed = WindowART(1, **SMALL, replay=True)
+    run(kept, values[:ends, None])
+    run(replayed, values[:ends, None])
+    assert (kept.size > 0).sum() == 1  # relearning alone: only the all-ones category
+    assert (replayed.size > 0).sum() > 1
+    assert replayed.rho_ub[0] == kept.rho_ub[0]  # the same vigilance, found before the replay
