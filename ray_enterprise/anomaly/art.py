@@ -34,7 +34,10 @@ artime.py; no code was copied from its AGPL-3 repository or any other.
 
 State is one row per series in arrays (float32 categories), so a shard checkpoints it like its
 other numpy detectors. A step does work only for the series whose down-sample falls due (one
-point in ``step``), as a few array operations over ``(rows, categories, 2 * window)``.
+point in ``step``), as a few array operations over ``(rows, categories, 2 * window)``: at 64
+categories that is ~2,000 values per series due, and over 10,000 series it runs 0.1-0.4 M
+points/s (benchmarks/README.md), below a shard's 1 M target. With that, and its NAB scores out
+of fold below the default's, it is an option (``{"name": "art"}``), not the default.
 """
 
 from __future__ import annotations
