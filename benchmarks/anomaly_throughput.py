@@ -85,6 +85,9 @@ def main() -> None:
     for name, config in {
         "ewm_zscore": {"name": "ewm_zscore"},
         "default": {"name": "default"},
+        # The streaming ARTime the NAB protocol weighs against the default, alone and beside it.
+        "art": {"name": "art"},
+        "art+default": {"name": "max", "of": [{"name": "default"}, {"name": "art"}]},
     }.items():
         rates = [
             vector_rate(args.series, args.frames, args.warm, config) for _ in range(args.rounds)

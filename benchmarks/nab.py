@@ -4,9 +4,10 @@
 
 Runs each named detector (``default`` when none is named; ``leaders`` for the reproductions of
 ARTime and contextOSE, ``fast`` for our numpy detectors, ``grid`` for the default's neighbours,
-``all``) over every ``data/<category>/*.csv`` of a NAB-format directory and writes per-row scores
-in NAB's results layout (``OUT/<category>/<detector>_<file>.csv``; ``--reuse`` reads them back
-instead of running again). Ensembles of the detectors that ran (:data:`ENSEMBLES`) and the
+``stream`` for the streaming ARTime and its ensembles with the default, ``all``) over every
+``data/<category>/*.csv`` of a NAB-format directory and writes per-row scores in NAB's results
+layout (``OUT/<category>/<detector>_<file>.csv``; ``--reuse`` reads them back instead of running
+again). Ensembles of the detectors that ran (:data:`ENSEMBLES`) and the
 published outputs under ``DATA/results/`` join them. Each is scored three ways, per profile:
 
 - in-sample: NAB's own score, its threshold chosen on the very files it scores;
@@ -88,6 +89,25 @@ DETECTORS: dict[str, Mapping[str, Any]] = {
     "ARTime": {"name": "artime"},
     "contextOSE": {"name": "context_ose"},
 }
+# The streaming ARTime (anomaly/art.py): range learnt online, vectorised, so a shard can run it;
+# alone, as the louder of it and the default, and as their mean. The protocol chooses among
+# these and the default's neighbours; only a candidate better out of fold becomes the default.
+STREAM_ART: Mapping[str, Any] = {"name": "art"}
+DETECTORS["artStream"] = STREAM_ART
+DETECTORS["artStreamKeep"] = {"name": "art", "params": {"relearn": False}}
+DETECTORS["artStreamMaxDefault"] = {"name": "max", "of": [DEFAULT_DETECTOR, STREAM_ART]}
+DETECTORS["artStreamMeanDefault"] = {"name": "mean", "of": [DEFAULT_DETECTOR, STREAM_ART]}
+STREAM_REPLAY: Mapping[str, Any] = {"name": "art", "params": {"replay": True}}
+DETECTORS["artStreamReplay"] = STREAM_REPLAY
+DETECTORS["artStreamReplayMeanDefault"] = {"name": "mean", "of": [DEFAULT_DETECTOR, STREAM_REPLAY]}
+STREAM = (
+    "artStream",
+    "artStreamKeep",
+    "artStreamMaxDefault",
+    "artStreamMeanDefault",
+    "artStreamReplay",
+    "artStreamReplayMeanDefault",
+)
 # The default's neighbours, for the protocol to choose among: its alarm level and quiet period.
 for _fire, _quiet in ((0.35, 300), (0.55, 300), (0.45, 150), (0.45, 600)):
     DETECTORS[f"default-f{_fire}-q{_quiet}"] = {
@@ -257,7 +277,8 @@ def published(data: Path, corpus: Mapping[str, nab.LabelledSeries]) -> dict[str,
 
 def parse_detectors(names: Sequence[str]) -> dict[str, Mapping[str, Any]]:
     """``NAME`` from :data:`DETECTORS`, ``all``, ``fast``, ``leaders`` (the reproductions),
-    ``grid`` (the default's neighbours), or ``NAME=JSON`` for any config."""
+    ``grid`` (the default's neighbours), ``stream`` (the streaming ARTime, alone and with the
+    default), or ``NAME=JSON`` for any config."""
     chosen: dict[str, Mapping[str, Any]] = {}
     for item in names or ["default"]:
         if item == "leaders":
@@ -268,6 +289,8 @@ def parse_detectors(names: Sequence[str]) -> dict[str, Mapping[str, Any]]:
             chosen.update({n: DETECTORS[n] for n in FAST})
         elif item == "grid":
             chosen.update({n: DETECTORS[n] for n in GRID})
+        elif item == "stream":
+            chosen.update({n: DETECTORS[n] for n in STREAM})
         elif "=" in item:
             label, text = item.split("=", 1)
             chosen[label] = json.loads(text)
@@ -276,7 +299,7 @@ def parse_detectors(names: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         else:
             raise SystemExit(
                 f"unknown detector {item!r}: use one of {', '.join(DETECTORS)}, all, fast, "
-                'leaders, grid, or NAME=\'{"name": ..., "params": {...}}\''
+                'leaders, grid, stream, or NAME=\'{"name": ..., "params": {...}}\''
             )
     return chosen
 

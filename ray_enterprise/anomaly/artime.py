@@ -1,7 +1,9 @@
 """ARTime (Hampton, 2021): adaptive resonance over wavelet features of a down-sampled series.
 
 Written from the algorithm's description in its authors' repository (ARTimeNAB.jl, linked from
-NAB), to compare with its published NAB outputs row by row. In outline:
+NAB), to compare with its published NAB outputs row by row. Provenance: that
+repository is AGPL-3; this module is our own rewrite from the description, and no code was
+copied from it or from any other repository. In outline:
 
 - every ``step`` values (``step`` chosen so the probationary period holds ~13 windows) one
   value stands for them: the mean, or the extreme furthest from a running average when it is

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
+from ray_enterprise.anomaly.art import WindowART
 from ray_enterprise.anomaly.context import ContextSurprise
 from ray_enterprise.anomaly.numpy_detectors import (
     EwmZScore,
@@ -187,6 +188,7 @@ class Combined:
 
 
 _VECTOR_DETECTORS: dict[str, Any] = {
+    "art": WindowART,
     "context_surprise": ContextSurprise,
     "ewm_zscore": EwmZScore,
     "range_novelty": RangeNovelty,
@@ -242,7 +244,8 @@ def _guess_parameter(exc: Exception, params: Mapping[str, Any]) -> str | None:
 def build_detector(config: Mapping[str, Any]) -> Detector:
     """A per-series detector from ``{"name": ..., "params": {...}}``.
 
-    Names: ``context_surprise``, ``ewm_zscore``, ``range_novelty``, ``window_mad`` (numpy);
+    Names: ``art`` (a streaming ARTime), ``context_surprise``, ``ewm_zscore``,
+    ``range_novelty``, ``seasonal_residual``, ``window_mad`` (numpy);
     ``max``/``mean`` with ``of: [configs]`` and params ``fire``/``quiet``; ``default``
     (:data:`DEFAULT_DETECTOR`); ``context_ose`` and ``artime``, the reproductions of NAB's
     published leaders (they need the series' range, ``low``/``high``, in advance, and

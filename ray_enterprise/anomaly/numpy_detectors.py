@@ -386,7 +386,7 @@ _KINDS[VectorCombined.kind] = VectorCombined
 def vector_from_state(state: Mapping[str, Any]) -> VectorDetector:
     """Rebuild any vectorised detector from its ``to_state()``."""
     # Detectors defined in other modules register on import; those modules import this one.
-    from ray_enterprise.anomaly import context, seasonal  # noqa: F401
+    from ray_enterprise.anomaly import art, context, seasonal  # noqa: F401
 
     kind = state.get("kind")
     if kind not in _KINDS:

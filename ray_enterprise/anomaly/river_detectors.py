@@ -103,7 +103,8 @@ class RiverDetector:
         if name not in known:
             raise DetectorConfigError(
                 name,
-                "unknown detector; use ewm_zscore, range_novelty, window_mad, max, mean, default "
+                "unknown detector; use art, context_surprise, ewm_zscore, range_novelty, "
+                "seasonal_residual, window_mad, max, mean, default "
                 f"or a river.anomaly model: {', '.join(known)}",
                 parameter="name",
             )

@@ -38,6 +38,7 @@ NUMPY_CONFIGS: dict[str, dict[str, Any]] = {
     "range_novelty": {"name": "range_novelty", "params": {"warmup": 20}},
     "context_surprise": {"name": "context_surprise", "params": {"warmup": 50, "table": 256}},
     "seasonal_residual": {"name": "seasonal_residual", "params": {"warmup": 100, "settle": 20}},
+    "art": {"name": "art", "params": {"step": 1, "probation": 200, "categories": 16}},
     "default": {"name": "default"},
 }
 RIVER_CONFIGS: dict[str, dict[str, Any]] = {
@@ -379,6 +380,7 @@ def test_vector_scores_stay_in_unit_interval_for_any_finite_values(values: list[
                 {"name": "range_novelty", "params": {"warmup": 2}},
                 {"name": "context_surprise", "params": {"warmup": 3, "table": 16}},
                 {"name": "seasonal_residual", "params": {"warmup": 8, "settle": 2}},
+                {"name": "art", "params": {"step": 1, "probation": 16, "window": 4}},
             ],
         },
         2,
