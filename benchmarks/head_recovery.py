@@ -393,6 +393,7 @@ def main() -> None:
             )
             gcs["ratio_ours_vs_ray_actor"] = report("ours", s["ours"], s["ray_actor"], "bare actor")
             result["gcs_restart"] = gcs
+            write_result("head_recovery", result)  # kept should the second part fail
         if args.part in ("full", "both"):
             print(f"(b) full restart, load {os.getloadavg()[0]:.1f}", flush=True)
             full = full_restart(args.rounds, work)
