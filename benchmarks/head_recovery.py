@@ -81,9 +81,20 @@ class Probe:
     """Runs in its own process, joined to one cluster; answers JSON commands on stdin."""
 
     def __init__(self, address: str) -> None:
+        import ray
+
         from ray_enterprise.runtime import init_ray
 
-        init_ray(address, log_to_driver=False)
+        # A GCS just started on a loaded machine can miss the driver's connect timeout.
+        for attempt in range(5):
+            try:
+                init_ray(address, log_to_driver=False)
+                break
+            except ConnectionError:
+                ray.shutdown()
+                if attempt == 4:
+                    raise
+                time.sleep(2.0)
         self._registry: Any = None
         self._handle: Any = None
 
@@ -343,8 +354,8 @@ def lost_cluster(env: dict[str, str], spec: Path, log: Path) -> None:
     probe: ProbeProcess | None = None
     try:
         head.start()
-        up = launch_up(env, log, str(spec), "--address", head.address)
         probe = ProbeProcess(head.address, env)
+        up = launch_up(env, log, str(spec), "--address", head.address)
         seconds(probe.ask(do="measure", t0=time.time(), sides=["ours"]), "ours", log)
         head.kill()
         end(up, kill=True)
