@@ -97,6 +97,8 @@ class AnomalyShardActor:
         self._checkpoint_s = checkpoint_s
         self._alert_actor = alert_actor
         self._points = 0
+        # Counted here: the monitor keeps only its last events, so their number stops rising.
+        self._flagged = 0
         self._restored = False
         self.monitor = build_monitor(dict(detector or DEFAULT_DETECTOR), min_samples, capacity)
         saved = _kv.get_blob(_CHECKPOINT + str(index))
@@ -121,6 +123,7 @@ class AnomalyShardActor:
         """Score and learn a batch; returns how many events it raised. Bad points are counted."""
         self._points += len(points)
         events = self.monitor.observe_points(points)
+        self._flagged += len(events)
         self._dirty = True
         if events:
             await self._forward(events)
@@ -155,7 +158,7 @@ class AnomalyShardActor:
             "shard": self.index,
             "vectorised": self.monitor.vectorised,
             "points": self._points,
-            "events": len(self.monitor.events),
+            "events": self._flagged,
             "restored_from_checkpoint": self._restored,
             "detector": self.monitor.detector_name,
             **self.monitor.stats(),

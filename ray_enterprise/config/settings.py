@@ -11,7 +11,9 @@ Environment variables (all optional)::
     RAY_ENTERPRISE_DB_URL              database source and history (SQLAlchemy URL)
     RAY_ENTERPRISE_CONFIG_HISTORY_URL  history elsewhere than the database source
     RAY_ENTERPRISE_VAULT_ADDR          enables the Vault source (else Vault's own VAULT_ADDR)
-    RAY_ENTERPRISE_VAULT_TOKEN         or RAY_ENTERPRISE_VAULT_ROLE_ID + _SECRET_ID (AppRole);
+    RAY_ENTERPRISE_VAULT_TOKEN         or RAY_ENTERPRISE_VAULT_ROLE_ID + _SECRET_ID (AppRole),
+                                       or RAY_ENTERPRISE_VAULT_KUBERNETES_ROLE (Kubernetes auth,
+                                       with _KUBERNETES_JWT_PATH and _KUBERNETES_MOUNT);
                                        else Vault's own VAULT_TOKEN
     RAY_ENTERPRISE_VAULT_CACERT        CA bundle for Vault's TLS (else VAULT_CACERT)
     RAY_ENTERPRISE_VAULT_MOUNT, RAY_ENTERPRISE_VAULT_PATH_PREFIX
@@ -39,6 +41,7 @@ from pydantic import (
 from ray_enterprise.config.errors import ConfigError, ConfigParseError
 from ray_enterprise.config.sources import (
     ENV_PREFIX,
+    SERVICE_ACCOUNT_TOKEN,
     ConfigSource,
     DatabaseConfigSource,
     EnvironmentConfigSource,
@@ -58,10 +61,23 @@ _ENV_NAMES = {
     "database_url": DB_URL_ENV,
     "history_url": SETTINGS_ENV + "HISTORY_URL",
     "env_prefix": SETTINGS_ENV + "ENV_PREFIX",
-    "vault": f"{VAULT_ENV}TOKEN (or {VAULT_ENV}ROLE_ID and {VAULT_ENV}SECRET_ID)",
+    "vault": (
+        f"{VAULT_ENV}TOKEN (or {VAULT_ENV}ROLE_ID and {VAULT_ENV}SECRET_ID,"
+        f" or {VAULT_ENV}KUBERNETES_ROLE)"
+    ),
     **{
         f"vault.{key}": VAULT_ENV + ("ADDR" if key == "url" else key.upper())
-        for key in ("url", "token", "role_id", "secret_id", "mount", "path_prefix")
+        for key in (
+            "url",
+            "token",
+            "role_id",
+            "secret_id",
+            "kubernetes_role",
+            "kubernetes_jwt_path",
+            "kubernetes_mount",
+            "mount",
+            "path_prefix",
+        )
     },
     "vault.ca_cert": f"{VAULT_ENV}CACERT (or VAULT_CACERT)",
 }
@@ -89,13 +105,18 @@ class _Settings(BaseModel):
 
 
 class VaultSettings(_Settings):
-    """A Vault (or OpenBao) KV v2 mount; a token, or AppRole ``role_id`` + ``secret_id``."""
+    """A Vault (or OpenBao) KV v2 mount; a token, AppRole ``role_id`` + ``secret_id``, or a
+    Kubernetes auth ``kubernetes_role`` that logs in with the pod's service-account token."""
 
     url: str
     token: SecretStr | None = None
     role_id: str | None = None
     secret_id: SecretStr | None = None
     approle_mount: str = "approle"
+    kubernetes_role: str | None = None
+    #: Read at every login, not once: the kubelet rotates a projected token in this file.
+    kubernetes_jwt_path: str = SERVICE_ACCOUNT_TOKEN
+    kubernetes_mount: str = "kubernetes"
     #: A CA bundle to verify the server's TLS certificate with (``VAULT_CACERT``).
     ca_cert: str | None = None
     mount: str = "secret"
@@ -105,9 +126,13 @@ class VaultSettings(_Settings):
 
     @model_validator(mode="after")
     def _has_credentials(self) -> VaultSettings:
-        if self.token is None and not self.role_id:
-            raise ValueError("vault needs a token or an AppRole role_id and secret_id")
-        if self.token is None and self.secret_id is None:
+        if self.token is None and not self.role_id and not self.kubernetes_role:
+            raise ValueError(
+                "vault needs a token, an AppRole role_id and secret_id, or a kubernetes_role"
+            )
+        if self.role_id and self.kubernetes_role:
+            raise ValueError("give AppRole (role_id) or Kubernetes (kubernetes_role), not both")
+        if self.role_id and self.token is None and self.secret_id is None:
             raise ValueError("AppRole needs a secret_id with its role_id")
         return self
 
@@ -166,11 +191,22 @@ class ConfigSettings(_Settings):
         address = env.get(VAULT_ENV + "ADDR") or env.get("VAULT_ADDR")
         if address:
             vault = {"url": address}
-            for key in ("token", "role_id", "secret_id", "mount", "path_prefix", "cacert"):
+            for key in (
+                "token",
+                "role_id",
+                "secret_id",
+                "kubernetes_role",
+                "kubernetes_jwt_path",
+                "kubernetes_mount",
+                "mount",
+                "path_prefix",
+                "cacert",
+            ):
                 if env.get(VAULT_ENV + key.upper()):
                     vault[key] = env[VAULT_ENV + key.upper()]
             # Vault's own variables, as its CLI and hvac users already set them, come second.
-            if "token" not in vault and "role_id" not in vault and env.get("VAULT_TOKEN"):
+            logs_in = "role_id" in vault or "kubernetes_role" in vault
+            if "token" not in vault and not logs_in and env.get("VAULT_TOKEN"):
                 vault["token"] = env["VAULT_TOKEN"]
             if "cacert" not in vault and env.get("VAULT_CACERT"):
                 vault["cacert"] = env["VAULT_CACERT"]
@@ -225,6 +261,9 @@ class ConfigSettings(_Settings):
                     role_id=v.role_id,
                     secret_id=v.secret_id.get_secret_value() if v.secret_id else None,
                     approle_mount=v.approle_mount,
+                    kubernetes_role=v.kubernetes_role,
+                    kubernetes_jwt_path=v.kubernetes_jwt_path,
+                    kubernetes_mount=v.kubernetes_mount,
                     mount=v.mount,
                     path_prefix=v.path_prefix,
                     poll_interval=v.poll_interval,

@@ -327,8 +327,10 @@ class ObservabilityActor:
                 registry.get_system_status.remote(), timeout=_REGISTRY_TIMEOUT_S
             )
         rate = self._anomaly_rate
-        if rate is None and self._router is not None:
-            rate = await self._measure_anomaly_rate()
+        if self._router is not None:
+            # Looked at even when a rate was reported: the shards' counters are exported.
+            measured = await self._measure_anomaly_rate()
+            rate = measured if rate is None else rate
         alerts: Mapping[str, int | Sequence[str]] | None = self._alerts
         if alerts is None:
             alerts = await firing_alerts()
@@ -397,6 +399,7 @@ class ObservabilityActor:
             stats = await asyncio.gather(*(h.stats.remote() for h in self._shards))
         except Exception:
             return self._measured_rate
+        self._system.anomaly_shards = stats
         rate = self._shard_rate.update(stats)
         if rate is not None:
             self._measured_rate = rate

@@ -1,8 +1,10 @@
-"""The system actors' own figures as Prometheus families: registry, config and alert actor.
+"""The system actors' own figures as Prometheus families: registry, config, alert actor and
+anomaly shards.
 
 The central actor asks each named system actor for what it already answers (the registry's
 status, the ConfigActor's version and event log, the alert actor's open alerts and delivery
-counters) at every refresh, so none of them needs an exporter of its own, and one scrape of
+counters, each anomaly shard's points and events) at every refresh, so none of them needs an
+exporter of its own, and one scrape of
 ``/metrics`` shows the whole system. Tick latencies travel the other way: the alert actor and
 the registry record each tick as a histogram through the metrics pipeline. Names follow
 Prometheus' conventions: ``_total`` counters, base units, one HELP per metric.
@@ -56,6 +58,8 @@ class SystemFigures:
         self._config_actor: str | None = None
         self.alerts: list[dict[str, Any]] | None = None
         self.handlers: dict[str, dict[str, Any]] | None = None
+        #: The shards' ``stats()`` as the central actor last read them (it feeds them).
+        self.anomaly_shards: list[Mapping[str, Any]] | None = None
 
     async def refresh(self, registry_status: Mapping[str, Any] | None) -> None:
         self.registry = registry_status
@@ -76,7 +80,7 @@ class SystemFigures:
         self.alerts, self.handlers = alerts, handlers
 
     def families(self) -> list[Metric]:
-        return [*self._registry(), *self._config(), *self._alerts()]
+        return [*self._registry(), *self._config(), *self._alerts(), *self._anomaly()]
 
     def _registry(self) -> list[Metric]:
         restarts = CounterMetricFamily(
@@ -136,3 +140,22 @@ class SystemFigures:
             for outcome in ("sent", "failed", "timed_out"):
                 sent.add_metric([name, outcome], float(stats.get(outcome, 0)))
         return [alerts, sent]
+
+    def _anomaly(self) -> list[Metric]:
+        # Counters rather than the rate itself, so any window's rate is one PromQL division;
+        # a restarted shard counts from zero again, which Prometheus' increase() allows for.
+        points = CounterMetricFamily(
+            "ray_enterprise_anomaly_points",
+            "points the anomaly shards scored, by shard",
+            labels=["shard"],
+        )
+        events = CounterMetricFamily(
+            "ray_enterprise_anomaly_events",
+            "points the anomaly shards flagged anomalous, by shard",
+            labels=["shard"],
+        )
+        for stats in self.anomaly_shards or []:
+            shard = [str(stats.get("shard"))]
+            points.add_metric(shard, float(stats.get("points", 0)))
+            events.add_metric(shard, float(stats.get("events", 0)))
+        return [points, events]

@@ -18,10 +18,15 @@ from ray_enterprise.config.sources.env_source import (
     parse_environment,
 )
 from ray_enterprise.config.sources.file_source import FileConfigSource, parse_config_text
-from ray_enterprise.config.sources.vault_source import TokenLease, VaultConfigSource
+from ray_enterprise.config.sources.vault_source import (
+    SERVICE_ACCOUNT_TOKEN,
+    TokenLease,
+    VaultConfigSource,
+)
 
 __all__ = [
     "ENV_PREFIX",
+    "SERVICE_ACCOUNT_TOKEN",
     "ConfigSource",
     "DatabaseConfigSource",
     "EnvironmentConfigSource",

@@ -7,7 +7,9 @@ metadata ``current_version``, so unchanged secrets are never read again.
 
 Tokens expire. :class:`TokenLease` decides, from the lease and an injected clock, when to renew
 (a third of the lease before expiry) and when renewing no longer helps because the token hit its
-max TTL, at which point AppRole logs in again; a static token can only be reported as failing.
+max TTL, at which point AppRole or Kubernetes auth logs in again; a static token can only be
+reported as failing. Kubernetes auth logs in with the pod's service-account token, read from its
+file at every login because the kubelet rotates that file (projected tokens last an hour).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from ray_enterprise.config.sources.base import Clock, ConfigSource, log
 
 Action = Literal["ok", "renew", "relogin"]
 T = TypeVar("T")
+
+#: Where Kubernetes mounts a pod's service-account token.
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,8 @@ class TokenLease:
 
 
 class VaultConfigSource(ConfigSource):
-    """KV v2 secrets under ``mount``/``path_prefix``; token or AppRole (``role_id``) auth."""
+    """KV v2 secrets under ``mount``/``path_prefix``; token, AppRole (``role_id``) or Kubernetes
+    (``kubernetes_role``, with the service-account token at ``kubernetes_jwt_path``) auth."""
 
     layer = "vault"
 
@@ -81,6 +87,9 @@ class VaultConfigSource(ConfigSource):
         role_id: str | None = None,
         secret_id: str | None = None,
         approle_mount: str = "approle",
+        kubernetes_role: str | None = None,
+        kubernetes_jwt_path: str = SERVICE_ACCOUNT_TOKEN,
+        kubernetes_mount: str = "kubernetes",
         mount: str = "secret",
         path_prefix: str = "ray_enterprise",
         namespace: str | None = None,
@@ -91,12 +100,19 @@ class VaultConfigSource(ConfigSource):
         clock: Clock = time.time,
     ) -> None:
         super().__init__(name=name, poll_interval=poll_interval, clock=clock)
-        if not token and not role_id:
-            raise ValueError("VaultConfigSource needs a token or an AppRole role_id/secret_id")
+        if not token and not role_id and not kubernetes_role:
+            raise ValueError(
+                "VaultConfigSource needs a token, an AppRole role_id/secret_id or a kubernetes_role"
+            )
+        if role_id and kubernetes_role:
+            raise ValueError("VaultConfigSource takes AppRole or Kubernetes auth, not both")
         self.url = url
         self.mount = mount
         self.path_prefix = path_prefix.strip("/")
         self.approle_mount = approle_mount
+        self.kubernetes_role = kubernetes_role
+        self.kubernetes_jwt_path = kubernetes_jwt_path
+        self.kubernetes_mount = kubernetes_mount
         self._token = token
         self._role_id = role_id
         self._secret_id = secret_id
@@ -195,7 +211,7 @@ class VaultConfigSource(ConfigSource):
         try:
             return call()
         except Forbidden:
-            if not self._role_id:
+            if not self._logs_in:
                 raise
             self._login()
             return call()
@@ -203,7 +219,7 @@ class VaultConfigSource(ConfigSource):
     def _ensure_token(self) -> None:
         now = self._clock()
         if self._lease is None:
-            if self._role_id:
+            if self._logs_in:
                 self._login()
             else:
                 self._lookup()
@@ -222,7 +238,7 @@ class VaultConfigSource(ConfigSource):
                 self.renew_count += 1
                 log.debug("vault token renewed for %.0f s", granted)
         if action == "relogin":
-            if self._role_id:
+            if self._logs_in:
                 self._login()
                 return
             # A static token cannot be replaced from here: use it while it lasts, then fail.
@@ -230,13 +246,23 @@ class VaultConfigSource(ConfigSource):
             if expires is not None and self._clock() >= expires:
                 self._lease = None  # look it up again next time, in case it was extended
                 raise ConfigSourceError(
-                    self.name, "token expired; give a new token or use AppRole auth"
+                    self.name, "token expired; give a new token or use AppRole or Kubernetes auth"
                 )
 
+    @property
+    def _logs_in(self) -> bool:
+        """Whether this source can get a new token itself (else it holds a static one)."""
+        return bool(self._role_id or self.kubernetes_role)
+
     def _login(self) -> None:
-        resp = self._client.auth.approle.login(
-            role_id=self._role_id, secret_id=self._secret_id, mount_point=self.approle_mount
-        )
+        if self.kubernetes_role:
+            resp = self._kubernetes_login(self.kubernetes_role)
+            method = "Kubernetes"
+        else:
+            resp = self._client.auth.approle.login(
+                role_id=self._role_id, secret_id=self._secret_id, mount_point=self.approle_mount
+            )
+            method = "AppRole"
         auth = resp["auth"]
         self._lease = TokenLease.granted(
             float(auth.get("lease_duration") or 0),
@@ -245,7 +271,36 @@ class VaultConfigSource(ConfigSource):
             margin=self._margin,
         )
         self.login_count += 1
-        log.info("vault AppRole login for %s", self.name)
+        log.info("vault %s login for %s", method, self.name)
+
+    def _kubernetes_login(self, role: str) -> dict[str, Any]:
+        path = self.kubernetes_jwt_path
+        try:
+            with open(path, encoding="utf-8") as fh:
+                jwt = fh.read().strip()
+        except OSError as exc:
+            raise ConfigSourceError(
+                self.name,
+                f"cannot read the Kubernetes service-account token {path}"
+                f" (RAY_ENTERPRISE_VAULT_KUBERNETES_JWT_PATH): {exc.strerror or exc}."
+                " Mount the pod's service-account token there or point the setting at it",
+            ) from None
+        try:
+            resp: dict[str, Any] = self._client.auth.kubernetes.login(
+                role=role, jwt=jwt, mount_point=self.kubernetes_mount
+            )
+        except (Forbidden, InvalidRequest) as exc:
+            # Vault's reason ("permission denied", "invalid role name") and never the token:
+            # the JWT is a credential of the pod, and this message reaches logs and alerts.
+            reason = "; ".join(str(e) for e in (exc.errors or [])) or type(exc).__name__
+            raise ConfigSourceError(
+                self.name,
+                f"Vault refused the Kubernetes login of role {role!r}"
+                f" (RAY_ENTERPRISE_VAULT_KUBERNETES_ROLE) at auth/{self.kubernetes_mount}"
+                f" with the service-account token from {path}: {reason.replace(jwt, '***')}."
+                " Bind the role to this pod's service account and namespace, or fix the role",
+            ) from None
+        return resp
 
     def _lookup(self) -> None:
         data = self._client.auth.token.lookup_self()["data"]

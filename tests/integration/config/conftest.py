@@ -1,4 +1,5 @@
-"""Fixtures for the config integration tests: a bao dev server, a PostgreSQL schema, proxies."""
+"""Fixtures for the config integration tests: a bao dev server, a PostgreSQL schema, proxies,
+a Kubernetes API server's TokenReview endpoint."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from config_backends import PG_DSN_ENV, BaoServer, TcpProxy, Watching, free_port
+from config_backends import (
+    PG_DSN_ENV,
+    BaoServer,
+    KubernetesApi,
+    TcpProxy,
+    Watching,
+    free_port,
+)
 
 from ray_enterprise.security.apikeys import ApiKeyStore, Scope
 from ray_enterprise.serve.backends import SystemBackends
@@ -27,6 +35,15 @@ def bao() -> Iterator[BaoServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def kubernetes_api() -> Iterator[KubernetesApi]:
+    api = KubernetesApi().start()
+    try:
+        yield api
+    finally:
+        api.stop()
 
 
 @pytest.fixture(scope="session")

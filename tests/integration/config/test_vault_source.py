@@ -132,8 +132,10 @@ def test_unreachable_at_start_reports_and_returns_empty() -> None:
 
 
 def test_needs_some_credentials() -> None:
-    with pytest.raises(ValueError, match="token or an AppRole"):
+    with pytest.raises(ValueError, match="a token, an AppRole role_id/secret_id or a"):
         VaultConfigSource("http://127.0.0.1:1")
+    with pytest.raises(ValueError, match="AppRole or Kubernetes auth, not both"):
+        VaultConfigSource("http://127.0.0.1:1", role_id="r", kubernetes_role="ray")
 
 
 def test_an_expired_static_token_is_reported_and_values_kept(bao: BaoServer) -> None:

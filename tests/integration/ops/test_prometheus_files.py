@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import urllib.parse
@@ -15,10 +16,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import ray
 import sqlalchemy as sa
 import yaml
 
+import ray_enterprise
+from ray_enterprise.alerts.actor import get_alert_handle, remove_alert_actor
+from ray_enterprise.anomaly.shard import clear_checkpoints, get_shard_handles, remove_shards
+from ray_enterprise.config.actor import get_config_handle, remove_config_actor
+from ray_enterprise.config.errors import ConfigError
+from ray_enterprise.config.settings import ConfigSettings
+from ray_enterprise.observability.central import ObservabilityActor
+from ray_enterprise.observability.metric_batch import MetricBatch, MetricType, SeriesPoints
 from ray_enterprise.observability.platform import (
     EnterpriseObservabilityPlatform,
     boot_observability,
@@ -26,11 +37,13 @@ from ray_enterprise.observability.platform import (
 )
 from ray_enterprise.security.apikeys import ApiKeyStore
 from ray_enterprise.security.errors import SecurityError
+from tests.integration.helpers import faulty
 from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
-CLUSTER = Path(__file__).resolve().parents[3] / "cluster"
+REPO = Path(__file__).resolve().parents[3]
+CLUSTER = REPO / "cluster"
 PROMETHEUS_DIR = CLUSTER / "prometheus"
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 RULES = PROMETHEUS_DIR / "ray_enterprise_rules.yml"
@@ -100,15 +113,64 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def dashboard_exprs() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+
+
+def test_every_metric_the_dashboard_plots_is_exported_by_the_code() -> None:
+    """A panel over a name nothing exports would show "No data" forever; the next test proves
+    each query has data, this one says which name is unknown when a rename breaks one."""
+    code = "\n".join(p.read_text() for p in (REPO / "ray_enterprise").rglob("*.py"))
+    names = {n for e in dashboard_exprs() for n in re.findall(r"\bray_enterprise_\w+", e)}
+    assert len(names) >= 12
+    unknown = sorted(n for n in names if f'"{n.removesuffix("_total")}"' not in code)
+    assert unknown == [], "the dashboard plots metrics no code exports"
+
+
+@pytest.fixture(scope="module")
+def anomaly_central(ray_session: None) -> Iterator[tuple[str, int]]:
+    """A second, unnamed observability actor with one anomaly shard, fed points of one series:
+    the session's system actor runs without shards (tests/conftest.py sets
+    RAY_ENTERPRISE_ANOMALY_SHARDS=0 to spare the machine), and a cluster with detection on
+    exports what this one does. Prometheus scrapes both."""
+    remove_shards()
+    (shard,) = get_shard_handles(1, create=True)
+    central = (
+        ray.remote(ObservabilityActor)
+        .options(num_cpus=0)
+        .remote(anomaly_shards=1, health_period_s=1.0)
+    )
+    labels = (("service", "ops-dashboard"),)
+    for i in range(20):
+        values = np.array([5.0, 5.5]) if i < 19 else np.array([500.0])
+        batch = MetricBatch(
+            ts_ms=1_000_000 + i * 1000,
+            series=[SeriesPoints("ops_queue_depth", MetricType.GAUGE, labels, values)],
+        )
+        ray.get(central.ingest.remote(batch))
+    address = ray.get(central.prometheus_address.remote())
+    try:
+        yield address
+    finally:
+        ray.kill(central)
+        ray.kill(shard)
+        remove_shards()
+        clear_checkpoints()
+
+
 @pytest.fixture(scope="module")
 def stack(
-    ray_session: None, tmp_path_factory: pytest.TempPathFactory
+    ray_session: None,
+    anomaly_central: tuple[str, int],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[EnterpriseObservabilityPlatform, str, str]]:
     """The session's observability actor, a real Alertmanager, and a real Prometheus run with
     the shipped config and rules; only the addresses and intervals differ from the files."""
     tmp = tmp_path_factory.mktemp("prometheus")
     platform = EnterpriseObservabilityPlatform(boot_observability())
     host, port = platform.prometheus_address()
+    shard_host, shard_port = anomaly_central
     am_port, prom_port = free_port(), free_port()
     (tmp / "am.yml").write_text('route: {receiver: "null"}\nreceivers: [{name: "null"}]\n')
     alertmanager = _serve(
@@ -129,7 +191,7 @@ def stack(
     ]
     job = config["scrape_configs"][0]
     job["scrape_interval"] = "1s"
-    job["static_configs"][0]["targets"] = [f"{host}:{port}"]
+    job["static_configs"][0]["targets"] = [f"{host}:{port}", f"{shard_host}:{shard_port}"]
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
     prometheus = _serve(
         [
@@ -178,12 +240,41 @@ def test_a_real_prometheus_scrapes_the_system_and_a_shipped_rule_fires_into_aler
     assert query(prometheus, 'up{job="ray_enterprise"}')[0]["value"][1] == "1"
 
 
+@pytest.fixture
+def system_actors(ray_session: None, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    """A ConfigActor and an alert actor of this test's own, on SQLite files in tmp_path."""
+    remove_alert_actor()
+    remove_config_actor()
+    config = get_config_handle(
+        create=True, settings=ConfigSettings(database_url=f"sqlite:///{tmp_path / 'c.db'}")
+    )
+    alerts = get_alert_handle(
+        create=True,
+        settings={"db_url": f"sqlite:///{tmp_path / 'a.db'}", "route": {"handlers": []}},
+    )
+    yield config, alerts
+    remove_alert_actor()
+    remove_config_actor()
+
+
 def test_every_query_of_the_grafana_dashboard_returns_data_from_that_prometheus(
-    stack: tuple[EnterpriseObservabilityPlatform, str, str], tmp_path: Path
+    stack: tuple[EnterpriseObservabilityPlatform, str, str],
+    registry: ray_enterprise.EnterpriseServiceRegistry,
+    system_actors: tuple[Any, Any],
+    tmp_path: Path,
 ) -> None:
     platform, prometheus, _ = stack
-    # What the dashboard plots must have happened: a refused API key, refused points (the
-    # previous test's, or these), and a firing rule.
+    # What the dashboard plots must have happened: a service in the registry, a config change
+    # applied and one rejected, an open alert, anomaly points scored (the fixture's), a refused
+    # API key, refused points (the previous test's, or these), and a firing rule.
+    registry.register_app_sync([faulty("ops-dashboard")])
+    assert registry.start_all_sync(timeout_s=60)["status"] == "healthy"
+    config, alerts = system_actors
+    with pytest.raises(ConfigError):
+        ray.get(config.set_value.remote("observability.cardinality_limit", -1))
+    ray.get(config.set_value.remote("observability.cardinality_limit", 500))
+    signal = {"labels": {"alertname": "OpsDashboardProbe", "service": "x"}, "severity": "low"}
+    ray.get(alerts.ingest.remote([signal]))
     store = ApiKeyStore(sa.create_engine(f"sqlite:///{tmp_path / 'keys.db'}"), iterations=1000)
     for _ in range(2):
         with pytest.raises(SecurityError):
@@ -195,8 +286,7 @@ def test_every_query_of_the_grafana_dashboard_returns_data_from_that_prometheus(
             timeout=60,
             what="auth failures in Prometheus",
         )
-    dashboard = json.loads(DASHBOARD.read_text())
-    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
-    assert len(exprs) >= 8
+    exprs = dashboard_exprs()
+    assert len(exprs) >= 15
     for expr in exprs:
         wait_for(lambda e=expr: query(prometheus, e), timeout=60, what=f"data for {expr}")

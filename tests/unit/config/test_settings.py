@@ -56,7 +56,7 @@ def test_settings_from_a_yaml_section_resolve_files_beside_it(tmp_path: Path) ->
     settings = ConfigSettings.from_yaml(path)
     assert settings.files == (str(tmp_path / "app.yaml"),) and settings.wait_min_s == 0.1
     path.write_text("config:\n  vault: {url: 'http://x'}\n")
-    with pytest.raises(ValidationError, match="token or an AppRole"):
+    with pytest.raises(ValidationError, match="a token, an AppRole role_id and secret_id, or a"):
         ConfigSettings.from_yaml(path)
 
 
@@ -86,3 +86,37 @@ def test_vaults_own_variables_are_read_after_ours() -> None:
         }
     ).vault
     assert ours is not None and ours.url == "http://127.0.0.1:8200" and ours.token is None
+
+
+def test_kubernetes_auth_from_the_environment_with_the_pods_token_by_default() -> None:
+    env = {
+        "RAY_ENTERPRISE_VAULT_ADDR": "https://vault:8200",
+        "RAY_ENTERPRISE_VAULT_KUBERNETES_ROLE": "ray",
+        "VAULT_TOKEN": PLANTED,
+    }
+    vault = ConfigSettings.from_env(env).vault
+    assert vault is not None and vault.kubernetes_role == "ray" and vault.token is None
+    assert vault.kubernetes_jwt_path == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    assert vault.kubernetes_mount == "kubernetes"
+    moved = ConfigSettings.from_env(
+        {
+            **env,
+            "RAY_ENTERPRISE_VAULT_KUBERNETES_JWT_PATH": "/var/run/secrets/tokens/vault",
+            "RAY_ENTERPRISE_VAULT_KUBERNETES_MOUNT": "k8s-east",
+        }
+    )
+    [source] = [s for s in moved.build_sources() if isinstance(s, VaultConfigSource)]
+    assert source.kubernetes_role == "ray" and source.kubernetes_mount == "k8s-east"
+    assert source.kubernetes_jwt_path == "/var/run/secrets/tokens/vault"
+
+
+def test_approle_and_kubernetes_auth_together_are_refused_by_name() -> None:
+    env = {
+        "RAY_ENTERPRISE_VAULT_ADDR": "https://vault:8200",
+        "RAY_ENTERPRISE_VAULT_KUBERNETES_ROLE": "ray",
+        "RAY_ENTERPRISE_VAULT_ROLE_ID": "r",
+        "RAY_ENTERPRISE_VAULT_SECRET_ID": PLANTED,
+    }
+    with pytest.raises(ConfigSettingsError, match="RAY_ENTERPRISE_VAULT_KUBERNETES_ROLE") as info:
+        ConfigSettings.from_env(env)
+    assert "not both" in str(info.value) and PLANTED not in str(info.value)
