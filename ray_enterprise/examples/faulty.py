@@ -13,7 +13,8 @@ from ray_enterprise.service import Health, Service
 
 class FaultyService(Service):
     """Config: ``start_delay_s``, ``fail_start`` (raise in start), ``healthy`` (initial),
-    ``version`` (what ``work`` reports), ``fail_every`` (``work`` raises on every n-th call).
+    ``version`` (what ``work`` reports), ``fail_every`` (``work`` raises on every n-th call),
+    ``complete_after_s`` (end on its own accord, as a finished batch job does).
 
     Calls: ``set_healthy(bool)``, ``crash()`` (SIGKILL of its own process), ``pid()``,
     ``events()`` (the hooks it saw, with times), ``echo(x)``, ``work(x, delay_s)`` and
@@ -29,6 +30,11 @@ class FaultyService(Service):
             raise RuntimeError("configured to fail in start()")
         self._healthy = bool(self.config.get("healthy", True))
         self._events.append(("started", self.generation, time.time()))
+        after = self.config.get("complete_after_s")
+        if after is not None:
+            self._completion = asyncio.get_running_loop().call_later(
+                float(after), lambda: asyncio.ensure_future(self.complete())
+            )
 
     async def stop(self) -> None:
         self._events.append(("stop", self.generation, time.time()))

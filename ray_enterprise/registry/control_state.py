@@ -33,10 +33,12 @@ logger = logging.getLogger("ray_enterprise.registry")
 SPEC_PREFIX = "registry/spec/"  # + service: its spec at the version last deployed
 RECORD_PREFIX = "registry/record/"  # + service: its generation, restarts, whether FAILED
 DESIRED_KEY = "registry/desired"  # running | stopping | stopped
+APP_KEY = "registry/app"  # the application's own settings: {"auto_shutdown": ...}
+SHUTDOWN_KEY = "registry/shutdown"  # why the application stopped itself (auto_shutdown)
 
 #: The keys that say what should run; the rest of the registry's keys are live bookkeeping
 #: (what was told to the alerts, routes) that a restored application rebuilds by itself.
-DURABLE_PREFIXES = (SPEC_PREFIX, RECORD_PREFIX, DESIRED_KEY)
+DURABLE_PREFIXES = (SPEC_PREFIX, RECORD_PREFIX, DESIRED_KEY, APP_KEY)
 
 _RETRY_S = 1.0
 

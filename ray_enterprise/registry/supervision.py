@@ -290,9 +290,10 @@ class Supervisor:
             self._set_state(rec, ServiceState.FAILED)
             return []
         if rec.start_failures >= limit:
+            times = f"{rec.start_failures} time{'s' if rec.start_failures > 1 else ''}"
             rec.last_error = (
-                f"{START_FAILED} {rec.start_failures} times in a row "
-                f"(restart.max_start_attempts={limit}): given up; last error: {reason}"
+                f"{START_FAILED} {times} in a row (restart.max_start_attempts={limit}): "
+                f"given up; last error: {reason}"
             )
             self._set_state(rec, ServiceState.FAILED)
             return []

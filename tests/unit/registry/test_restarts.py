@@ -27,7 +27,9 @@ def test_restarts_older_than_the_window_are_forgotten() -> None:
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:
-    tracker = RestartTracker(RestartSpec(backoff_initial_s=0.5, backoff_max_s=3.0, max_restarts=99, jitter=0))
+    tracker = RestartTracker(
+        RestartSpec(backoff_initial_s=0.5, backoff_max_s=3.0, max_restarts=99, jitter=0)
+    )
     delays = []
     for t in range(6):
         tracker.record(float(t))
