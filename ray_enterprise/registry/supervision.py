@@ -129,6 +129,7 @@ class Supervisor:
         self.running = False  # desired state: start_all sets it, stop_all clears it
         self.auto_shutdown = AutoShutdown.NEVER  # the application's (AppSpec.auto_shutdown)
         self.shutdown: ShutdownCause | None = None  # set once the application stopped itself
+        self._groups: dict[str, tuple[str, ...]] | None = None
 
     # -- registration ---------------------------------------------------------------------
 
@@ -160,6 +161,7 @@ class Supervisor:
 
     def _validate(self, deps: dict[str, tuple[str, ...]]) -> None:
         self._graph = DependencyGraph(deps)
+        self._groups = None  # one_for_all groups, rebuilt on first use
 
     def unregister(self, name: str) -> None:
         self.record(name)
@@ -344,7 +346,13 @@ class Supervisor:
         group = self.record(name).spec.group
         if group is None:
             return [name]
-        return [r.spec.name for r in self.records() if r.spec.group == group]
+        if self._groups is None:  # a crash must not cost a walk over every service
+            groups: dict[str, list[str]] = {}
+            for rec in self.records():
+                if rec.spec.group is not None:
+                    groups.setdefault(rec.spec.group, []).append(rec.spec.name)
+            self._groups = {g: tuple(members) for g, members in groups.items()}
+        return list(self._groups.get(group, (name,)))
 
     def _restart_group(self, rec: ServiceRecord, reason: str, *, planned: bool) -> list[Action]:
         """one_for_all: every live member goes down and comes back with ``rec``, at its time;
