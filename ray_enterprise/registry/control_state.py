@@ -167,7 +167,8 @@ def read_durable(engine: sa.Engine) -> dict[str, Any]:
 
 
 def restore_into_kv(saved: Mapping[str, Any], *, desired: str = "stopped") -> list[str]:
-    """Copy the kept specs and records into the GCS KV; returns the services restored.
+    """Copy the kept specs, records and app settings into the GCS KV; returns the services
+    restored.
 
     The desired state is written as ``desired`` (``stopped``: the registry adopts nothing and
     ``start_all`` then starts every service in dependency order, as a cold ``up`` would, at
@@ -177,7 +178,7 @@ def restore_into_kv(saved: Mapping[str, Any], *, desired: str = "stopped") -> li
     for key, value in saved.items():
         if key.startswith(SPEC_PREFIX):
             services.append(key.removeprefix(SPEC_PREFIX))
-        if key.startswith((SPEC_PREFIX, RECORD_PREFIX)):
+        if key.startswith((SPEC_PREFIX, RECORD_PREFIX, APP_KEY)):  # the app's auto_shutdown too
             _kv.put(key, value)
     _kv.put(DESIRED_KEY, desired)
     return sorted(services)
