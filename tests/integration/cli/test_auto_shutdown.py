@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
 import yaml
 
+import ray_enterprise
 from ray_enterprise.cli import AUTO_SHUTDOWN_FAILED_EXIT
 from tests.integration.cli.test_cli import run_cli
 from tests.integration.helpers import FAULTY
@@ -53,12 +55,16 @@ def _spec(tmp_path: Path, significant: dict[str, Any]) -> Path:
     ids=["completed-exit-0", "failed-exit-non-zero"],
 )
 def test_up_stops_the_application_when_a_significant_service_ends(
-    tmp_path: Path, significant: dict[str, Any], code: int, said: str
+    registry: ray_enterprise.EnterpriseServiceRegistry,
+    tmp_path: Path,
+    significant: dict[str, Any],
+    code: int,
+    said: str,
 ) -> None:
-    result = run_cli(
-        "up", str(_spec(tmp_path, significant)), "--num-cpus", "1", "--refresh", "0.2",
-        timeout=240,
-    )  # fmt: skip
+    # The session's Ray, as `ray job submit` gives the job its cluster's address.
+    address = ray.get_runtime_context().gcs_address
+    spec = str(_spec(tmp_path, significant))
+    result = run_cli("up", spec, "--address", address, "--refresh", "0.2", timeout=240)
     output = result.stdout + result.stderr
     assert result.returncode == code, output[-3000:]
     assert f"the application stopped itself: {said}" in output, output[-3000:]
