@@ -68,19 +68,25 @@ def build(n: int, levels: int, *, features: bool) -> tuple[Supervisor, _Clock]:
     return sup, clock
 
 
-def answer(sup: Supervisor, actions: list[Any]) -> None:
-    """What the actor would observe next: each start returns and passes its first check."""
+def answer(sup: Supervisor, actions: list[Any]) -> int:
+    """What the actor would observe next: each start returns and passes its first check.
+    Returns the starts, so the output can say how much more work the groups asked for."""
+    started = 0
     for action in actions:
         if isinstance(action, StartService):
             sup.started(action.name, action.generation)
             sup.health_passed(action.name, action.generation)
+            started += 1
+    return started
 
 
 def run_block(
     sup: Supervisor, clock: _Clock, ticks: int, crashes: random.Random, rate: float
-) -> float:
-    """CPU seconds per tick: crashes of the seeded schedule, the tick, the answers to it."""
+) -> tuple[float, int]:
+    """CPU seconds per tick (crashes of the seeded schedule, the tick, the answers to it), and
+    the services (re)started."""
     names = [r.spec.name for r in sup.records()]
+    started = 0
     began = time.process_time()
     for _ in range(ticks):
         for _ in range(int(rate) + (crashes.random() < rate % 1)):
@@ -88,9 +94,9 @@ def run_block(
             rec = sup.record(name)
             if rec.state in LIVE_STATES:
                 sup.died(name, rec.generation, "benchmark crash")
-        answer(sup, sup.tick())
+        started += answer(sup, sup.tick())
         clock.now += 0.05
-    return (time.process_time() - began) / ticks
+    return (time.process_time() - began) / ticks, started
 
 
 def main() -> None:
@@ -106,23 +112,29 @@ def main() -> None:
         "on": build(args.services, args.levels, features=True),
     }
     per_tick: dict[str, list[float]] = {"off": [], "on": []}
+    starts = {"off": 0, "on": 0}
     for block in range(args.blocks):
         order = ["off", "on"] if block % 2 == 0 else ["on", "off"]
         for side in order:
             sup, clock = sides[side]
             schedule = random.Random(block)  # the same crashes on both sides in this block
-            per_tick[side].append(run_block(sup, clock, args.ticks, schedule, args.crash_rate))
+            cpu, started = run_block(sup, clock, args.ticks, schedule, args.crash_rate)
+            per_tick[side].append(cpu)
+            starts[side] += started
     off, on = median(per_tick["off"]), median(per_tick["on"])
     for side in ("off", "on"):
         blocks = ", ".join(f"{t * 1e3:.2f}" for t in per_tick[side])
-        print(f"{side:>3}: median {median(per_tick[side]) * 1e3:.2f} ms CPU per tick ({blocks})")
+        print(
+            f"{side:>3}: median {median(per_tick[side]) * 1e3:.2f} ms CPU per tick ({blocks}); "
+            f"{starts[side]} services restarted"
+        )
     print(
         f"{args.services} services, {args.crash_rate:g} crashes per tick: features on / off "
         f"= {on / off:.2f}"
     )
     path = write_result(
         "supervision_tick",
-        {"args": vars(args), "per_tick_s": per_tick, "ratio_on_off": on / off},
+        {"args": vars(args), "per_tick_s": per_tick, "starts": starts, "ratio_on_off": on / off},
     )
     print(f"raw figures: {path}")
 

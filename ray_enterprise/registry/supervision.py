@@ -75,6 +75,9 @@ class ShutdownApplication:
 
 Action = StartService | KillService | NotifyDependency | ShutdownApplication
 
+#: How a significant service ended for good, as auto_shutdown reads it (other states: running).
+_ENDED = {ServiceState.FAILED: "failed", ServiceState.STOPPED: "completed"}
+
 #: The start of a FAILED reason when start() never returned: alerts and readers tell a service
 #: that cannot start from one that crashes while running by it.
 START_FAILED = "start failed"
@@ -129,7 +132,10 @@ class Supervisor:
         self.running = False  # desired state: start_all sets it, stop_all clears it
         self.auto_shutdown = AutoShutdown.NEVER  # the application's (AppSpec.auto_shutdown)
         self.shutdown: ShutdownCause | None = None  # set once the application stopped itself
+        # Indexes of the specs, rebuilt on first use after a registration: a crash must not
+        # cost a walk over every service, nor auto_shutdown one per tick.
         self._groups: dict[str, tuple[str, ...]] | None = None
+        self._significant: tuple[ServiceRecord, ...] | None = None
 
     # -- registration ---------------------------------------------------------------------
 
@@ -161,7 +167,8 @@ class Supervisor:
 
     def _validate(self, deps: dict[str, tuple[str, ...]]) -> None:
         self._graph = DependencyGraph(deps)
-        self._groups = None  # one_for_all groups, rebuilt on first use
+        self._groups = None
+        self._significant = None
 
     def unregister(self, name: str) -> None:
         self.record(name)
@@ -346,7 +353,7 @@ class Supervisor:
         group = self.record(name).spec.group
         if group is None:
             return [name]
-        if self._groups is None:  # a crash must not cost a walk over every service
+        if self._groups is None:
             groups: dict[str, list[str]] = {}
             for rec in self.records():
                 if rec.spec.group is not None:
@@ -496,13 +503,15 @@ class Supervisor:
         """Stop the application, once, when its significant services ended as its policy says."""
         if self.auto_shutdown is AutoShutdown.NEVER or self.shutdown is not None:
             return []
-        outcomes = {ServiceState.FAILED: "failed", ServiceState.STOPPED: "completed"}
+        if self._significant is None:
+            self._significant = tuple(r for r in self.records() if r.spec.significant)
+        if not any(r.state in _ENDED for r in self._significant):
+            return []
         cause = shutdown_due(
             self.auto_shutdown,
             (
-                (r.spec.name, outcomes.get(r.state, "running"), r.last_error)
-                for r in self.records()
-                if r.spec.significant
+                (r.spec.name, _ENDED.get(r.state, "running"), r.last_error)
+                for r in self._significant
             ),
         )
         if cause is None:
