@@ -362,8 +362,15 @@ class RegistryActor:
         self._state.put(_DESIRED, "running")
         self._wake.set()
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while (deadline is None or time.monotonic() < deadline) and not self._sup.settled():
+        # Not running any more: an auto_shutdown (or a stop) came first; nothing will settle.
+        while (
+            (deadline is None or time.monotonic() < deadline)
+            and self._sup.running
+            and not self._sup.settled()
+        ):
             await asyncio.sleep(0.02)
+        if self._sup.shutdown is not None and self._stopping is not None:
+            await self._stopping  # the application stopped itself: report it stopped
         return await self.get_system_status()
 
     async def stop_all(self) -> dict[str, Any]:

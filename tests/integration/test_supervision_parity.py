@@ -1,5 +1,6 @@
-"""Issue 24's supervision rules on a real local Ray: one_for_all groups and the start retry
-budget (auto_shutdown is proved through `up` in tests/integration/cli/test_auto_shutdown.py)."""
+"""Issue 24's supervision rules on a real local Ray: one_for_all groups, the start retry
+budget, and auto_shutdown from the Python API (through `up`, with its exit status:
+tests/integration/cli/test_auto_shutdown.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 import ray
 
 import ray_enterprise
+from ray_enterprise.spec import AppSpec, AutoShutdown
 from tests.integration.helpers import faulty, service
 from tests.support import wait_for
 
@@ -56,3 +58,32 @@ def test_a_service_whose_start_keeps_raising_is_failed_with_its_last_error(
     error = info["last_error"] or ""
     assert error.startswith("start failed 2 times in a row (restart.max_start_attempts=2)")
     assert "configured to fail in start()" in error
+
+
+def test_start_all_returns_when_a_significant_service_fails_and_the_app_stops_itself(
+    registry: Registry,
+) -> None:
+    app = AppSpec(
+        name="batch",
+        auto_shutdown=AutoShutdown.ANY_SIGNIFICANT,
+        services=(
+            faulty("store"),
+            faulty(
+                "job",
+                "store",
+                significant=True,
+                restart={"max_start_attempts": 1},
+                config={"fail_start": True},
+            ),
+        ),
+    )
+    registry.register_app_sync(app)
+    # No timeout of its own: it must end because the application stopped, not by a deadline.
+    status = ray.get(registry.actor.start_all.remote(None), timeout=120)
+    assert {s["name"]: s["state"] for s in status["services"]} == {
+        "store": "stopped",
+        "job": "stopped",
+    }
+    cause = ray.get(registry.actor.auto_shutdown.remote())
+    assert cause["failed"] and cause["services"] == ["job"]
+    assert cause["reason"].startswith("auto_shutdown=any_significant: job failed: start failed")
