@@ -499,21 +499,25 @@ class Supervisor:
         actions.extend(self._check_auto_shutdown())
         return actions
 
-    def _check_auto_shutdown(self) -> list[Action]:
-        """Stop the application, once, when its significant services ended as its policy says."""
+    def _shutdown_due(self) -> ShutdownCause | None:
+        """The auto_shutdown the next tick will act on, if its significant services say so."""
         if self.auto_shutdown is AutoShutdown.NEVER or self.shutdown is not None:
-            return []
+            return None
         if self._significant is None:
             self._significant = tuple(r for r in self.records() if r.spec.significant)
         if not any(r.state in _ENDED for r in self._significant):
-            return []
-        cause = shutdown_due(
+            return None
+        return shutdown_due(
             self.auto_shutdown,
             (
                 (r.spec.name, _ENDED.get(r.state, "running"), r.last_error)
                 for r in self._significant
             ),
         )
+
+    def _check_auto_shutdown(self) -> list[Action]:
+        """Stop the application, once, when its significant services ended as its policy says."""
+        cause = self._shutdown_due()
         if cause is None:
             return []
         self.shutdown = cause
@@ -534,7 +538,10 @@ class Supervisor:
         return actions
 
     def settled(self) -> bool:
-        """Every service is up, or given up on, or waiting behind one that was given up on."""
+        """Every service is up, or given up on, or waiting behind one that was given up on;
+        and the application is not about to stop itself (its next tick would)."""
+        if self._shutdown_due() is not None:
+            return False
         failed = {n for n, r in self._records.items() if r.state is ServiceState.FAILED}
         blocked = set(failed)
         for name in failed:

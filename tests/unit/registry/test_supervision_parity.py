@@ -267,3 +267,16 @@ def test_significant_without_auto_shutdown_is_refused_as_otp_does() -> None:
         }
     )
     assert app.auto_shutdown is AutoShutdown.ALL_SIGNIFICANT
+
+
+def test_an_application_about_to_stop_itself_is_not_settled_until_its_tick_stops_it() -> None:
+    sup, _ = make(
+        spec("store"),
+        spec("job", significant=True, restart={"max_restarts": 0}),
+        auto_shutdown=AutoShutdown.ANY_SIGNIFICANT,
+    )
+    all_up(sup)
+    sup.died("job", 1, "boom")  # seen between ticks: FAILED, everything else up
+    assert not sup.settled()  # start_all must not report this as the settled application
+    sup.tick()
+    assert sup.shutdown is not None and not sup.running
