@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ray_enterprise.service import Health, Service
     from ray_enterprise.spec import (
         AppSpec,
+        AutoShutdown,
         Criticality,
         RestartPolicy,
         ServiceSpec,
@@ -66,6 +67,7 @@ install_log_redaction()
 #: Public name -> the module that defines it, imported when the name is first read.
 _LAZY: dict[str, str] = {
     "AppSpec": "ray_enterprise.spec",
+    "AutoShutdown": "ray_enterprise.spec",
     "ConfigOrchestrator": "ray_enterprise.config.client",
     "Criticality": "ray_enterprise.spec",
     "DependencyCycleError": "ray_enterprise.errors",
@@ -108,6 +110,7 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "AppSpec",
+    "AutoShutdown",
     "ConfigOrchestrator",
     "Criticality",
     "DependencyCycleError",

@@ -22,6 +22,10 @@ from ray_enterprise.cli_common import (
 from ray_enterprise.cli_progress import StageLog, service_stages
 from ray_enterprise.errors import NotConnectedError, RayEnterpriseError, SpecError
 
+#: `up`'s exit status when the application stopped itself because a significant service FAILED:
+#: not 1 (the command's own errors) nor 2 (usage), so a job's owner can tell them apart.
+AUTO_SHUTDOWN_FAILED_EXIT = 3
+
 _STATE_COLOURS = {
     "healthy": "green",
     "degraded": "yellow",
@@ -132,7 +136,11 @@ def up(
     api_host: str,
     api_port: int,
 ) -> None:
-    """Start every service of SPEC in dependency order and supervise it until Ctrl-C."""
+    """Start every service of SPEC in dependency order and supervise it until Ctrl-C.
+
+    With the spec's ``auto_shutdown``, it also ends when its significant services end: exit
+    status 0 when they completed, 3 when one FAILED, so that ``ray job submit`` reports it.
+    """
     import ray
 
     from ray_enterprise.runtime import connect, init_ray, shutdown_system
@@ -154,6 +162,7 @@ def up(
     title = f"[{app.name}]" if app is not None else "[restored]"
     serve_api = _management_api() if api else None
     stop_requested: list[str] = []
+    ended: dict[str, Any] | None = None  # the application's auto_shutdown, once it stopped itself
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         stop_requested.append(signal.Signals(signum).name)
@@ -184,6 +193,10 @@ def up(
             click.echo(f"status page: {url}/ui  (needs a key with status:read)")
         while not stop_requested:
             ready, _ = ray.wait([pending], timeout=0)
+            ended = ray.get(registry.actor.auto_shutdown.remote())
+            if ended is not None:
+                click.echo(f"the application stopped itself: {ended['reason']}")
+                break
             status = registry.get_system_status_sync()
             status["health"] = system_health()
             if live:
@@ -201,6 +214,8 @@ def up(
             time.sleep(refresh if ready else min(refresh, 0.25))
     finally:
         reason = stop_requested[0] if stop_requested else "duration elapsed"
+        if ended is not None:
+            reason = f"auto_shutdown={ended['policy']}"
         click.echo(f"stopping ({reason}): services stop in reverse dependency order")
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         if serve_api is not None:
@@ -210,6 +225,8 @@ def up(
         shutdown_system()
         ray.shutdown()
     click.echo("all services stopped")
+    if ended is not None and ended["failed"]:
+        fail(f"a significant service failed: {ended['reason']}", AUTO_SHUTDOWN_FAILED_EXIT)
 
 
 def _restore_control_state() -> None:

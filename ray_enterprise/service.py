@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import ray
 
 from ray_enterprise import latency
+from ray_enterprise.backoff import Backoff
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -228,7 +229,7 @@ class Service:
 
         context = ray.get_runtime_context()
         actor, namespace = context.get_actor_name(), context.namespace
-        backoff = 0.5
+        backoff = Backoff(0.5, 5.0)
         while True:
             try:
                 handle = get_config_handle(create=False)
@@ -240,8 +241,7 @@ class Service:
                     await handle.declare_model.remote(section.split(".", 1)[1], path)
                 await handle.subscribe.remote(section, actor, namespace, "_re_config", applied)
             except ValueError:  # no ConfigActor (yet)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(backoff.next())
                 continue
             except Exception as exc:
                 logger.warning(
@@ -249,7 +249,7 @@ class Service:
                 )
                 await asyncio.sleep(1.0)
                 continue
-            backoff = 0.5
+            backoff.reset()
             await asyncio.sleep(CONFIG_RENEW_S)
 
     @property

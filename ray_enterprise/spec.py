@@ -13,8 +13,17 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from ray_enterprise.backoff import DEFAULT_JITTER
 from ray_enterprise.errors import SpecError
 from ray_enterprise.registry.routing import Routing
 from ray_enterprise.safe_load import DocumentError, read_document
@@ -44,6 +53,17 @@ class Strategy(str, Enum):
 
     ONE_FOR_ONE = "one_for_one"
     REST_FOR_ONE = "rest_for_one"
+    # The group is the services naming the same ``group:``, not a supervisor's children: a
+    # flat spec file has no supervisor tree, and an explicit name says what restarts together.
+    ONE_FOR_ALL = "one_for_all"
+
+
+class AutoShutdown(str, Enum):
+    """OTP's ``auto_shutdown``: whether the application stops when significant services end."""
+
+    NEVER = "never"
+    ANY_SIGNIFICANT = "any_significant"  # the first significant service to end stops it
+    ALL_SIGNIFICANT = "all_significant"  # it stops once every significant service has ended
 
 
 class _Strict(BaseModel):
@@ -67,6 +87,13 @@ class RestartSpec(_Strict):
     backoff_max_s: float = Field(30.0, ge=0, le=HOUR_S)
     # Backoff forgets past restarts after this long healthy (Kubernetes resets after 10 min).
     backoff_reset_s: float = Field(120.0, gt=0, le=DAY_S)
+    # Each backoff is lengthened by up to this fraction, at random (Akka's randomFactor), so
+    # services restarted together do not retry in lockstep.
+    jitter: float = Field(DEFAULT_JITTER, ge=0, le=1)
+    # start() failing this many times in a row is FAILED at once: a constructor that cannot
+    # succeed (bad config, missing file) should not spend the crash budget, nor retry forever.
+    # 3 is Ray Serve's per-replica constructor retry count (MAX_PER_REPLICA_RETRY_COUNT).
+    max_start_attempts: int = Field(3, ge=1, le=1_000)
 
     @model_validator(mode="after")
     def _cap_not_below_initial(self) -> RestartSpec:
@@ -163,6 +190,11 @@ class ServiceSpec(_Strict):
     criticality: Criticality = Criticality.MEDIUM
     restart: RestartSpec = RestartSpec()
     strategy: Strategy = Strategy.ONE_FOR_ONE
+    # one_for_all: the services sharing this name restart together.
+    group: str | None = Field(None, validate_default=True)
+    # With the app's auto_shutdown: this service ending for good (completed, or FAILED) may stop
+    # the application (OTP's significant child).
+    significant: bool = False
     health: HealthSpec = HealthSpec()
     shutdown_timeout_s: float = Field(10.0, gt=0, le=HOUR_S)  # for stop(), then killed
     # A replica taken away waits this long for its calls in flight before stop() (Ray Serve's
@@ -199,6 +231,23 @@ class ServiceSpec(_Strict):
         module, sep, qualname = value.partition(":")
         if not sep or not module or not qualname:
             raise ValueError("must be 'package.module:ClassName'")
+        return value
+
+    @field_validator("group")
+    @classmethod
+    def _group_with_one_for_all(cls, value: str | None, info: ValidationInfo) -> str | None:
+        strategy = info.data.get("strategy")
+        if strategy is Strategy.ONE_FOR_ALL and value is None:
+            raise ValueError(
+                "strategy one_for_all needs group: NAME (the services that restart together "
+                "are those naming the same group)"
+            )
+        if value is not None and strategy is not Strategy.ONE_FOR_ALL:
+            raise ValueError(
+                f"group {value!r} is only read with strategy: one_for_all; set that, or drop group"
+            )
+        if value is not None and not _NAME_RE.match(value):
+            raise ValueError("a group name follows the service name rules (lowercase, a-z0-9_-)")
         return value
 
     @field_validator("depends_on", mode="before")
@@ -268,6 +317,8 @@ class AppSpec(_Strict):
     """An application: a named set of services (a spec file)."""
 
     name: str = "default"
+    # The application's, not a service's: OTP sets it on the supervisor of the children.
+    auto_shutdown: AutoShutdown = AutoShutdown.NEVER
     services: tuple[ServiceSpec, ...]
 
     @model_validator(mode="after")
@@ -277,6 +328,13 @@ class AppSpec(_Strict):
             if service.name in seen:
                 raise ValueError(f"service {service.name!r} is defined twice")
             seen.add(service.name)
+        significant = [s.name for s in self.services if s.significant]
+        if significant and self.auto_shutdown is AutoShutdown.NEVER:
+            # OTP refuses this too: a significant child under auto_shutdown=never means nothing.
+            raise ValueError(
+                f"significant: true on {', '.join(significant)} has no effect while "
+                "auto_shutdown is never; set auto_shutdown: any_significant or all_significant"
+            )
         return self
 
 

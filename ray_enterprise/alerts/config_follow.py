@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import ray
 
+from ray_enterprise.backoff import Backoff
+
 logger = logging.getLogger("ray_enterprise.alerts")
 
 ALERTING_SECTION = "observability"
@@ -28,7 +30,7 @@ async def follow_config_section(
     from ray_enterprise.config.actor import get_config_handle
 
     namespace = ray.get_runtime_context().namespace
-    backoff = 0.5
+    backoff = Backoff(0.5, renew_s)
     while True:
         try:
             handle = get_config_handle(create=False)
@@ -36,12 +38,11 @@ async def follow_config_section(
                 ALERTING_SECTION, actor_name, namespace, method, applied()
             )
         except ValueError:  # no ConfigActor (yet)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, renew_s)
+            await asyncio.sleep(backoff.next())
             continue
         except Exception as exc:  # restarting: the same question is asked again
             logger.debug("alert config subscription failed: %s", exc)
             await asyncio.sleep(1.0)
             continue
-        backoff = 0.5
+        backoff.reset()
         await asyncio.sleep(renew_s)

@@ -20,12 +20,12 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from ray_enterprise.alerts.backoff import DEFAULT_JITTER, backoff_delay
 from ray_enterprise.alerts.errors import AlertConfigError, DeliveryError
 from ray_enterprise.alerts.manager import wall_clock_ms
 from ray_enterprise.alerts.model import Notification, Severity
 from ray_enterprise.alerts.payloads import alertmanager_payload, slack_payload
 from ray_enterprise.alerts.routing import parse_duration_ms
+from ray_enterprise.backoff import DEFAULT_JITTER, backoff_delay
 
 logger = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from ray_enterprise import _kv, system_actors
 from ray_enterprise.alerts.client import RestartAlert
+from ray_enterprise.backoff import Backoff
 from ray_enterprise.config.applier import Applied, ConfigApplier
 from ray_enterprise.config.burst import BurstWindow
 from ray_enterprise.config.errors import ConfigError
@@ -97,15 +98,14 @@ class ConfigActor(ConfigSubscriptions, ConfigViews, ConfigWrites):
         for source, values in zip(self._sources, loaded, strict=True):
             self._values[source.layer] = values
             self._note_health(source, source.health().ok)
-        delay = 0.2
+        delay = Backoff(0.2, 5.0)
         while True:  # history is where version numbers come from: wait for it, however long
             try:
                 await self._resume()
                 break
             except Exception as exc:
                 logger.warning("config history unavailable, retrying: %s", describe_error(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await asyncio.sleep(delay.next())
         for data in _kv.scan(SUBSCRIPTION_PREFIX).values():
             self._fanout.add(Subscription(**data))
         self._ready.set()

@@ -21,6 +21,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
+from ray_enterprise.backoff import Backoff
 from ray_enterprise.config.actor import get_config_handle
 from ray_enterprise.config.schema import EnterpriseConfig
 from ray_enterprise.config.settings import ConfigSettings
@@ -215,7 +216,7 @@ class ConfigOrchestrator:
 
     async def _watch_loop(self) -> None:
         assert self._wake is not None
-        backoff = 0.2
+        backoff = Backoff(0.2, 5.0)
         while True:
             # A section with a handler still waiting for its baseline asks with -1 first.
             since: dict[str, int] = {}
@@ -238,17 +239,15 @@ class ConfigOrchestrator:
                 result = poll.result()
             except RayActorError as exc:  # removed, not restarted: wait for a new one
                 log.warning("config watch lost its actor (%s); looking again", type(exc).__name__)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(backoff.next())
                 with contextlib.suppress(ValueError):  # never boots one itself from here
                     self._handle = get_config_handle(create=False)
                 continue
             except Exception as exc:  # a Ray hiccup: the same question is asked again
                 log.warning("config watch poll failed (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(backoff.next())
                 continue
-            backoff = 0.2
+            backoff.reset()
             await self._dispatch(result)
 
     async def _dispatch(self, result: dict[str, Any]) -> None:

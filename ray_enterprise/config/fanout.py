@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ray_enterprise.backoff import Backoff
+
 log = logging.getLogger("ray_enterprise.config")
 
 
@@ -104,7 +106,7 @@ class Fanout:
             await asyncio.wait(tasks, timeout=timeout)
 
     async def _deliver(self, sub: Subscription, wake: asyncio.Event) -> None:
-        delay = self._retry_s
+        delay = Backoff(self._retry_s, self._retry_max_s)
         while True:
             await wake.wait()
             wake.clear()
@@ -123,9 +125,8 @@ class Fanout:
             except Exception as exc:  # unreachable for now: try again, backing off
                 log.warning("config push to %s failed (%s); retrying", sub.key, type(exc).__name__)
                 wake.set()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max_s)
+                await asyncio.sleep(delay.next())
                 continue
-            delay = self._retry_s
+            delay.reset()
             sub.acked = max(sub.acked, version)
             wake.set()  # a newer version may have landed while this one was in flight

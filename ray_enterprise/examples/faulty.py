@@ -17,7 +17,8 @@ class FaultyService(Service):
     """Config: ``start_delay_s``, ``fail_start`` (raise in start), ``healthy`` and ``ready``
     (initial), ``not_ready_from`` (replicas of this index and above say not ready),
     ``version`` (what ``work`` reports), ``fail_every`` (``work`` raises on every n-th call),
-    ``work_delay_s`` (added to every ``work`` call: a slow version).
+    ``work_delay_s`` (added to every ``work`` call: a slow version), ``complete_after_s``
+    (end on its own accord, as a finished batch job does).
 
     Calls: ``set_healthy(bool)``, ``set_ready(bool)``, ``crash()`` (SIGKILL of its own
     process), ``pid()``, ``events()`` (the hooks it saw, with times), ``echo(x)``,
@@ -42,6 +43,11 @@ class FaultyService(Service):
         if since is not None and (int(index) if dot else 0) >= int(since):
             self._ready = False
         self._events.append(("started", self.generation, time.time()))
+        after = self.config.get("complete_after_s")
+        if after is not None:
+            self._completion = asyncio.get_running_loop().call_later(
+                float(after), lambda: asyncio.ensure_future(self.complete())
+            )
 
     async def stop(self) -> None:
         self._events.append(("stop", self.generation, time.time()))

@@ -28,9 +28,12 @@ from ray_enterprise.observability.metrics import MetricType, record_metric
 from ray_enterprise.observability.system_metrics import REGISTRY_TICK_METRIC
 from ray_enterprise.redaction import redact_text
 from ray_enterprise.registry.alert_reports import AlertReports
+from ray_enterprise.registry.auto_shutdown import ShutdownCause
 from ray_enterprise.registry.control_state import (
+    APP_KEY,
     DESIRED_KEY,
     RECORD_PREFIX,
+    SHUTDOWN_KEY,
     SPEC_PREFIX,
     ControlState,
 )
@@ -49,10 +52,11 @@ from ray_enterprise.registry.supervision import (
     KillService,
     NotifyDependency,
     ServiceState,
+    ShutdownApplication,
     StartService,
     Supervisor,
 )
-from ray_enterprise.spec import ServiceSpec
+from ray_enterprise.spec import AutoShutdown, ServiceSpec
 from ray_enterprise.system_actors import SERVICE_PREFIX, get_system_actor
 
 logger = logging.getLogger("ray_enterprise.registry")
@@ -108,6 +112,10 @@ class RegistryActor:
             self._sup.register_all(specs)
         desired = _kv.get(_DESIRED)
         self._sup.running = desired == "running"
+        app = _kv.get(APP_KEY, {})
+        self._sup.auto_shutdown = AutoShutdown(app.get("auto_shutdown", "never"))
+        if (cause := _kv.get(SHUTDOWN_KEY)) is not None:
+            self._sup.shutdown = ShutdownCause.from_json(cause)
         records = {key[len(_RECORD) :]: rec for key, rec in _kv.scan(_RECORD).items()}
         # An upgrade cut short ends here, as old or new: the record's generation says which.
         generations = {n: int(r.get("generation", 0)) for n, r in records.items()}
@@ -237,6 +245,12 @@ class RegistryActor:
                 self._fleet.kill(action.name, action.generation)
             elif isinstance(action, NotifyDependency):
                 self.spawn(self._fleet.notify(action))
+            elif isinstance(action, ShutdownApplication):
+                # Said before the stop, so that `up` and a restarted registry know why.
+                _kv.put(SHUTDOWN_KEY, action.cause.to_json())
+                logger.warning("application stops by itself: %s", action.cause.reason)
+                if self._stopping is None or self._stopping.done():
+                    self._stopping = asyncio.get_event_loop().create_task(self._stop_all())
         if actions:
             self._wake.set()
 
@@ -312,10 +326,17 @@ class RegistryActor:
         self._wake.set()
         return parsed.to_json()
 
-    async def register_services(self, specs: list[dict[str, Any]]) -> list[str]:
-        """Register a whole application at once, so services may reference each other."""
+    async def register_services(
+        self, specs: list[dict[str, Any]], auto_shutdown: str | None = None
+    ) -> list[str]:
+        """Register a whole application at once, so services may reference each other;
+        ``auto_shutdown`` is the application's (None: as it was)."""
         parsed = [ServiceSpec.model_validate(s) for s in specs]
+        policy = AutoShutdown(auto_shutdown) if auto_shutdown is not None else None
         self._sup.register_all(parsed)
+        if policy is not None:
+            self._sup.auto_shutdown = policy
+            self._state.put(APP_KEY, {"auto_shutdown": policy.value})
         for spec in parsed:
             self._state.put(_SPEC + spec.name, spec.to_json())
         self._wake.set()
@@ -336,12 +357,20 @@ class RegistryActor:
             await self._stopping
         if not self._sup.running:
             self._sup.reset_for_start()
+            _kv.delete(SHUTDOWN_KEY)
         self._sup.running = True
         self._state.put(_DESIRED, "running")
         self._wake.set()
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while (deadline is None or time.monotonic() < deadline) and not self._sup.settled():
+        # Not running any more: an auto_shutdown (or a stop) came first; nothing will settle.
+        while (
+            (deadline is None or time.monotonic() < deadline)
+            and self._sup.running
+            and not self._sup.settled()
+        ):
             await asyncio.sleep(0.02)
+        if self._sup.shutdown is not None and self._stopping is not None:
+            await self._stopping  # the application stopped itself: report it stopped
         return await self.get_system_status()
 
     async def stop_all(self) -> dict[str, Any]:
@@ -350,6 +379,11 @@ class RegistryActor:
             self._stopping = asyncio.get_event_loop().create_task(self._stop_all())
         await self._stopping
         return await self.get_system_status()
+
+    async def auto_shutdown(self) -> dict[str, Any] | None:
+        """Why the application stopped itself (its auto_shutdown), or None: what ``up`` asks."""
+        cause = self._sup.shutdown
+        return cause.to_json() if cause is not None else None
 
     async def restart(self, name: str) -> dict[str, Any]:
         self.execute(self._sup.restart(name))

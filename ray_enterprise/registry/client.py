@@ -64,6 +64,13 @@ def build_spec(
         raise
 
 
+def _app_args(app: AppSpec | Iterable[ServiceSpec]) -> tuple[list[dict[str, Any]], str | None]:
+    """``register_services``' arguments: the specs, and the app's auto_shutdown if it is one."""
+    if isinstance(app, AppSpec):
+        return [s.to_json() for s in app.services], app.auto_shutdown.value
+    return [s.to_json() for s in app], None
+
+
 class EnterpriseServiceRegistry:
     """Register, start, inspect and stop services through the cluster's RegistryActor."""
 
@@ -101,8 +108,9 @@ class EnterpriseServiceRegistry:
         return spec
 
     async def register_app(self, app: AppSpec | Iterable[ServiceSpec]) -> list[str]:
-        specs = app.services if isinstance(app, AppSpec) else tuple(app)
-        names: list[str] = await self._handle.register_services.remote([s.to_json() for s in specs])
+        """Register services; an :class:`AppSpec` also sets the application's auto_shutdown,
+        a bare list of services leaves it as it was."""
+        names: list[str] = await self._handle.register_services.remote(*_app_args(app))
         return names
 
     async def start_all(self, timeout_s: float | None = 300.0) -> dict[str, Any]:
@@ -175,10 +183,7 @@ class EnterpriseServiceRegistry:
         return spec
 
     def register_app_sync(self, app: AppSpec | Iterable[ServiceSpec]) -> list[str]:
-        specs = app.services if isinstance(app, AppSpec) else tuple(app)
-        names: list[str] = ray.get(
-            self._handle.register_services.remote([s.to_json() for s in specs])
-        )
+        names: list[str] = ray.get(self._handle.register_services.remote(*_app_args(app)))
         return names
 
     def start_all_sync(self, timeout_s: float | None = 300.0) -> dict[str, Any]:

@@ -33,10 +33,12 @@ logger = logging.getLogger("ray_enterprise.registry")
 SPEC_PREFIX = "registry/spec/"  # + service: its spec at the version last deployed
 RECORD_PREFIX = "registry/record/"  # + service: its generation, restarts, whether FAILED
 DESIRED_KEY = "registry/desired"  # running | stopping | stopped
+APP_KEY = "registry/app"  # the application's own settings: {"auto_shutdown": ...}
+SHUTDOWN_KEY = "registry/shutdown"  # why the application stopped itself (auto_shutdown)
 
 #: The keys that say what should run; the rest of the registry's keys are live bookkeeping
 #: (what was told to the alerts, routes) that a restored application rebuilds by itself.
-DURABLE_PREFIXES = (SPEC_PREFIX, RECORD_PREFIX, DESIRED_KEY)
+DURABLE_PREFIXES = (SPEC_PREFIX, RECORD_PREFIX, DESIRED_KEY, APP_KEY)
 
 _RETRY_S = 1.0
 
@@ -165,7 +167,8 @@ def read_durable(engine: sa.Engine) -> dict[str, Any]:
 
 
 def restore_into_kv(saved: Mapping[str, Any], *, desired: str = "stopped") -> list[str]:
-    """Copy the kept specs and records into the GCS KV; returns the services restored.
+    """Copy the kept specs, records and app settings into the GCS KV; returns the services
+    restored.
 
     The desired state is written as ``desired`` (``stopped``: the registry adopts nothing and
     ``start_all`` then starts every service in dependency order, as a cold ``up`` would, at
@@ -175,7 +178,7 @@ def restore_into_kv(saved: Mapping[str, Any], *, desired: str = "stopped") -> li
     for key, value in saved.items():
         if key.startswith(SPEC_PREFIX):
             services.append(key.removeprefix(SPEC_PREFIX))
-        if key.startswith((SPEC_PREFIX, RECORD_PREFIX)):
+        if key.startswith((SPEC_PREFIX, RECORD_PREFIX, APP_KEY)):  # the app's auto_shutdown too
             _kv.put(key, value)
     _kv.put(DESIRED_KEY, desired)
     return sorted(services)

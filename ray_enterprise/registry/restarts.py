@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from dataclasses import dataclass, field
 
+from ray_enterprise.backoff import Random, backoff_delay
 from ray_enterprise.spec import RestartSpec
 
 
@@ -13,11 +15,13 @@ class RestartTracker:
     """OTP's "N restarts in T seconds" plus Kubernetes-style doubling backoff.
 
     ``exceeded()`` says the service has crashed too often to keep trying; ``next_delay()``
-    doubles with each consecutive restart up to the cap, and ``note_healthy()`` forgets the
-    streak once the service has stayed healthy for ``backoff_reset_s``.
+    doubles with each consecutive restart up to the cap, lengthened by up to ``spec.jitter``
+    at random (``rng``, injected by tests), and ``note_healthy()`` forgets the streak once the
+    service has stayed healthy for ``backoff_reset_s``.
     """
 
     spec: RestartSpec
+    rng: Random = random.random
     _times: deque[float] = field(default_factory=deque)
     consecutive: int = 0
 
@@ -35,6 +39,10 @@ class RestartTracker:
         self._expire(now)
         return len(self._times)
 
+    def record_backoff(self) -> None:
+        """A failed start: the next try waits longer, but the crash budget is not spent."""
+        self.consecutive += 1
+
     def exceeded(self, now: float) -> bool:
         """True when the restarts within the window are more than ``max_restarts``."""
         return self.in_window(now) > self.spec.max_restarts
@@ -47,8 +55,10 @@ class RestartTracker:
         """
         if self.consecutive <= 1:
             return 0.0
-        delay = self.spec.backoff_initial_s * (2 ** (self.consecutive - 2))
-        return float(min(self.spec.backoff_max_s, delay))
+        spec = self.spec
+        return backoff_delay(
+            self.consecutive - 1, spec.backoff_initial_s, spec.backoff_max_s, spec.jitter, self.rng
+        )
 
     def note_healthy(self, healthy_since: float, now: float) -> None:
         """Reset the backoff streak after a sustained healthy period."""

@@ -8,16 +8,19 @@ that it can be tested with a fake clock in milliseconds.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from ray_enterprise.backoff import Random
 from ray_enterprise.errors import ServiceNotFoundError
 from ray_enterprise.redaction import redact_text
+from ray_enterprise.registry.auto_shutdown import ShutdownCause, shutdown_due
 from ray_enterprise.registry.graph import DependencyGraph
 from ray_enterprise.registry.restarts import RestartTracker
-from ray_enterprise.spec import RestartPolicy, ServiceSpec, Strategy
+from ray_enterprise.spec import AutoShutdown, RestartPolicy, ServiceSpec, Strategy
 
 
 class ServiceState(str, Enum):
@@ -63,7 +66,21 @@ class NotifyDependency:
     state: ServiceState
 
 
-Action = StartService | KillService | NotifyDependency
+@dataclass(frozen=True)
+class ShutdownApplication:
+    """Stop every service in reverse dependency order: the app's auto_shutdown is due."""
+
+    cause: ShutdownCause
+
+
+Action = StartService | KillService | NotifyDependency | ShutdownApplication
+
+#: How a significant service ended for good, as auto_shutdown reads it (other states: running).
+_ENDED = {ServiceState.FAILED: "failed", ServiceState.STOPPED: "completed"}
+
+#: The start of a FAILED reason when start() never returned: alerts and readers tell a service
+#: that cannot start from one that crashes while running by it.
+START_FAILED = "start failed"
 
 
 @dataclass(frozen=True)
@@ -97,17 +114,28 @@ class ServiceRecord:
     restart_at: float = 0.0
     reserved_generation: int = 0  # the highest generation an upgrade took for its new version
     seen_dependencies: dict[str, bool] = field(default_factory=dict)
+    start_returned: bool = False  # the current generation's start() returned
+    start_failures: int = 0  # consecutive starts that never returned (restart.max_start_attempts)
 
 
 class Supervisor:
     """Reconciles a set of services toward 'running' or 'stopped'."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, rng: Random = random.random
+    ) -> None:
         self._clock = clock
+        self._rng = rng  # the backoffs' jitter; a test fixes it
         self._records: dict[str, ServiceRecord] = {}
         self._graph = DependencyGraph({})
         self._transitions: list[Transition] = []
         self.running = False  # desired state: start_all sets it, stop_all clears it
+        self.auto_shutdown = AutoShutdown.NEVER  # the application's (AppSpec.auto_shutdown)
+        self.shutdown: ShutdownCause | None = None  # set once the application stopped itself
+        # Indexes of the specs, rebuilt on first use after a registration: a crash must not
+        # cost a walk over every service, nor auto_shutdown one per tick.
+        self._groups: dict[str, tuple[str, ...]] | None = None
+        self._significant: tuple[ServiceRecord, ...] | None = None
 
     # -- registration ---------------------------------------------------------------------
 
@@ -132,11 +160,15 @@ class Supervisor:
                 old.tracker.spec = spec.restart
             else:
                 self._records[spec.name] = ServiceRecord(
-                    spec=spec, tracker=RestartTracker(spec.restart), state_since=self._clock()
+                    spec=spec,
+                    tracker=RestartTracker(spec.restart, rng=self._rng),
+                    state_since=self._clock(),
                 )
 
     def _validate(self, deps: dict[str, tuple[str, ...]]) -> None:
         self._graph = DependencyGraph(deps)
+        self._groups = None
+        self._significant = None
 
     def unregister(self, name: str) -> None:
         self.record(name)
@@ -185,6 +217,7 @@ class Supervisor:
         rec.generation = generation
         rec.started_at = self._clock()
         rec.consecutive_failures = 0
+        rec.start_returned = True  # it ran under the registry that died
         self._set_state(rec, ServiceState.STARTING)
 
     def restore(
@@ -236,6 +269,8 @@ class Supervisor:
         rec = self._current(name, generation)
         if rec is None:
             return []
+        if rec.state is ServiceState.STARTING and not rec.start_returned:
+            return self._start_failed(rec, reason)
         return self._fail(rec, reason, alive=False)
 
     def completed(self, name: str, generation: int) -> list[Action]:
@@ -250,6 +285,32 @@ class Supervisor:
         return [KillService(name, generation, "completed")]
 
     # -- decisions ------------------------------------------------------------------------
+
+    def _start_failed(self, rec: ServiceRecord, reason: str) -> list[Action]:
+        """start() never returned (the constructor or the hook raised, the actor could not be
+        created): its own budget, ``max_start_attempts``, not the crash intensity, and no
+        strategy: nothing ran, so nothing started with it needs restarting."""
+        limit = rec.spec.restart.max_start_attempts
+        rec.start_failures += 1
+        rec.healthy_since = None
+        rec.consecutive_failures = 0
+        if rec.spec.restart.policy is RestartPolicy.TEMPORARY:
+            rec.last_error = f"{START_FAILED}: {reason} (temporary service: not restarted)"
+            self._set_state(rec, ServiceState.FAILED)
+            return []
+        if rec.start_failures >= limit:
+            times = f"{rec.start_failures} time{'s' if rec.start_failures > 1 else ''}"
+            rec.last_error = (
+                f"{START_FAILED} {times} in a row (restart.max_start_attempts={limit}): "
+                f"given up; last error: {reason}"
+            )
+            self._set_state(rec, ServiceState.FAILED)
+            return []
+        rec.last_error = f"{START_FAILED} (attempt {rec.start_failures} of {limit}): {reason}"
+        rec.tracker.record_backoff()
+        rec.restart_at = self._clock() + rec.tracker.next_delay()
+        self._set_state(rec, ServiceState.RESTARTING)
+        return []
 
     def _fail(self, rec: ServiceRecord, reason: str, *, alive: bool = True) -> list[Action]:
         now = self._clock()
@@ -273,8 +334,48 @@ class Supervisor:
             return actions
         rec.restart_at = now + rec.tracker.next_delay()
         self._set_state(rec, ServiceState.RESTARTING)
+        actions.extend(self._restart_with(rec, reason))
+        return actions
+
+    def _restart_with(
+        self, rec: ServiceRecord, reason: str, *, planned: bool = False
+    ) -> list[Action]:
+        """What the service's strategy restarts with it."""
         if rec.spec.strategy is Strategy.REST_FOR_ONE:
-            actions.extend(self._restart_dependents(rec.spec.name, reason))
+            return self._restart_dependents(rec.spec.name, reason, planned=planned)
+        if rec.spec.strategy is Strategy.ONE_FOR_ALL:
+            return self._restart_group(rec, reason, planned=planned)
+        return []
+
+    def group(self, name: str) -> list[str]:
+        """The services restarting with ``name`` under one_for_all, itself included, in start
+        order: those naming the same ``group``."""
+        group = self.record(name).spec.group
+        if group is None:
+            return [name]
+        if self._groups is None:
+            groups: dict[str, list[str]] = {}
+            for rec in self.records():
+                if rec.spec.group is not None:
+                    groups.setdefault(rec.spec.group, []).append(rec.spec.name)
+            self._groups = {g: tuple(members) for g, members in groups.items()}
+        return list(self._groups.get(group, (name,)))
+
+    def _restart_group(self, rec: ServiceRecord, reason: str, *, planned: bool) -> list[Action]:
+        """one_for_all: every live member goes down and comes back with ``rec``, at its time;
+        the tick then starts them in dependency order, as after rest_for_one."""
+        name = rec.spec.name
+        actions: list[Action] = []
+        for member_name in self.group(name):
+            member = self._records[member_name]
+            if member_name == name or member.state not in LIVE_STATES:
+                continue
+            group = rec.spec.group
+            actions.append(KillService(member_name, member.generation, f"one_for_all: {name}"))
+            member.last_error = f"restarted with {name} (one_for_all group {group}): {reason}"
+            member.healthy_since = None
+            member.restart_at = rec.restart_at
+            self._set_state(member, ServiceState.RESTARTING, planned=planned)
         return actions
 
     def _restart_dependents(self, name: str, reason: str, *, planned: bool = False) -> list[Action]:
@@ -299,9 +400,9 @@ class Supervisor:
         rec.restart_at = self._clock()
         rec.healthy_since = None
         rec.last_error = None
+        rec.start_failures = 0
         self._set_state(rec, ServiceState.RESTARTING, planned=True)
-        if rec.spec.strategy is Strategy.REST_FOR_ONE:
-            actions.extend(self._restart_dependents(name, "restart requested", planned=True))
+        actions.extend(self._restart_with(rec, "restart requested", planned=True))
         return actions
 
     def replica_lost(self, name: str, generation: int, reason: str) -> list[Action]:
@@ -349,6 +450,8 @@ class Supervisor:
         rec = self._records.get(name)
         if rec is not None and rec.generation == generation and rec.state is ServiceState.STARTING:
             rec.started_at = self._clock()
+            rec.start_returned = True
+            rec.start_failures = 0
 
     def _ready(self, name: str) -> bool:
         return all(self._records[d].state in UP_STATES for d in self._graph.dependencies(name))
@@ -371,6 +474,7 @@ class Supervisor:
                         rec.restarts += 1
                     rec.started_at = now
                     rec.consecutive_failures = 0
+                    rec.start_returned = False
                     self._set_state(rec, ServiceState.STARTING)
                     actions.append(StartService(name, rec.generation))
                 continue
@@ -392,7 +496,33 @@ class Supervisor:
                 actions.extend(self._reconcile_dependencies(rec))
                 if rec.healthy_since is not None:
                     rec.tracker.note_healthy(rec.healthy_since, now)
+        actions.extend(self._check_auto_shutdown())
         return actions
+
+    def _shutdown_due(self) -> ShutdownCause | None:
+        """The auto_shutdown the next tick will act on, if its significant services say so."""
+        if self.auto_shutdown is AutoShutdown.NEVER or self.shutdown is not None:
+            return None
+        if self._significant is None:
+            self._significant = tuple(r for r in self.records() if r.spec.significant)
+        if not any(r.state in _ENDED for r in self._significant):
+            return None
+        return shutdown_due(
+            self.auto_shutdown,
+            (
+                (r.spec.name, _ENDED.get(r.state, "running"), r.last_error)
+                for r in self._significant
+            ),
+        )
+
+    def _check_auto_shutdown(self) -> list[Action]:
+        """Stop the application, once, when its significant services ended as its policy says."""
+        cause = self._shutdown_due()
+        if cause is None:
+            return []
+        self.shutdown = cause
+        self.running = False
+        return [ShutdownApplication(cause)]
 
     def _reconcile_dependencies(self, rec: ServiceRecord) -> list[Action]:
         actions: list[Action] = []
@@ -408,7 +538,10 @@ class Supervisor:
         return actions
 
     def settled(self) -> bool:
-        """Every service is up, or given up on, or waiting behind one that was given up on."""
+        """Every service is up, or given up on, or waiting behind one that was given up on;
+        and the application is not about to stop itself (its next tick would)."""
+        if self._shutdown_due() is not None:
+            return False
         failed = {n for n, r in self._records.items() if r.state is ServiceState.FAILED}
         blocked = set(failed)
         for name in failed:
@@ -429,7 +562,9 @@ class Supervisor:
 
     def reset_for_start(self) -> None:
         """After a full stop, let start_all start everything again from PENDING."""
+        self.shutdown = None
         for rec in self._records.values():
+            rec.start_failures = 0
             if rec.state in (ServiceState.STOPPED, ServiceState.FAILED):
                 rec.tracker.reset()
                 rec.last_error = None if rec.state is ServiceState.STOPPED else rec.last_error

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "ray_enterprise"
 
 LEVELS: list[tuple[str, ...]] = [
     ("errors", "_kv", "storage", "redaction", "safe_load", "system_actors", "migrations",
-     "latency"),
+     "latency", "backoff"),
     ("spec",),
     # The reporting client and the plain data it sends: what every subsystem may import.
     ("alerts.client", "alerts.model", "alerts.errors", "alerts.faults", "alerts.sources",

@@ -21,7 +21,9 @@ def _engine(tmp_path: Path) -> sa.Engine:
 def test_only_the_keys_that_say_what_should_run_are_durable() -> None:
     assert is_durable("registry/spec/api") and is_durable("registry/record/api")
     assert is_durable("registry/desired")
+    assert is_durable("registry/app")  # the app's auto_shutdown: --restore keeps it
     assert not is_durable("registry/reported") and not is_durable("registry/routes/api")
+    assert not is_durable("registry/shutdown")  # why it stopped itself: this run's, not kept
 
 
 def test_the_newest_value_of_each_key_reaches_the_database(tmp_path: Path) -> None:

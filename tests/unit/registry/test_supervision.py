@@ -36,8 +36,15 @@ def starts(actions: list[Any]) -> list[str]:
     return [a.name for a in actions if isinstance(a, StartService)]
 
 
+def ran(sup: Supervisor, *names: str) -> None:
+    """Their start() returned: what follows is a crash, not a failed start."""
+    for name in names:
+        sup.started(name, sup.record(name).generation)
+
+
 def bring_up(sup: Supervisor, *names: str) -> None:
     for name in names:
+        ran(sup, name)
         sup.health_passed(name, sup.record(name).generation)
     sup.tick()
 
@@ -118,14 +125,19 @@ def test_health_failures_during_startup_grace_do_not_count() -> None:
 
 
 def test_backoff_delays_consecutive_restarts() -> None:
-    sup, clock = make(spec("a", restart={"backoff_initial_s": 1.0, "max_restarts": 10}))
+    sup, clock = make(
+        spec("a", restart={"backoff_initial_s": 1.0, "max_restarts": 10, "jitter": 0})
+    )
     sup.tick()
+    ran(sup, "a")
     sup.died("a", 1, "x")
     assert starts(sup.tick()) == ["a"]  # the first restart is immediate
+    ran(sup, "a")
     sup.died("a", 2, "x")
     assert starts(sup.tick()) == []  # the second waits backoff_initial_s
     clock.now += 1.0
     assert starts(sup.tick()) == ["a"]
+    ran(sup, "a")
     sup.died("a", 3, "x")
     clock.now += 1.0
     assert starts(sup.tick()) == []  # the third waits twice as long
@@ -146,6 +158,7 @@ def test_past_the_intensity_the_service_is_failed_and_dependents_degraded() -> N
     actions = sup.tick()
     assert NotifyDependency("api", 1, "db", ServiceState.STARTING) in actions
     assert sup.record("api").state is ServiceState.DEGRADED
+    ran(sup, "db")
     sup.died("db", 2, "again")
     assert sup.record("db").state is ServiceState.FAILED
     assert "given up" in (sup.record("db").last_error or "")
@@ -209,6 +222,7 @@ def test_a_transient_service_that_completes_stays_stopped() -> None:
 def test_manual_restart_revives_a_failed_service_with_a_fresh_count() -> None:
     sup, _ = make(spec("a", restart={"max_restarts": 0}))
     sup.tick()
+    ran(sup, "a")
     sup.died("a", 1, "x")
     assert sup.record("a").state is ServiceState.FAILED
     sup.restart("a")
@@ -228,6 +242,7 @@ def test_settled_counts_services_blocked_behind_a_failed_one() -> None:
     sup, _ = make(spec("a", restart={"max_restarts": 0}), spec("b", "a"))
     sup.tick()
     assert not sup.settled()
+    ran(sup, "a")
     sup.died("a", 1, "x")
     assert sup.settled()
 

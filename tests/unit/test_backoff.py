@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from ray_enterprise.alerts.backoff import DEFAULT_JITTER, backoff_delay
 from ray_enterprise.alerts.errors import AlertConfigError
 from ray_enterprise.alerts.handlers import WebhookHandler, handlers_from_config
+from ray_enterprise.backoff import DEFAULT_JITTER, Backoff, backoff_delay
 
 
 def test_delays_double_to_the_cap_and_jitter_stretches_each_by_up_to_its_fraction() -> None:
@@ -41,3 +41,15 @@ def test_a_jitter_outside_zero_to_one_is_refused_with_its_field() -> None:
         {"hook": {"type": "alertmanager", "url": "http://x", "jitter": 0}}
     )
     assert handler.name == "hook"
+
+
+def test_a_retry_loop_doubles_jittered_to_the_cap_and_starts_over_after_a_success() -> None:
+    loop = Backoff(0.5, 2.0, jitter=0.2, rng=lambda: 0.5)
+    assert [loop.next() for _ in range(4)] == pytest.approx([0.55, 1.1, 2.2, 2.2])
+    loop.reset()
+    assert loop.next() == pytest.approx(0.55)
+
+
+def test_a_retry_loop_refuses_a_jitter_outside_zero_to_one() -> None:
+    with pytest.raises(ValueError, match=r"fraction from 0 to 1, got 1\.5"):
+        Backoff(0.5, 2.0, jitter=1.5)
