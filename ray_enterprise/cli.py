@@ -22,9 +22,12 @@ from ray_enterprise.cli_common import (
 from ray_enterprise.cli_progress import StageLog, service_stages
 from ray_enterprise.errors import NotConnectedError, RayEnterpriseError, SpecError
 
-#: `up`'s exit status when the application stopped itself because a significant service FAILED:
-#: not 1 (the command's own errors) nor 2 (usage), so a job's owner can tell them apart.
+#: `up`'s exit status when the application stopped itself because a significant service FAILED,
+#: and when they all completed: never 0, so a `ray job submit` of `up` reports that the
+#: application ended (issue 24), and not 1 (the command's own errors) nor 2 (usage), so a job's
+#: owner can tell the four apart.
 AUTO_SHUTDOWN_FAILED_EXIT = 3
+AUTO_SHUTDOWN_COMPLETED_EXIT = 4
 
 _STATE_COLOURS = {
     "healthy": "green",
@@ -139,7 +142,7 @@ def up(
     """Start every service of SPEC in dependency order and supervise it until Ctrl-C.
 
     With the spec's ``auto_shutdown``, it also ends when its significant services end: exit
-    status 0 when they completed, 3 when one FAILED, so that ``ray job submit`` reports it.
+    status 4 when they completed, 3 when one FAILED, so that ``ray job submit`` reports it.
     """
     import ray
 
@@ -227,6 +230,8 @@ def up(
     click.echo("all services stopped")
     if ended is not None and ended["failed"]:
         fail(f"a significant service failed: {ended['reason']}", AUTO_SHUTDOWN_FAILED_EXIT)
+    if ended is not None:  # completed: not an error, but the job must not read as running on
+        sys.exit(AUTO_SHUTDOWN_COMPLETED_EXIT)
 
 
 def _restore_control_state() -> None:

@@ -1,5 +1,6 @@
 """`up` as a `ray job submit` entrypoint ends when its significant services end (OTP's
-auto_shutdown): exit 0 when they completed, non-zero when one FAILED, so the job shows it."""
+auto_shutdown): never 0, so the job shows the application ended: 4 when they completed, 3 when
+one FAILED."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import ray
 import yaml
 
 import ray_enterprise
-from ray_enterprise.cli import AUTO_SHUTDOWN_FAILED_EXIT
+from ray_enterprise.cli import AUTO_SHUTDOWN_COMPLETED_EXIT, AUTO_SHUTDOWN_FAILED_EXIT
 from tests.integration.cli.test_cli import run_cli
 from tests.integration.helpers import FAULTY
 
@@ -43,7 +44,7 @@ def _spec(tmp_path: Path, significant: dict[str, Any]) -> Path:
     [
         (
             {"restart": {"policy": "transient"}, "config": {"complete_after_s": 1.0}},
-            0,
+            AUTO_SHUTDOWN_COMPLETED_EXIT,
             "auto_shutdown=any_significant: job completed",
         ),
         (
@@ -52,7 +53,7 @@ def _spec(tmp_path: Path, significant: dict[str, Any]) -> Path:
             "auto_shutdown=any_significant: job failed: start failed 1 time in a row",
         ),
     ],
-    ids=["completed-exit-0", "failed-exit-non-zero"],
+    ids=["completed-exit-4", "failed-exit-3"],
 )
 def test_up_stops_the_application_when_a_significant_service_ends(
     registry: ray_enterprise.EnterpriseServiceRegistry,
@@ -70,5 +71,7 @@ def test_up_stops_the_application_when_a_significant_service_ends(
     assert f"the application stopped itself: {said}" in output, output[-3000:]
     assert "stopping (auto_shutdown=any_significant)" in output
     assert "all services stopped" in output
-    if code:
+    if code == AUTO_SHUTDOWN_FAILED_EXIT:
         assert "error: a significant service failed" in result.stderr
+    else:  # completed: no error line, only the exit status says the application ended
+        assert "error" not in result.stderr
