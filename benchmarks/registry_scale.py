@@ -14,7 +14,9 @@ Two sides in one run, the one that leads alternating per round:
 - ``full``: the code as it was (``Supervisor(full_scan=True)`` visits every record every
   tick, every record persisted and its replica count looked at per tick, and status
   recomputed over every service per call), the reference the unit tests hold the
-  incremental side to.
+  incremental side to. Both sides bring the fleet up the same way; the full side switches to
+  full recomputation for the measured steady state (bringing 10,000 services up the old way
+  would take most of an hour here, and the tests prove both paths reach the same states).
 
 Inside the clock (process CPU time): everything the registry does per tick, observations
 included; not the simulated cluster's own bookkeeping. Printed: CPU per tick and per
@@ -137,10 +139,13 @@ def simulate(
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     clock = SimClock()
-    sup = Supervisor(clock=clock, full_scan=full)
+    # The fleet comes up on the incremental path on both sides (the unit tests prove both
+    # paths reach the same states); the full side switches to full recomputation for the
+    # measured steady state, which is all that is timed.
+    sup = Supervisor(clock=clock)
     sup.register_all(specs(n))
     sup.running = True
-    reg = Registry(sup, full)
+    reg = Registry(sup, full=False)
     ticks_per_period = max(1, round(period_s / tick_s))
     node_of = {f"s{i}": rng.randrange(rates.nodes) for i in range(n)}
     live: dict[str, int] = {}  # service -> generation whose actor answers checks
@@ -214,6 +219,8 @@ def simulate(
         elif len(live) == n and sup.settled():
             measuring = True
             deadline = clock.now + seconds
+            reg.status()  # the incremental snapshot up to date before a side may leave it
+            sup._full_scan = reg.full = full
         elif clock.now > 1_000.0 + 3_600:
             raise RuntimeError(f"{n} services did not come up within an hour simulated")
         clock.now += tick_s
@@ -259,7 +266,7 @@ def main() -> None:
     parser.add_argument(
         "--full-max",
         type=int,
-        default=100_000,
+        default=10_000,
         help="largest fleet the full side runs at (it is slow by design)",
     )
     args = parser.parse_args()

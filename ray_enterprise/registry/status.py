@@ -6,8 +6,9 @@ status table all read the same plain data.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from ray_enterprise.redaction import redact_text
@@ -52,7 +53,7 @@ class ServiceStatus:
     upgrading: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = dict(self.__dict__)  # flat fields: what asdict gives, without its deep copies
         data["depends_on"] = list(self.depends_on)
         data["replica_ids"] = list(self.replica_ids)
         return data
@@ -147,9 +148,12 @@ class StatusSnapshot:
         self._total = 0  # sum of weights
         self._earned_quarters = 0  # sum of weight * credit * 4
         self._reasons: dict[str, str] = {}  # service -> why it counts against the verdict
+        self._reason_keys: list[tuple[int, str]] = []  # (start position, service), sorted
         self._critical_down: set[str] = set()
         self._not_stopped: set[str] = set()
-        self._listing: list[dict[str, Any]] | None = None  # services in start order, as JSON
+        # Services in start order as JSON, replaced in place; a slot is None until put.
+        self._listing: list[dict[str, Any] | None] = []
+        self._unlisted = 0  # slots still None
         self._reasons_listed: list[str] | None = None
 
     def set_levels(self, levels: Iterable[Iterable[str]]) -> None:
@@ -157,7 +161,10 @@ class StatusSnapshot:
         self._levels = [list(level) for level in levels]
         self._order = tuple(n for level in self._levels for n in level)
         self._position = {n: i for i, n in enumerate(self._order)}
-        self._listing = None
+        self._listing = [self._json.get(n) for n in self._order]
+        self._unlisted = self._listing.count(None)
+        far = len(self._order)
+        self._reason_keys = sorted((self._position.get(n, far), n) for n in self._reasons)
         self._reasons_listed = None
 
     def put(self, status: ServiceStatus) -> None:
@@ -169,10 +176,16 @@ class StatusSnapshot:
         weight = int(WEIGHTS[crit])
         self._services[name] = status
         self._json[name] = status.to_json()
+        position = self._position.get(name)
+        if position is not None:
+            self._unlisted -= self._listing[position] is None
+            self._listing[position] = self._json[name]
         self._total += weight
         self._earned_quarters += weight * int(4 * _CREDIT.get(state, 0.0))
         if state is not ServiceState.HEALTHY:
             self._reasons[name] = f"{name} ({crit.value}) is {state.value}"
+            bisect.insort(self._reason_keys, self._reason_key(name))
+            self._reasons_listed = None
             if crit is Criticality.CRITICAL and state not in (
                 ServiceState.DEGRADED,
                 ServiceState.UNHEALTHY,
@@ -184,17 +197,25 @@ class StatusSnapshot:
     def drop(self, name: str) -> None:
         """Forget one service (unregistered, or about to be put again)."""
         old = self._services.pop(name, None)
-        self._listing = None
-        self._reasons_listed = None
         if old is None:
             return
         del self._json[name]
+        position = self._position.get(name)
+        if position is not None:
+            self._listing[position] = None
+            self._unlisted += 1
         weight = int(WEIGHTS[Criticality(old.criticality)])
         self._total -= weight
         self._earned_quarters -= weight * int(4 * _CREDIT.get(ServiceState(old.state), 0.0))
-        self._reasons.pop(name, None)
+        if self._reasons.pop(name, None) is not None:
+            key = self._reason_key(name)
+            del self._reason_keys[bisect.bisect_left(self._reason_keys, key)]
+            self._reasons_listed = None
         self._critical_down.discard(name)
         self._not_stopped.discard(name)
+
+    def _reason_key(self, name: str) -> tuple[int, str]:
+        return (self._position.get(name, len(self._order)), name)
 
     def clear(self) -> None:
         for name in list(self._services):
@@ -204,10 +225,12 @@ class StatusSnapshot:
         return self._services.get(name)
 
     def services(self) -> list[dict[str, Any]]:
-        """Every service's status as JSON, in start order; rebuilt only after a change."""
-        if self._listing is None:
-            self._listing = [self._json[n] for n in self._order if n in self._json]
-        return self._listing
+        """Every service's status as JSON, in start order: one list, each entry replaced in
+        place when its service changes, so a call costs nothing per service (a caller that
+        keeps it across changes copies it first)."""
+        if self._unlisted:  # only before every service was put once
+            return [j for j in self._listing if j is not None]
+        return self._listing  # type: ignore[return-value]  # no None left
 
     def levels(self) -> list[list[str]]:
         return self._levels
@@ -217,11 +240,7 @@ class StatusSnapshot:
         if not self._services:
             return {"status": "down", "score": 0.0, "running": running, "reasons": ["no services"]}
         if self._reasons_listed is None:
-            far = len(self._position)
-            self._reasons_listed = [
-                self._reasons[n]
-                for n in sorted(self._reasons, key=lambda n: self._position.get(n, far))
-            ]
+            self._reasons_listed = [self._reasons[n] for _, n in self._reason_keys]
         reasons = list(self._reasons_listed)
         earned = self._earned_quarters / 4
         score = round(100.0 * earned / self._total, 1)
