@@ -3,7 +3,8 @@
 
 No Ray: a simulated cluster feeds the supervisor what the registry would observe (health
 checks every ``--period`` s per service, spread over the period; crashes; slow starts; a
-node lost now and then, taking its share of the fleet at once), and executes its actions
+node lost now and then, and always one in the middle of the measured window, taking its
+share of the fleet at once), and executes its actions
 (a start answers its first check after a start delay). Each tick runs what the registry
 actor's loop runs (supervisor tick, durable records, replica counts), and one status call
 (what ``get_system_status`` does) is timed per tick.
@@ -159,6 +160,7 @@ def simulate(
     status_s: list[float] = []
     crashes = lost_nodes = 0
     measuring = False
+    forced_loss = False  # one node is lost mid-window on top of the random rate
     measured_s = 0.0
     tick = 0
     cpu_clock: Callable[[], float] = time.process_time
@@ -173,14 +175,16 @@ def simulate(
             elif isinstance(action, KillService):
                 live.pop(action.name, None)
 
-    deadline = None
+    deadline = float("inf")  # set when the fleet is up
     while True:
         # The cluster's own events, outside the clock.
         ready = []
         while starting and starting[0][0] <= clock.now:
             ready.append(heapq.heappop(starting))
         died: list[tuple[str, int, str]] = []
-        if measuring and rng.random() < node_p:
+        mid_window = measuring and not forced_loss and clock.now >= deadline - seconds / 2
+        if mid_window or (measuring and rng.random() < node_p):
+            forced_loss = forced_loss or mid_window
             lost = rng.randrange(rates.nodes)
             died += [(s, g, "node lost") for s, g in live.items() if node_of[s] == lost]
             lost_nodes += 1
@@ -214,7 +218,7 @@ def simulate(
             cpu.append(ended - began)
             status_s.append(ended - mid)
             measured_s += tick_s
-            if clock.now >= deadline:  # type: ignore[operator]
+            if clock.now >= deadline:
                 break
         elif len(live) == n and sup.settled():
             measuring = True
@@ -225,9 +229,9 @@ def simulate(
             raise RuntimeError(f"{n} services did not come up within an hour simulated")
         clock.now += tick_s
         tick += 1
+    per_tick = sum(cpu) / len(cpu)
     cpu.sort()
     status_s.sort()
-    per_tick = sum(cpu) / len(cpu)
     return {
         "side": "full" if full else "incremental",
         "services": n,
@@ -235,6 +239,8 @@ def simulate(
         "crashes": crashes,
         "nodes_lost": lost_nodes,
         "cpu_per_tick_ms": per_tick * 1e3,
+        "cpu_tick_p99_ms": cpu[min(len(cpu) - 1, int(len(cpu) * 0.99))] * 1e3,
+        "cpu_tick_max_ms": cpu[-1] * 1e3,
         "core_share": sum(cpu) / measured_s,
         "cpu_per_service_us": per_tick / n * 1e6,
         "status_p50_ms": status_s[len(status_s) // 2] * 1e3,
@@ -291,7 +297,8 @@ def main() -> None:
                 rows.append(row)
                 print(
                     f"n={n:>6} round {rnd} {row['side']:>11}: {row['cpu_per_tick_ms']:8.3f} ms"
-                    f" CPU/tick = {100 * row['core_share']:6.2f} % of a core,"
+                    f" CPU/tick = {100 * row['core_share']:6.2f} % of a core (tick p99"
+                    f" {row['cpu_tick_p99_ms']:.2f} ms, max {row['cpu_tick_max_ms']:.2f} ms),"
                     f" {row['cpu_per_service_us']:6.3f} us/service/tick; status p50"
                     f" {row['status_p50_ms']:8.3f} ms p99 {row['status_p99_ms']:8.3f} ms"
                     f" ({row['crashes']} crashes, {row['nodes_lost']} nodes lost,"
