@@ -6,7 +6,8 @@ Sides (each one process, ``num_cpus=0``):
 * ours: ``FaultyService`` registered with its defaults (1 s health period, the default
   ``call_wait_s``), called through the ``ServiceHandle`` that ``get_service()`` returned;
 * serve: the same ``FaultyService`` class as a one-replica Serve deployment (health check every
-  1 s, so that detection is not what differs), called through its ``DeploymentHandle``.
+  1 s, so that detection is not what differs), called through its ``DeploymentHandle``; its
+  constructor does what our ``start()`` hook does, which Serve does not call.
 
 Load: ``--callers`` threads per side, each with one call in flight at a time, calling
 ``work(i, 0.01)`` (10 ms of work) without pause. Each round SIGKILLs each side's replica
@@ -98,12 +99,21 @@ def serve_side() -> Callable[[int], int]:
 
     from ray_enterprise.examples.faulty import FaultyService
 
+    class ServeFaulty(FaultyService):
+        """FaultyService as Serve runs it: Serve calls no ``start()`` hook, so the constructor
+        does what ``start()`` does before the first health check (Serve calls
+        ``check_health`` itself)."""
+
+        def __init__(self) -> None:
+            self._events: list[tuple[str, Any, float]] = []
+            self._healthy = True
+
     app = serve.deployment(
         name="restart_victim_serve",
         num_replicas=1,
         health_check_period_s=1.0,
         ray_actor_options={"num_cpus": 0},
-    )(FaultyService).bind()
+    )(ServeFaulty).bind()
     handle = serve.run(app, name="restart_victim_serve", route_prefix="/restart_victim_serve")
 
     def call(i: int) -> int:
@@ -136,6 +146,11 @@ def one_kill(call: Callable[[int], int], callers: int, after_s: float) -> dict[s
         "failed_in_flight": sum(1 for s, _ in failed if s < killed),
         "failed_not_started": sum(1 for s, _ in failed if s >= killed),
         "recovery_s": recovered,
+        # How long after the kill each call that had not started was sent: a call sent before
+        # anything could know of the death fails on Ray's side unless the caller re-sends it.
+        "not_started_sent_after_ms": sorted(
+            round((sent - killed) * 1e3, 1) for sent, _ in failed if sent >= killed
+        ),
         "errors": sorted({e for _, e in failed if e})[:5],
     }
 
@@ -167,7 +182,8 @@ def main() -> None:
                 rec = row["recovery_s"]
                 print(
                     f"round {r + 1} {name:5s}: {row['calls']} calls, failed not started"
-                    f" {row['failed_not_started']}, in flight {row['failed_in_flight']},"
+                    f" {row['failed_not_started']} (sent {row['not_started_sent_after_ms']} ms"
+                    f" after the kill), in flight {row['failed_in_flight']},"
                     f" recovery {'-' if rec is None else f'{rec:.2f} s'}"
                     + (f"; {row['errors'][0]}" if row["errors"] else ""),
                     flush=True,
