@@ -38,13 +38,14 @@ from ray_enterprise.registry.control_state import (
     ControlState,
 )
 from ray_enterprise.registry.deployer import Deployer
+from ray_enterprise.registry.graph import DependencyGraph
 from ray_enterprise.registry.handle import ServiceHandle, withdraw_routes
 from ray_enterprise.registry.recovery import plan_recovery
 from ray_enterprise.registry.replica_manager import ReplicaManager
 from ray_enterprise.registry.replica_wrapper import ReplicaActor
 from ray_enterprise.registry.replicas import Replica, ReplicaSet, replica_id
 from ray_enterprise.registry.scaling import Scaler
-from ray_enterprise.registry.status import overall_status, service_status
+from ray_enterprise.registry.status import ServiceStatus, StatusSnapshot, service_status
 from ray_enterprise.registry.supervision import (
     LIVE_STATES,
     UP_STATES,
@@ -87,6 +88,14 @@ class RegistryActor:
         self._wake = asyncio.Event()
         self._stopping: asyncio.Task[None] | None = None
         self._reports = AlertReports()  # what the alert manager was told last
+        # What changed since the status snapshot, the durable records and the replica counts
+        # were last brought up to date: each is redone for those services alone.
+        self._snapshot = StatusSnapshot()
+        self._snapshot_graph: DependencyGraph | None = None
+        self._stale: set[str] = set()
+        self._unpersisted: set[str] = set()
+        self._unreconciled: set[str] = set()
+        self._upgrading: set[str] = set()
         self.deployer = Deployer(self)
         self.scaler = Scaler(self, self.deployer)
         adopted = self._recover()
@@ -183,7 +192,9 @@ class RegistryActor:
     def persist(self, name: str) -> None:
         self._persist_one(name)
 
-    def wake(self) -> None:
+    def wake(self, name: str | None = None) -> None:
+        if name is not None:
+            self._unreconciled.add(name)
         self._wake.set()
 
     # -- the loop -------------------------------------------------------------------------
@@ -194,6 +205,7 @@ class RegistryActor:
             try:
                 self._report_transitions()  # a death seen since: told before its restart starts
                 self.execute(self._sup.tick())
+                self._collect_changes()
                 self._reconcile_replicas()
                 self._persist()
                 self._report_transitions()
@@ -265,28 +277,52 @@ class RegistryActor:
             self._state.put(_RECORD + name, data)
             self._persisted[name] = data
 
+    def _collect_changes(self) -> None:
+        """Take what the supervisor and the replicas changed since the last call; an upgrade
+        that began or ended changes its service's status and hands its replicas over."""
+        changed = self._sup.take_touched() | self._fleet.take_changed()
+        upgrading = set(self.deployer.phases())
+        changed |= upgrading | self._upgrading
+        self._upgrading = upgrading
+        self._stale |= changed
+        self._unpersisted |= changed
+        self._unreconciled |= changed
+
     def _reconcile_replicas(self) -> None:
         """Desired replica count against actual, one step: start the missing, retire extras.
 
         Only for a service that is up and not being upgraded (an upgrade owns its replicas
-        until it finishes); a starting service already starts all its replicas at once.
+        until it finishes); a starting service already starts all its replicas at once. Only
+        services that changed are looked at: a replica lost, a state, a scale, an upgrade's
+        end all mark theirs.
         """
-        for rec in self._sup.records():
-            name = rec.spec.name
+        names, self._unreconciled = self._unreconciled, set()
+        for name in names:
+            try:
+                rec = self._sup.record(name)
+            except ServiceNotFoundError:
+                continue
             if rec.state not in UP_STATES or self.deployer.busy(name):
                 continue
             replicas = self._fleet.replicas.setdefault(name, ReplicaSet(name))
             wanted = self.scaler.desired_replicas(rec)
             missing = replicas.shortfall(rec.generation, wanted)
+            if missing:
+                self._stale.add(name)
             for _ in range(missing):
                 replica = replicas.add(rec.generation)
                 self.spawn(self._fleet.run(name, replica, rec.spec, created=True))
             for replica in replicas.to_retire(rec.generation, -missing):
                 self._fleet.retire(name, replica)
 
-    def _persist(self) -> None:
-        for rec in self._sup.records():
-            self._persist_one(rec.spec.name)
+    def _persist(self, *, every: bool = False) -> None:
+        """Write the records that changed (``every``: all of them) to the durable store."""
+        names, self._unpersisted = self._unpersisted, set()
+        if every:
+            names = {rec.spec.name for rec in self._sup.records()}
+        for name in names:
+            with contextlib.suppress(ServiceNotFoundError):  # unregistered since
+                self._persist_one(name)
 
     async def _stop_one(self, name: str) -> None:
         await self.deployer.abandon(name)
@@ -307,7 +343,7 @@ class RegistryActor:
         self._sup.running = False
         for level in self._sup.graph.shutdown_levels():
             await asyncio.gather(*(self._stop_one(name) for name in level))
-        self._persist()
+        self._persist(every=True)
         self._state.put(_DESIRED, "stopped")
 
     # -- public API -----------------------------------------------------------------------
@@ -430,7 +466,7 @@ class RegistryActor:
         )
         return status
 
-    def _status_of(self, name: str) -> Any:
+    def _status_of(self, name: str) -> ServiceStatus:
         rec = self._sup.record(name)
         live = rec.state in LIVE_STATES
         replicas = self._fleet.replicas.get(name)
@@ -446,14 +482,29 @@ class RegistryActor:
             pending=tuple(replicas.pending()) if replicas is not None and live else (),
         )
 
+    def _refresh_status(self) -> None:
+        """Bring the status snapshot up to date with what changed since it last was."""
+        self._collect_changes()
+        if self._sup.graph is not self._snapshot_graph:
+            self._snapshot_graph = self._sup.graph
+            self._snapshot.set_levels(self._sup.graph.levels())
+        names, self._stale = self._stale, set()
+        for name in names:
+            try:
+                self._snapshot.put(self._status_of(name))
+            except ServiceNotFoundError:  # unregistered
+                self._snapshot.drop(name)
+
     async def list_services(self) -> list[dict[str, Any]]:
-        return [self._status_of(r.spec.name).to_json() for r in self._sup.records()]
+        self._refresh_status()
+        return list(self._snapshot.services())
 
     async def get_system_status(self) -> dict[str, Any]:
-        services = [self._status_of(r.spec.name) for r in self._sup.records()]
-        status = overall_status(services, running=self._sup.running)
-        status["services"] = [s.to_json() for s in services]
-        status["levels"] = [list(level) for level in self._sup.graph.levels()]
+        """Served from the snapshot: its cost is what changed since the last call."""
+        self._refresh_status()
+        status = self._snapshot.view(running=self._sup.running)
+        status["services"] = self._snapshot.services()
+        status["levels"] = self._snapshot.levels()
         status["moves"] = list(self._fleet.place.moves)
         return status
 
@@ -495,6 +546,10 @@ class RegistryActor:
         await asyncio.to_thread(self._state.mirror.flush)
         self._fleet.clear()
         self._sup = Supervisor()
+        self._snapshot.clear()
+        self._snapshot_graph = None
+        for pending in (self._stale, self._unpersisted, self._unreconciled, self._upgrading):
+            pending.clear()
         self._reports.clear()
         self._persisted.clear()
         self.deployer.forget()

@@ -296,7 +296,7 @@ class Deployer:
             self._rollouts.pop(name, None)
             raise
         finally:
-            reg.wake()
+            reg.wake(name)
         row = await asyncio.to_thread(self._finish, rollout, outcome, reason, verdict)
         _kv.delete(_ROLLOUT + name)
         self._rollouts.pop(name, None)

@@ -48,5 +48,7 @@ class RegistryCore(Protocol):
     def save_spec(self, spec: ServiceSpec) -> None:
         """Make a replaced spec durable (an upgrade's commit, a scale)."""
 
-    def wake(self) -> None:
-        """Run the reconcile loop now rather than at the next tick."""
+    def wake(self, name: str | None = None) -> None:
+        """Run the reconcile loop now rather than at the next tick; ``name``: that service's
+        replica count may have changed (a scale, an autoscaler's decision, an upgrade's end),
+        since the loop looks only at services that changed."""

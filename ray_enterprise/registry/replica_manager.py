@@ -79,6 +79,13 @@ class ReplicaManager:
         self.retiring: dict[str, asyncio.Task[None]] = {}  # replica id -> its drain
         self.monitors: dict[str, list[asyncio.Task[None]]] = {}  # replica id -> its tasks
         self.place = Placement()
+        self.changed: set[str] = set()  # services whose replicas, routes or node changed
+
+    def take_changed(self) -> set[str]:
+        """Services whose replicas, routes or node changed since the last call: what the
+        registry's status snapshot and replica count must look at again."""
+        taken, self.changed = self.changed, set()
+        return taken
 
     def clear(self) -> None:
         for rid in list(self.monitors):
@@ -88,6 +95,7 @@ class ReplicaManager:
         self.routes.clear()
         self.retiring.clear()
         self.place.clear()
+        self.changed.clear()
 
     def _new_actor(self, spec: ServiceSpec, replica: Replica) -> ReplicaActor | None:
         """The replica's actor, placed; None while ``max_replicas_per_node`` leaves no node
@@ -116,6 +124,7 @@ class ReplicaManager:
         """Start every replica of a new generation at once."""
         rec = self._host.supervisor.record(name)
         replicas = self.replicas.setdefault(name, ReplicaSet(name))
+        self.changed.add(name)
         for _ in range(rec.spec.replicas):
             replica = replicas.add(generation)
             self._host.spawn(self.run(name, replica, rec.spec, created=True))
@@ -123,6 +132,7 @@ class ReplicaManager:
     def start_replica(self, name: str, generation: int, spec: ServiceSpec) -> Replica:
         """One more replica of ``generation`` running ``spec``: how an upgrade adds greens."""
         replica = self.replicas.setdefault(name, ReplicaSet(name)).add(generation)
+        self.changed.add(name)
         self._host.spawn(self.run(name, replica, spec, created=True))
         return replica
 
@@ -167,6 +177,7 @@ class ReplicaManager:
             return
         replica.node = node
         if self.is_current(name, replica):
+            self.changed.add(name)
             self.place.nodes[name] = node
             self.place.placed[name] = node
             why = self._host.supervisor.record(name).last_error
@@ -274,6 +285,7 @@ class ReplicaManager:
         replicas = self.replicas.get(name)
         if replicas is None:
             return
+        self.changed.add(name)  # called after every change of membership as well
         ids = tuple(replicas.routes())
         old = self.routes.get(name)
         spec = self._host.supervisor.record(name).spec
@@ -308,6 +320,7 @@ class ReplicaManager:
             replicas = self.replicas.get(name)
             if replicas is not None and replicas.get(replica.id) is replica:
                 replicas.remove(replica.id)
+                self.changed.add(name)
             self.drop_actor(replica.id)
             self.retiring.pop(replica.id, None)
 
@@ -343,6 +356,7 @@ class ReplicaManager:
         self.drop_actor(replica_id(name, generation))  # one a registry restart did not adopt
         if generation == self._host.supervisor.record(name).generation:
             self.place.forget(name)
+            self.changed.add(name)
 
     async def notify(self, action: NotifyDependency) -> None:
         replicas = self.replicas.get(action.target)
@@ -368,6 +382,7 @@ class ReplicaManager:
                 await actor.stop(spec.shutdown_timeout_s)
 
         await asyncio.gather(*(stop(r) for r in members))
+        self.changed.add(name)
         for replica in members:
             if replicas is not None:
                 replicas.remove(replica.id)

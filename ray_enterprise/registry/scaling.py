@@ -87,7 +87,7 @@ class Scaler:
             wanted = known[1].decide(len(current), inflight, now)
             if wanted != self._scaled_to.get(name, len(current)):
                 logger.info("autoscaling %s: %d -> %d replicas", name, len(current), wanted)
-                reg.wake()
+                reg.wake(name)
             self._scaled_to[name] = wanted
 
     async def scale(self, name: str, replicas: int, *, wait_s: float) -> dict[str, Any]:
@@ -119,7 +119,7 @@ class Scaler:
             old.to_json(),
             new.to_json(),
         )
-        reg.wake()
+        reg.wake(name)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline and not self._scaled(name, replicas):
             await asyncio.sleep(_POLL_S)

@@ -6,8 +6,9 @@ status table all read the same plain data.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from ray_enterprise.redaction import redact_text
@@ -54,7 +55,7 @@ class ServiceStatus:
     pending: tuple[str, ...] = ()  # replicas no node has room for (max_replicas_per_node)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = dict(self.__dict__)  # flat fields: what asdict gives, without its deep copies
         data["depends_on"] = list(self.depends_on)
         data["replica_ids"] = list(self.replica_ids)
         data["not_ready"] = list(self.not_ready)
@@ -133,3 +134,131 @@ def overall_status(services: Iterable[ServiceStatus], *, running: bool) -> dict[
     else:
         verdict = "healthy"
     return {"status": verdict, "score": score, "running": running, "reasons": reasons}
+
+
+class StatusSnapshot:
+    """The system status kept up to date as services change, so that a status call costs what
+    changed since the last one, not a walk over the fleet.
+
+    The registry puts the new :class:`ServiceStatus` of each service the supervisor or the
+    replicas touched; the verdict's sums are adjusted by the difference. What :meth:`view`
+    returns equals :func:`overall_status` over every service (the unit tests hold it to that
+    after random sequences of events). Weights and credits are kept as integers (quarters),
+    so the running sums never drift from a fresh sum.
+    """
+
+    def __init__(self) -> None:
+        self._services: dict[str, ServiceStatus] = {}
+        self._json: dict[str, dict[str, Any]] = {}
+        self._order: tuple[str, ...] = ()
+        self._position: dict[str, int] = {}
+        self._levels: list[list[str]] = []
+        self._total = 0  # sum of weights
+        self._earned_quarters = 0  # sum of weight * credit * 4
+        self._reasons: dict[str, str] = {}  # service -> why it counts against the verdict
+        self._reason_keys: list[tuple[int, str]] = []  # (start position, service), sorted
+        self._critical_down: set[str] = set()
+        self._not_stopped: set[str] = set()
+        # Services in start order as JSON, replaced in place; a slot is None until put.
+        self._listing: list[dict[str, Any] | None] = []
+        self._unlisted = 0  # slots still None
+        self._reasons_listed: list[str] | None = None
+
+    def set_levels(self, levels: Iterable[Iterable[str]]) -> None:
+        """The start order changed (a registration): services are listed in it."""
+        self._levels = [list(level) for level in levels]
+        self._order = tuple(n for level in self._levels for n in level)
+        self._position = {n: i for i, n in enumerate(self._order)}
+        self._listing = [self._json.get(n) for n in self._order]
+        self._unlisted = self._listing.count(None)
+        far = len(self._order)
+        self._reason_keys = sorted((self._position.get(n, far), n) for n in self._reasons)
+        self._reasons_listed = None
+
+    def put(self, status: ServiceStatus) -> None:
+        """Replace what is shown of one service."""
+        self.drop(status.name)
+        name = status.name
+        crit = Criticality(status.criticality)
+        state = ServiceState(status.state)
+        weight = int(WEIGHTS[crit])
+        self._services[name] = status
+        self._json[name] = status.to_json()
+        position = self._position.get(name)
+        if position is not None:
+            self._unlisted -= self._listing[position] is None
+            self._listing[position] = self._json[name]
+        self._total += weight
+        self._earned_quarters += weight * int(4 * _CREDIT.get(state, 0.0))
+        if state is not ServiceState.HEALTHY:
+            self._reasons[name] = f"{name} ({crit.value}) is {state.value}"
+            bisect.insort(self._reason_keys, self._reason_key(name))
+            self._reasons_listed = None
+            if crit is Criticality.CRITICAL and state not in (
+                ServiceState.DEGRADED,
+                ServiceState.UNHEALTHY,
+            ):
+                self._critical_down.add(name)
+        if state is not ServiceState.STOPPED:
+            self._not_stopped.add(name)
+
+    def drop(self, name: str) -> None:
+        """Forget one service (unregistered, or about to be put again)."""
+        old = self._services.pop(name, None)
+        if old is None:
+            return
+        del self._json[name]
+        position = self._position.get(name)
+        if position is not None:
+            self._listing[position] = None
+            self._unlisted += 1
+        weight = int(WEIGHTS[Criticality(old.criticality)])
+        self._total -= weight
+        self._earned_quarters -= weight * int(4 * _CREDIT.get(ServiceState(old.state), 0.0))
+        if self._reasons.pop(name, None) is not None:
+            key = self._reason_key(name)
+            del self._reason_keys[bisect.bisect_left(self._reason_keys, key)]
+            self._reasons_listed = None
+        self._critical_down.discard(name)
+        self._not_stopped.discard(name)
+
+    def _reason_key(self, name: str) -> tuple[int, str]:
+        return (self._position.get(name, len(self._order)), name)
+
+    def clear(self) -> None:
+        for name in list(self._services):
+            self.drop(name)
+
+    def status_of(self, name: str) -> ServiceStatus | None:
+        return self._services.get(name)
+
+    def services(self) -> list[dict[str, Any]]:
+        """Every service's status as JSON, in start order: one list, each entry replaced in
+        place when its service changes, so a call costs nothing per service (a caller that
+        keeps it across changes copies it first)."""
+        if self._unlisted:  # only before every service was put once
+            return [j for j in self._listing if j is not None]
+        return self._listing  # type: ignore[return-value]  # no None left
+
+    def levels(self) -> list[list[str]]:
+        return self._levels
+
+    def view(self, *, running: bool) -> dict[str, Any]:
+        """The verdict, as :func:`overall_status` gives it over every service."""
+        if not self._services:
+            return {"status": "down", "score": 0.0, "running": running, "reasons": ["no services"]}
+        if self._reasons_listed is None:
+            self._reasons_listed = [self._reasons[n] for _, n in self._reason_keys]
+        reasons = list(self._reasons_listed)
+        earned = self._earned_quarters / 4
+        score = round(100.0 * earned / self._total, 1)
+        if not running and not self._not_stopped:
+            verdict = "down"
+            reasons = ["stopped"]
+        elif self._critical_down or earned == 0.0:
+            verdict = "down"
+        elif reasons:
+            verdict = "degraded"
+        else:
+            verdict = "healthy"
+        return {"status": verdict, "score": score, "running": running, "reasons": reasons}
