@@ -56,6 +56,19 @@ VAULT_ENV = "RAY_ENTERPRISE_VAULT_"
 
 
 #: Where each setting comes from in :meth:`ConfigSettings.from_env`, to name it in errors.
+#: The Vault settings read from ``RAY_ENTERPRISE_VAULT_<KEY>`` (besides ``_ADDR``); ``cacert``
+#: last, as it is named apart in the settings' error messages.
+_VAULT_KEYS = (
+    "token",
+    "role_id",
+    "secret_id",
+    "kubernetes_role",
+    "kubernetes_jwt_path",
+    "kubernetes_mount",
+    "mount",
+    "path_prefix",
+    "cacert",
+)
 _ENV_NAMES = {
     "files": SETTINGS_ENV + "FILES",
     "database_url": DB_URL_ENV,
@@ -67,17 +80,7 @@ _ENV_NAMES = {
     ),
     **{
         f"vault.{key}": VAULT_ENV + ("ADDR" if key == "url" else key.upper())
-        for key in (
-            "url",
-            "token",
-            "role_id",
-            "secret_id",
-            "kubernetes_role",
-            "kubernetes_jwt_path",
-            "kubernetes_mount",
-            "mount",
-            "path_prefix",
-        )
+        for key in ("url", *_VAULT_KEYS[:-1])
     },
     "vault.ca_cert": f"{VAULT_ENV}CACERT (or VAULT_CACERT)",
 }
@@ -191,17 +194,7 @@ class ConfigSettings(_Settings):
         address = env.get(VAULT_ENV + "ADDR") or env.get("VAULT_ADDR")
         if address:
             vault = {"url": address}
-            for key in (
-                "token",
-                "role_id",
-                "secret_id",
-                "kubernetes_role",
-                "kubernetes_jwt_path",
-                "kubernetes_mount",
-                "mount",
-                "path_prefix",
-                "cacert",
-            ):
+            for key in _VAULT_KEYS:
                 if env.get(VAULT_ENV + key.upper()):
                     vault[key] = env[VAULT_ENV + key.upper()]
             # Vault's own variables, as its CLI and hvac users already set them, come second.

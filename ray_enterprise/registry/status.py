@@ -123,11 +123,24 @@ def overall_status(services: Iterable[ServiceStatus], *, running: bool) -> dict[
                 ServiceState.UNHEALTHY,
             ):
                 critical_down = True
+    all_stopped = all(ServiceState(s.state) is ServiceState.STOPPED for s in services)
+    return verdict_of(running, all_stopped, critical_down, earned, total, reasons)
+
+
+def verdict_of(
+    running: bool,
+    all_stopped: bool,
+    critical_down: bool,
+    earned: float,
+    total: float,
+    reasons: list[str],
+) -> dict[str, Any]:
+    """The overall status from its parts; one rule for the full recomputation and the
+    snapshot, so that the two cannot drift apart."""
     score = round(100.0 * earned / total, 1)
-    if not running and all(ServiceState(s.state) is ServiceState.STOPPED for s in services):
-        verdict = "down"
-        reasons = ["stopped"]
-    elif critical_down or earned == 0.0:
+    if not running and all_stopped:
+        return {"status": "down", "score": score, "running": running, "reasons": ["stopped"]}
+    if critical_down or earned == 0.0:
         verdict = "down"
     elif reasons:
         verdict = "degraded"
@@ -251,14 +264,6 @@ class StatusSnapshot:
             self._reasons_listed = [self._reasons[n] for _, n in self._reason_keys]
         reasons = list(self._reasons_listed)
         earned = self._earned_quarters / 4
-        score = round(100.0 * earned / self._total, 1)
-        if not running and not self._not_stopped:
-            verdict = "down"
-            reasons = ["stopped"]
-        elif self._critical_down or earned == 0.0:
-            verdict = "down"
-        elif reasons:
-            verdict = "degraded"
-        else:
-            verdict = "healthy"
-        return {"status": verdict, "score": score, "running": running, "reasons": reasons}
+        return verdict_of(
+            running, not self._not_stopped, bool(self._critical_down), earned, self._total, reasons
+        )

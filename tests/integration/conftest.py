@@ -34,3 +34,25 @@ def registry(ray_session: None) -> Iterator[ray_enterprise.EnterpriseServiceRegi
     ray.get(handle.forget.remote(), timeout=120)
     leftovers = service_actor_names()
     assert leftovers == [], f"service actors left behind: {leftovers}"
+
+
+@pytest.fixture
+def own_config_and_alerts(ray_session: None, tmp_path: Any) -> Iterator[tuple[Any, Any]]:
+    """A ConfigActor and an alert actor of this test's own (alerts routed nowhere), on SQLite
+    files in tmp_path; both removed afterwards, so the next ``connect()`` makes fresh ones."""
+    from ray_enterprise.alerts.actor import get_alert_handle, remove_alert_actor
+    from ray_enterprise.config.actor import get_config_handle, remove_config_actor
+    from ray_enterprise.config.settings import ConfigSettings
+
+    remove_alert_actor()
+    remove_config_actor()
+    config = get_config_handle(
+        create=True, settings=ConfigSettings(database_url=f"sqlite:///{tmp_path / 'c.db'}")
+    )
+    alerts = get_alert_handle(
+        create=True,
+        settings={"db_url": f"sqlite:///{tmp_path / 'a.db'}", "route": {"handlers": []}},
+    )
+    yield config, alerts
+    remove_alert_actor()
+    remove_config_actor()

@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import ray
 from prometheus_client.parser import text_string_to_metric_families
 
-from ray_enterprise.alerts.actor import get_alert_handle, remove_alert_actor
-from ray_enterprise.config.actor import get_config_handle, remove_config_actor
 from ray_enterprise.config.errors import ConfigError
-from ray_enterprise.config.settings import ConfigSettings
 from ray_enterprise.observability.platform import boot_observability
 from tests.support import wait_for
-
-
-@pytest.fixture
-def actors(ray_session: None, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
-    remove_alert_actor()
-    remove_config_actor()
-    config = get_config_handle(
-        create=True, settings=ConfigSettings(database_url=f"sqlite:///{tmp_path / 'c.db'}")
-    )
-    alerts = get_alert_handle(
-        create=True,
-        settings={"db_url": f"sqlite:///{tmp_path / 'a.db'}", "route": {"handlers": []}},
-    )
-    yield config, alerts
-    remove_alert_actor()
-    remove_config_actor()
 
 
 def families(central: Any) -> dict[str, Any]:
@@ -44,9 +23,9 @@ def value(family: Any, **labels: str) -> float:
 
 
 def test_registry_config_and_alert_actors_export_their_own_metrics(
-    registry: Any, actors: tuple[Any, Any]
+    registry: Any, own_config_and_alerts: tuple[Any, Any]
 ) -> None:
-    config, alerts = actors
+    config, alerts = own_config_and_alerts
     central = boot_observability()
     with pytest.raises(ConfigError):
         ray.get(config.set_value.remote("observability.cardinality_limit", -1))

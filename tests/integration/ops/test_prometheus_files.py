@@ -23,11 +23,8 @@ import sqlalchemy as sa
 import yaml
 
 import ray_enterprise
-from ray_enterprise.alerts.actor import get_alert_handle, remove_alert_actor
 from ray_enterprise.anomaly.shard import clear_checkpoints, get_shard_handles, remove_shards
-from ray_enterprise.config.actor import get_config_handle, remove_config_actor
 from ray_enterprise.config.errors import ConfigError
-from ray_enterprise.config.settings import ConfigSettings
 from ray_enterprise.observability.central import ObservabilityActor
 from ray_enterprise.observability.metric_batch import MetricBatch, MetricType, SeriesPoints
 from ray_enterprise.observability.platform import (
@@ -240,27 +237,10 @@ def test_a_real_prometheus_scrapes_the_system_and_a_shipped_rule_fires_into_aler
     assert query(prometheus, 'up{job="ray_enterprise"}')[0]["value"][1] == "1"
 
 
-@pytest.fixture
-def system_actors(ray_session: None, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
-    """A ConfigActor and an alert actor of this test's own, on SQLite files in tmp_path."""
-    remove_alert_actor()
-    remove_config_actor()
-    config = get_config_handle(
-        create=True, settings=ConfigSettings(database_url=f"sqlite:///{tmp_path / 'c.db'}")
-    )
-    alerts = get_alert_handle(
-        create=True,
-        settings={"db_url": f"sqlite:///{tmp_path / 'a.db'}", "route": {"handlers": []}},
-    )
-    yield config, alerts
-    remove_alert_actor()
-    remove_config_actor()
-
-
 def test_every_query_of_the_grafana_dashboard_returns_data_from_that_prometheus(
     stack: tuple[EnterpriseObservabilityPlatform, str, str],
     registry: ray_enterprise.EnterpriseServiceRegistry,
-    system_actors: tuple[Any, Any],
+    own_config_and_alerts: tuple[Any, Any],
     tmp_path: Path,
 ) -> None:
     platform, prometheus, _ = stack
@@ -269,7 +249,7 @@ def test_every_query_of_the_grafana_dashboard_returns_data_from_that_prometheus(
     # API key, refused points (the previous test's, or these), and a firing rule.
     registry.register_app_sync([faulty("ops-dashboard")])
     assert registry.start_all_sync(timeout_s=60)["status"] == "healthy"
-    config, alerts = system_actors
+    config, alerts = own_config_and_alerts
     with pytest.raises(ConfigError):
         ray.get(config.set_value.remote("observability.cardinality_limit", -1))
     ray.get(config.set_value.remote("observability.cardinality_limit", 500))
