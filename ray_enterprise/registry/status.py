@@ -53,6 +53,8 @@ class ServiceStatus:
     upgrading: bool = False
     not_ready: tuple[str, ...] = ()  # live replicas whose check_ready said no: no calls
     pending: tuple[str, ...] = ()  # replicas no node has room for (max_replicas_per_node)
+    # While RESTARTING: when the next start is due (epoch s), backoff and jitter included.
+    restart_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)  # flat fields: what asdict gives, without its deep copies
@@ -93,6 +95,7 @@ def service_status(
         upgrading=upgrading,
         not_ready=not_ready,
         pending=pending,
+        restart_at=rec.restart_at if rec.state is ServiceState.RESTARTING else None,
     )
 
 

@@ -60,6 +60,33 @@ def test_a_service_whose_start_keeps_raising_is_failed_with_its_last_error(
     assert "configured to fail in start()" in error
 
 
+def test_restart_jitter_spreads_the_backoff_of_services_failing_together(
+    registry: Registry,
+) -> None:
+    # A failed start is retried at once, then after the backoff: 20 s, lengthened by up to
+    # jitter. What is checked is the restart each service was given, not how long it took.
+    base = {"backoff_initial_s": 20, "backoff_max_s": 20, "max_start_attempts": 10}
+    broken = {"fail_start": True}
+    names = ["j1", "j2", "j3", "plain"]
+    registry.register_app_sync(
+        [faulty(n, restart={**base, "jitter": 0.5}, config=broken) for n in names[:3]]
+        + [faulty("plain", restart={**base, "jitter": 0.0}, config=broken)]
+    )
+    registry.actor.start_all.remote(5.0)  # not awaited: these never become healthy
+
+    def delays() -> dict[str, float] | None:
+        found = {n: service(registry, n) for n in names}
+        if not all(s["state"] == "restarting" and s["generation"] >= 2 for s in found.values()):
+            return None
+        return {n: s["restart_at"] - s["state_since"] for n, s in found.items()}
+
+    waits = wait_for(delays, timeout=60, what="each service waiting out its backoff")
+    assert waits["plain"] == pytest.approx(20.0, abs=0.05)  # no jitter: exactly the backoff
+    jittered = [waits[n] for n in names[:3]]
+    assert all(20.0 <= w <= 30.0 + 0.05 for w in jittered), waits
+    assert len({round(w, 3) for w in jittered}) == 3, waits  # drawn apart, not in lockstep
+
+
 def test_start_all_returns_when_a_significant_service_fails_and_the_app_stops_itself(
     registry: Registry,
 ) -> None:
