@@ -432,9 +432,14 @@ class Soak:
     # -- the sources ------------------------------------------------------------------------
 
     def _write_vault(self, timeout_seconds: float) -> None:
-        self.vault.client().secrets.kv.v2.create_or_update_secret(
+        kv = self.vault.client().secrets.kv.v2
+        # The planted secret where a secret lives (security.jwt_secret); search has none.
+        kv.create_or_update_secret(
+            path="ray_enterprise/security", secret={"jwt_secret": SECRET}, mount_point="secret"
+        )
+        kv.create_or_update_secret(
             path="ray_enterprise/search",
-            secret={"api_key": SECRET, "timeout_seconds": timeout_seconds},
+            secret={"timeout_seconds": timeout_seconds},
             mount_point="secret",
         )
 
