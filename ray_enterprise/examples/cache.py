@@ -90,8 +90,9 @@ class CacheService(Service):
     async def _load(self, key: str) -> Any:
         self.store_reads += 1
         value = await self._store_call("get", key)
-        if value is not None:
-            self._cache.put(key, value)
+        # A miss is kept too (JSON null): a key the store lacks must not cost a store call
+        # each time, as it did before the tiers; a put of the key replaces it.
+        self._cache.put(key, value)
         return value
 
     async def put(self, key: str, value: Any) -> int | None:

@@ -11,6 +11,7 @@ spec's ``call_wait_s`` or the call's own ``.options(call_wait_s=...)``, for a li
 instead of failing at once; a replica is known dead once the table drops it or a call this
 handle sent it failed because the actor died, and no call is sent to a replica known dead.
 A call that was already sent when its replica died fails (at most once: it may have run).
+While the GCS is away the table cannot be read: calls go on by the copy held.
 """
 
 from __future__ import annotations
@@ -81,7 +82,14 @@ class ServiceHandle:
         now = time.monotonic()
         table = self._table
         if fresh or table is None or now - self._fetched_at >= table.ttl_s:
-            raw = _kv.get(ROUTES + self._service)
+            try:
+                raw = _kv.get(ROUTES + self._service)
+            except Exception:
+                # The GCS is away (restarting from Redis): the replicas it listed still run
+                # and take calls, so keep routing by the copy held and read again next time.
+                if table is None:
+                    raise
+                return table
             if raw is None:
                 raise ServiceUnavailableError(
                     f"service {self._service!r} has no replica taking calls (not started, or "

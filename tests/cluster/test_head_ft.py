@@ -100,7 +100,7 @@ def test_services_and_callers_ride_through_a_gcs_restart(tmp_path: Path) -> None
             assert after["actors"] == before
             # No call failed: a call made while the GCS was away waited for it (the handle reads
             # its route table from the GCS key-value store) and went on once it was back.
-            assert not after["failed"], after
+            assert not after["failed"], (after["errors"], outage, after["failed"])
             resumed = sum(n for s, n in after["ok"].items() if int(s) > outage + 8)
             assert resumed > 0, after
             assert up.poll() is None  # the `up` driver rode through the outage as well
