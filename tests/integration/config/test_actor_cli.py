@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -11,13 +13,30 @@ from click.testing import CliRunner, Result
 
 from ray_enterprise.config.cli import config as config_cli
 from ray_enterprise.config.settings import ConfigSettings
+from ray_enterprise.security.audit_key import load_audit_key
+
+#: A line Ray echoes from a worker's log into this driver's stdout, e.g. "(ConfigActor pid=7) ...":
+#: it lands in whatever a command prints at that moment, and is no part of the command's output.
+_ECHOED = re.compile(r"^(\x1b\[[0-9;]*m)?\(\w+ pid=\d+")
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(config_cli, list(args), catch_exceptions=False)
+@dataclass
+class Ran:
+    exit_code: int
+    output: str
+
+
+def run(*args: str) -> Ran:
+    result: Result = CliRunner().invoke(config_cli, list(args), catch_exceptions=False)
+    lines = result.output.splitlines(keepends=True)
+    return Ran(result.exit_code, "".join(line for line in lines if not _ECHOED.match(line)))
 
 
 def test_show_set_history_diff_rollback_and_compliance(ray_session: None, tmp_path: Path) -> None:
+    # The audit key exists before the actor writes its first record: otherwise its one-time
+    # "generated an audit key" warning, echoed by Ray into this driver's stdout, lands inside
+    # the output a command here parses.
+    load_audit_key()
     settings = ConfigSettings(database_url=f"sqlite:///{tmp_path / 's.db'}")
     with config_actor(settings):
         shown = run("show", "cache")
@@ -52,7 +71,7 @@ def test_show_set_history_diff_rollback_and_compliance(ray_session: None, tmp_pa
         report = json.loads(production.output)
         assert production.exit_code == 1 and report["passed"] is False
         failed = {r["rule"] for r in report["results"] if not r["passed"]}
-        assert {"api-keys-required", "encryption-key-set"} <= failed
+        assert failed == {"api-keys-required"}  # the defaults break only this production rule
 
         layers = run("sources").output
         assert "files" in layers and "database" in layers and "environment" in layers

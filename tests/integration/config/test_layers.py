@@ -112,7 +112,7 @@ def test_a_planted_secret_never_appears_in_output(
     tmp_path: Path, bao: BaoServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     env = {
-        "RAY_ENTERPRISE__SECURITY__ENCRYPTION_KEY": PLANTED,
+        "RAY_ENTERPRISE__SERVICES__BILLING__API_KEY": PLANTED,
         "RAY_ENTERPRISE__ENVIRONMENT": "production",
     }
     sources = build(tmp_path, bao, env)
