@@ -10,8 +10,9 @@ actor's loop runs (supervisor tick, durable records, replica counts), and one st
 (what ``get_system_status`` does) is timed per tick.
 
 Two sides in one run, the one that leads alternating per round:
-- ``incremental``: the code as it is (tick over marked records and due timers, records and
-  replica counts for touched services, status from the snapshot);
+- ``incremental``: the registry's own code (tick over marked records and due timers; records,
+  replica counts and the status snapshot for touched services through :class:`RegistryBook`,
+  the class the registry actor runs);
 - ``full``: the code as it was (``Supervisor(full_scan=True)`` visits every record every
   tick, every record persisted and its replica count looked at per tick, and status
   recomputed over every service per call), the reference the unit tests hold the
@@ -38,15 +39,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks._common import write_result
-from ray_enterprise.registry.status import (
-    StatusSnapshot,
-    overall_status,
-    service_status,
-)
+from ray_enterprise.registry.bookkeeping import RegistryBook
+from ray_enterprise.registry.status import overall_status, service_status
 from ray_enterprise.registry.supervision import (
     UP_STATES,
     KillService,
-    ServiceState,
     StartService,
     Supervisor,
 )
@@ -78,40 +75,30 @@ def specs(n: int) -> list[ServiceSpec]:
 
 @dataclass
 class Registry:
-    """What the registry actor's loop does per tick, on either side, without Ray."""
+    """What the registry actor's loop does per tick, on either side, without Ray: the
+    supervisor and the registry's own bookkeeping (:class:`RegistryBook`, the class the actor
+    runs), with a dict for the durable store and replica counts for the cluster."""
 
     sup: Supervisor
     full: bool
-    snapshot: StatusSnapshot = field(default_factory=StatusSnapshot)
     persisted: dict[str, dict[str, Any]] = field(default_factory=dict)
     replicas: dict[str, int] = field(default_factory=dict)
-    pending: set[str] = field(default_factory=set)
+    book: RegistryBook = field(init=False)
 
     def __post_init__(self) -> None:
-        self.snapshot.set_levels(self.sup.graph.levels())
-
-    def _persist_one(self, name: str) -> None:
-        rec = self.sup.record(name)
-        data = {
-            "generation": rec.generation,
-            "failed": rec.state is ServiceState.FAILED,
-            "restarts": rec.restarts,
-        }
-        if self.persisted.get(name) != data:
-            self.persisted[name] = data
+        self.book = RegistryBook(self.persisted.__setitem__)
 
     def after_tick(self) -> None:
         if self.full:
             names = [r.spec.name for r in self.sup.records()]
         else:
-            self.pending |= self.sup.take_touched()
-            names = list(self.pending)
+            self.book.note(self.sup.take_touched())
+            names = list(self.book.take_unreconciled())
         for name in names:  # replica counts: desired against actual, for up services
             rec = self.sup.record(name)
             if rec.state in UP_STATES and self.replicas.get(name, 0) < rec.spec.replicas:
                 self.replicas[name] = rec.spec.replicas
-        for name in names:
-            self._persist_one(name)
+        self.book.persist(self.sup, every=self.full)
 
     def status(self) -> dict[str, Any]:
         if self.full:
@@ -119,12 +106,8 @@ class Registry:
             result = overall_status(services, running=self.sup.running)
             result["services"] = [s.to_json() for s in services]
             return result
-        for name in self.pending:
-            self.snapshot.put(service_status(self.sup.record(name)))
-        self.pending.clear()
-        result = self.snapshot.view(running=self.sup.running)
-        result["services"] = self.snapshot.services()
-        return result
+        self.book.refresh(self.sup, lambda name: service_status(self.sup.record(name)))
+        return self.book.view(self.sup)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from ray_enterprise.observability.system_metrics import REGISTRY_TICK_METRIC
 from ray_enterprise.redaction import redact_text
 from ray_enterprise.registry.alert_reports import AlertReports
 from ray_enterprise.registry.auto_shutdown import ShutdownCause
+from ray_enterprise.registry.bookkeeping import RegistryBook
 from ray_enterprise.registry.control_state import (
     APP_KEY,
     DESIRED_KEY,
@@ -38,14 +39,13 @@ from ray_enterprise.registry.control_state import (
     ControlState,
 )
 from ray_enterprise.registry.deployer import Deployer
-from ray_enterprise.registry.graph import DependencyGraph
 from ray_enterprise.registry.handle import ServiceHandle, withdraw_routes
 from ray_enterprise.registry.recovery import plan_recovery
 from ray_enterprise.registry.replica_manager import ReplicaManager
 from ray_enterprise.registry.replica_wrapper import ReplicaActor
 from ray_enterprise.registry.replicas import Replica, ReplicaSet, replica_id
 from ray_enterprise.registry.scaling import Scaler
-from ray_enterprise.registry.status import ServiceStatus, StatusSnapshot, service_status
+from ray_enterprise.registry.status import ServiceStatus, service_status
 from ray_enterprise.registry.supervision import (
     LIVE_STATES,
     UP_STATES,
@@ -83,19 +83,13 @@ class RegistryActor:
         self._sup = Supervisor()
         self._state = ControlState()  # the GCS KV, and what should run in the durable store
         self._fleet = ReplicaManager(self)  # every replica, its actor, its route table
-        self._persisted: dict[str, dict[str, Any]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         self._stopping: asyncio.Task[None] | None = None
         self._reports = AlertReports()  # what the alert manager was told last
-        # What changed since the status snapshot, the durable records and the replica counts
-        # were last brought up to date: each is redone for those services alone.
-        self._snapshot = StatusSnapshot()
-        self._snapshot_graph: DependencyGraph | None = None
-        self._stale: set[str] = set()
-        self._unpersisted: set[str] = set()
-        self._unreconciled: set[str] = set()
-        self._upgrading: set[str] = set()
+        # The status snapshot, the durable records and the replica counts, each redone for
+        # the services that changed alone.
+        self._book = RegistryBook(lambda name, data: self._state.put(_RECORD + name, data))
         self.deployer = Deployer(self)
         self.scaler = Scaler(self, self.deployer)
         adopted = self._recover()
@@ -131,7 +125,7 @@ class RegistryActor:
         for committed in self.deployer.recover(generations):
             self._sup.register(committed)
         for name in records.keys() & {r.spec.name for r in self._sup.records()}:
-            self._persisted[name] = records[name]
+            self._book.persisted[name] = records[name]
         plan = plan_recovery(
             records,
             [r.spec.name for r in self._sup.records()],
@@ -190,11 +184,11 @@ class RegistryActor:
         return self._fleet.retire(name, replica)
 
     def persist(self, name: str) -> None:
-        self._persist_one(name)
+        self._book.persist_one(self._sup, name)
 
     def wake(self, name: str | None = None) -> None:
         if name is not None:
-            self._unreconciled.add(name)
+            self._book.mark_unreconciled(name)
         self._wake.set()
 
     # -- the loop -------------------------------------------------------------------------
@@ -207,7 +201,7 @@ class RegistryActor:
                 self.execute(self._sup.tick())
                 self._collect_changes()
                 self._reconcile_replicas()
-                self._persist()
+                self._book.persist(self._sup)
                 self._report_transitions()
             except Exception:  # the loop must outlive any one bad step
                 logger.exception("reconcile step failed")
@@ -251,7 +245,8 @@ class RegistryActor:
     def execute(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, StartService):
-                self._persist_one(action.name)  # the generation is durable before the actor
+                # The generation is durable before the actor exists.
+                self._book.persist_one(self._sup, action.name)
                 self._fleet.launch(action.name, action.generation)
             elif isinstance(action, KillService):
                 self._fleet.kill(action.name, action.generation)
@@ -266,27 +261,11 @@ class RegistryActor:
         if actions:
             self._wake.set()
 
-    def _persist_one(self, name: str) -> None:
-        rec = self._sup.record(name)
-        data = {
-            "generation": rec.generation,
-            "failed": rec.state is ServiceState.FAILED,
-            "restarts": rec.restarts,
-        }
-        if self._persisted.get(name) != data:
-            self._state.put(_RECORD + name, data)
-            self._persisted[name] = data
-
     def _collect_changes(self) -> None:
         """Take what the supervisor and the replicas changed since the last call; an upgrade
         that began or ended changes its service's status and hands its replicas over."""
         changed = self._sup.take_touched() | self._fleet.take_changed()
-        upgrading = set(self.deployer.phases())
-        changed |= upgrading | self._upgrading
-        self._upgrading = upgrading
-        self._stale |= changed
-        self._unpersisted |= changed
-        self._unreconciled |= changed
+        self._book.note(changed, self.deployer.phases())
 
     def _reconcile_replicas(self) -> None:
         """Desired replica count against actual, one step: start the missing, retire extras.
@@ -296,8 +275,7 @@ class RegistryActor:
         services that changed are looked at: a replica lost, a state, a scale, an upgrade's
         end all mark theirs.
         """
-        names, self._unreconciled = self._unreconciled, set()
-        for name in names:
+        for name in self._book.take_unreconciled():
             try:
                 rec = self._sup.record(name)
             except ServiceNotFoundError:
@@ -308,21 +286,12 @@ class RegistryActor:
             wanted = self.scaler.desired_replicas(rec)
             missing = replicas.shortfall(rec.generation, wanted)
             if missing:
-                self._stale.add(name)
+                self._book.mark_stale(name)
             for _ in range(missing):
                 replica = replicas.add(rec.generation)
                 self.spawn(self._fleet.run(name, replica, rec.spec, created=True))
             for replica in replicas.to_retire(rec.generation, -missing):
                 self._fleet.retire(name, replica)
-
-    def _persist(self, *, every: bool = False) -> None:
-        """Write the records that changed (``every``: all of them) to the durable store."""
-        names, self._unpersisted = self._unpersisted, set()
-        if every:
-            names = {rec.spec.name for rec in self._sup.records()}
-        for name in names:
-            with contextlib.suppress(ServiceNotFoundError):  # unregistered since
-                self._persist_one(name)
 
     async def _stop_one(self, name: str) -> None:
         await self.deployer.abandon(name)
@@ -343,7 +312,7 @@ class RegistryActor:
         self._sup.running = False
         for level in self._sup.graph.shutdown_levels():
             await asyncio.gather(*(self._stop_one(name) for name in level))
-        self._persist(every=True)
+        self._book.persist(self._sup, every=True)
         self._state.put(_DESIRED, "stopped")
 
     # -- public API -----------------------------------------------------------------------
@@ -485,26 +454,16 @@ class RegistryActor:
     def _refresh_status(self) -> None:
         """Bring the status snapshot up to date with what changed since it last was."""
         self._collect_changes()
-        if self._sup.graph is not self._snapshot_graph:
-            self._snapshot_graph = self._sup.graph
-            self._snapshot.set_levels(self._sup.graph.levels())
-        names, self._stale = self._stale, set()
-        for name in names:
-            try:
-                self._snapshot.put(self._status_of(name))
-            except ServiceNotFoundError:  # unregistered
-                self._snapshot.drop(name)
+        self._book.refresh(self._sup, self._status_of)
 
     async def list_services(self) -> list[dict[str, Any]]:
         self._refresh_status()
-        return list(self._snapshot.services())
+        return list(self._book.snapshot.services())
 
     async def get_system_status(self) -> dict[str, Any]:
         """Served from the snapshot: its cost is what changed since the last call."""
         self._refresh_status()
-        status = self._snapshot.view(running=self._sup.running)
-        status["services"] = self._snapshot.services()
-        status["levels"] = self._snapshot.levels()
+        status = self._book.view(self._sup)
         status["moves"] = list(self._fleet.place.moves)
         return status
 
@@ -546,12 +505,8 @@ class RegistryActor:
         await asyncio.to_thread(self._state.mirror.flush)
         self._fleet.clear()
         self._sup = Supervisor()
-        self._snapshot.clear()
-        self._snapshot_graph = None
-        for pending in (self._stale, self._unpersisted, self._unreconciled, self._upgrading):
-            pending.clear()
+        self._book.clear()
         self._reports.clear()
-        self._persisted.clear()
         self.deployer.forget()
         self.scaler.forget()
 

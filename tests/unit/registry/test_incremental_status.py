@@ -16,6 +16,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from ray_enterprise.registry.bookkeeping import RegistryBook, durable_record
 from ray_enterprise.registry.status import StatusSnapshot, overall_status, service_status
 from ray_enterprise.registry.supervision import LIVE_STATES, ServiceRecord, Supervisor
 from ray_enterprise.spec import ServiceSpec
@@ -195,20 +196,23 @@ def test_the_incremental_tick_and_the_status_snapshot_equal_a_full_recomputation
     specs = [build(raw, i) for i in range(len(NAMES))]
     pair.both("register_all", specs)
     pair.fast.running = pair.full.running = True
-    snapshot = StatusSnapshot()
-    snapshot.set_levels(pair.fast.graph.levels())
+    # The registry actor's own bookkeeping, fed what the fast side touched, as the actor does.
+    stored: dict[str, dict[str, Any]] = {}
+    book = RegistryBook(stored.__setitem__)
     for event in [("tick", 0.0), *events]:
         play(pair, raw, event)
         for name in NAMES:
             assert view(pair.fast.record(name)) == view(pair.full.record(name)), (name, event)
         assert pair.fast.take_transitions() == pair.full.take_transitions()
-        for name in pair.fast.take_touched():
-            snapshot.put(service_status(pair.fast.record(name)))
+        book.note(pair.fast.take_touched())
+        book.persist(pair.fast)
+        book.refresh(pair.fast, lambda name: service_status(pair.fast.record(name)))
         every = [service_status(r) for r in pair.full.records()]
-        assert snapshot.view(running=pair.full.running) == overall_status(
-            every, running=pair.full.running
-        )
-        assert snapshot.services() == [s.to_json() for s in every]
+        shown = book.view(pair.fast)
+        assert shown.pop("services") == [s.to_json() for s in every]
+        assert shown.pop("levels") == [list(level) for level in pair.full.graph.levels()]
+        assert shown == overall_status(every, running=pair.full.running)
+        assert stored == {name: durable_record(pair.full, name) for name in NAMES}
 
 
 def test_a_quiet_fleet_visits_no_record_per_tick() -> None:
