@@ -86,11 +86,13 @@ class ContextSurprise(ArrayState):
         learning_range = ok & (self.seen < self.warmup)
         self.low = np.where(learning_range, np.fmin(self.low, x), self.low)
         self.high = np.where(learning_range, np.fmax(self.high, x), self.high)
-        span = self.high - self.low
-        span = np.where(span > 0, span, 1e-2 * np.abs(self.high) + 1e-9)
-        bottom = self.low - self.margin * span
-        width = span * (1.0 + 2.0 * self.margin)
+        # A series with no finite value yet has an infinite range (inf - inf is NaN): its
+        # level is NaN and becomes 0 below, so numpy's warning about it says nothing.
         with np.errstate(invalid="ignore"):
+            span = self.high - self.low
+            span = np.where(span > 0, span, 1e-2 * np.abs(self.high) + 1e-9)
+            bottom = self.low - self.margin * span
+            width = span * (1.0 + 2.0 * self.margin)
             level = np.clip(np.floor((x - bottom) / width * self.bins), -1, self.bins) + 1
         level = np.where(ok & np.isfinite(level), level, 0).astype(np.int64)
 

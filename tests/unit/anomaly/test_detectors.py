@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import warnings
 from typing import Any
 
 import numpy as np
@@ -178,6 +179,20 @@ def test_vectorised_shard_scores_each_series_as_if_alone() -> None:
         scores = [alone.score_and_learn(v, 0.0).score for v in data[present, s]]
         np.testing.assert_allclose(together[present, s], scores, atol=1e-12)
     assert together[250, 2] > 0.0
+
+
+@pytest.mark.parametrize("config", [DEFAULT_DETECTOR, *NUMPY_CONFIGS.values()], ids=str)
+def test_a_shard_with_series_that_sent_nothing_yet_warns_of_nothing(
+    config: dict[str, Any],
+) -> None:
+    """A shard has slots for series that have not sent a value yet (the shard is sized ahead):
+    their empty state must not print numpy warnings into every operator's log."""
+    shard = build_vector_detector(config, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for t in range(300):
+            scores, _ = shard.score_and_learn(np.array([np.nan, 10.0 + t % 7, np.nan]), float(t))
+            assert np.all(np.isfinite(scores))
 
 
 def test_vector_state_round_trips_through_pickle() -> None:
