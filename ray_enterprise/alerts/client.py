@@ -100,7 +100,9 @@ class _HealthReporter:
                 except ValueError:
                     return  # no alert actor: nothing to tell; it syncs from the registry at boot
             try:
-                ray.get(self._handle.ingest.remote([item]), timeout=_SEND_TIMEOUT_S)
+                # Waited on through its future, not ray.get: this thread is not the actor's
+                # event loop, and Ray warns of a blocking get inside any async actor.
+                self._handle.ingest.remote([item]).future().result(timeout=_SEND_TIMEOUT_S)
                 return
             except Exception:
                 self._handle = None
