@@ -45,7 +45,8 @@ def collector_name(node_id: str) -> str:
 
 
 class CollectorActor:
-    """Merges the batches and spans of its node and forwards them every ``forward_interval_s``."""
+    """Merges the batches and spans of its node and forwards them every ``forward_interval_s``,
+    or as soon as it holds ``forward_at_points`` points."""
 
     def __init__(
         self,
