@@ -2,14 +2,18 @@
 
 Processes ship to the collector of their own node (cheap, local) and the collector merges what
 all of them sent into one batch per interval for the central observability actor, so the central
-actor receives one call per node per interval however many processes record. It is detached,
-pinned to its node and restarted by Ray forever; a SIGKILL loses at most what it held since its
-last forward.
+actor receives one call per node per interval however many processes record. Past
+:data:`FORWARD_AT_POINTS` held points it forwards at once instead of waiting for the interval:
+at a high rate the timer would only add its wait to every point and let the buffer run into
+:data:`MAX_HELD_POINTS`, while the calls to the central actor stay one per that many points.
+It is detached, pinned to its node and restarted by Ray forever; a SIGKILL loses at most what
+it held since its last forward.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -31,6 +35,9 @@ CENTRAL_NAME = system_actors.OBSERVABILITY
 #: Past this many buffered points (central actor unreachable), batches are dropped and counted.
 MAX_HELD_POINTS = 2_000_000
 MAX_HELD_SPANS = 200_000
+#: Held points that make the collector forward before its interval is up (one recorder flush's
+#: bound: a busy process's every flush goes straight on, small ones are still merged).
+FORWARD_AT_POINTS = 100_000
 
 
 def collector_name(node_id: str) -> str:
@@ -38,18 +45,28 @@ def collector_name(node_id: str) -> str:
 
 
 class CollectorActor:
-    """Merges the batches and spans of its node and forwards them every ``forward_interval_s``."""
+    """Merges the batches and spans of its node and forwards them every ``forward_interval_s``,
+    or as soon as it holds ``forward_at_points`` points."""
 
-    def __init__(self, forward_interval_s: float = 0.5, *, recreated: bool = False) -> None:
+    def __init__(
+        self,
+        forward_interval_s: float = 0.5,
+        *,
+        forward_at_points: int = FORWARD_AT_POINTS,
+        recreated: bool = False,
+    ) -> None:
         node = ray.get_runtime_context().get_node_id()
         restart_alert = RestartAlert(f"collector:{node}", recreated=recreated)
         self._interval = forward_interval_s
+        self._forward_at = forward_at_points
+        self._due = asyncio.Event()  # set when enough is held to forward before the interval
         self._batches: list[MetricBatch] = []
         self._held_points = 0
         self._spans: list[Any] = []
         self._dropped = 0
         self._central: Any = None
         self._forwarded_points = 0
+        self._forward_failed = False
         self._lock = asyncio.Lock()
         self._task = asyncio.get_event_loop().create_task(self._forward_forever())
         restart_alert.recovered()  # nothing to restore: what it held died with it
@@ -71,6 +88,8 @@ class CollectorActor:
             return
         self._held_points += points
         self._batches.append(batch)
+        if self._held_points >= self._forward_at:
+            self._due.set()
 
     async def ingest_spans(self, spans: list[Any]) -> None:
         room = MAX_HELD_SPANS - len(self._spans)
@@ -105,12 +124,14 @@ class CollectorActor:
                     spans = []
             except Exception as exc:  # central actor missing or restarting: keep and retry
                 self._central = None
+                self._forward_failed = True
                 logger.warning("collector could not forward to the central actor: %s", exc)
                 if not metrics_sent:
                     self._batches.insert(0, merged)
                     self._held_points += merged.point_count
                 self._spans[:0] = spans
                 return 0
+            self._forward_failed = False
             self._forwarded_points += merged.point_count
             return merged.point_count
 
@@ -127,12 +148,18 @@ class CollectorActor:
         return self._central
 
     async def _forward_forever(self) -> None:
+        """Forward every interval, or as soon as enough is held; while one forward waits on
+        the central actor, what arrives is merged into the next."""
         while True:
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._due.wait(), self._interval)
+            self._due.clear()
             try:
                 await self.flush()
             except Exception:
                 logger.exception("collector forward failed")
+            if self._forward_failed:  # central away: retry once per interval, not per batch
+                await asyncio.sleep(self._interval)
 
 
 def collector_options(node_id: str) -> dict[str, Any]:
