@@ -4,8 +4,10 @@ time: pure bookkeeping, no Ray, so the batching rules are tested in milliseconds
 The registry probes every replica from one loop (:mod:`prober`): each tick it asks this
 schedule what is due, sends it, and polls every answer still out at once (Ray Serve's
 controller polls its replicas' ``check_health`` refs the same way, once per tick). One probe
-per replica is out at a time; the next is scheduled only once the last one was judged, so a
-period counts from the end of a check, as the per-replica loop it replaced slept after each.
+per replica is out at a time; the next is scheduled once the last one was judged, a period
+after the last went out, so an answer collected a tick after it came does not stretch the
+period (the per-replica loop slept a period after each answer; the difference is the
+answer's round trip, a few ms). After a timeout the next waits a period from then, as before.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class Slot:
     # after the watch ended (the service said it stopped or completed)
     sent_at: float | None = None  # the probe out now was sent then
     timeout_s: float = 0.0  # ... and times out after this long
+    last_sent: float | None = None  # the last probe, out or answered, was sent then
+    late: bool = False  # the last probe timed out
 
 
 class ProbeSchedule:
@@ -52,7 +56,8 @@ class ProbeSchedule:
 
     def sent(self, rid: str, now: float, timeout_s: float) -> None:
         slot = self.slots[rid]
-        slot.due, slot.sent_at, slot.timeout_s = None, now, timeout_s
+        slot.due, slot.sent_at, slot.last_sent, slot.timeout_s = None, now, now, timeout_s
+        slot.late = False
 
     def answered(self, rid: str) -> None:
         """Its probe came back (or timed out): being judged, nothing due until :meth:`again`."""
@@ -67,13 +72,18 @@ class ProbeSchedule:
         ]
         for rid in late:
             self.answered(rid)
+            self.slots[rid].late = True
         return late
 
-    def again(self, rid: str, at: float) -> None:
-        """The last probe was judged: the next one goes out at ``at``."""
+    def again(self, rid: str, period_s: float, now: float) -> None:
+        """The last probe was judged: the next goes out ``period_s`` after it went out, so the
+        tick that collected its answer does not stretch the period; after a probe that timed
+        out (or before the first), ``period_s`` from ``now``, as the per-replica loop slept."""
         slot = self.slots.get(rid)
-        if slot is not None and slot.sent_at is None:
-            slot.due = at
+        if slot is None or slot.sent_at is not None:
+            return
+        since = now if slot.last_sent is None or slot.late else slot.last_sent
+        slot.due = since + period_s
 
     def watches_due(self, now: float) -> list[str]:
         return [

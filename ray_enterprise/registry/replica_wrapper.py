@@ -167,6 +167,18 @@ class ReplicaActor:
     def __init__(self, rid: str, handle: Any) -> None:
         self.id = rid
         self.handle = handle
+        self._probe_calls: tuple[Any, Any] | None = None
+
+    def _quiet(self) -> tuple[Any, Any]:
+        """The probe and watch methods without Ray's task events: one per second per replica
+        would fill the dashboard's task list and cost a record on both sides of every call
+        (Ray Serve turns them off for its replicas' calls too). Bound once per handle."""
+        if self._probe_calls is None:
+            self._probe_calls = (
+                self.handle._re_health.options(enable_task_events=False),
+                self.handle._re_watch.options(enable_task_events=False),
+            )
+        return self._probe_calls
 
     @classmethod
     def create(cls, spec: ServiceSpec, rid: str, spread_to: str | None = None) -> ReplicaActor:
@@ -219,12 +231,12 @@ class ReplicaActor:
     def send_check(self) -> Any:
         """Send one health check, in the service's own concurrency group; its ObjectRef is
         polled by the prober with every other one out (:func:`read_check` reads it)."""
-        return self.handle._re_health.remote()
+        return self._quiet()[0].remote()
 
     def send_watch(self, poll_s: float) -> Any:
         """The call that is always pending on the actor, so its death is seen at once; it
         returns after ``poll_s`` at the latest (:func:`read_watch` reads it)."""
-        return self.handle._re_watch.remote(poll_s)
+        return self._quiet()[1].remote(poll_s)
 
     async def stats(self, timeout_s: float = 2.0) -> dict[str, Any]:
         """The call counters kept inside the replica (raises when it does not answer)."""

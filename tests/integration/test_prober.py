@@ -1,6 +1,6 @@
 """The registry's prober on a real local Ray, driving real service actors: the probes of
 several replicas go out in one tick and come back through one ``ray.wait``, and a SIGKILLed
-replica is seen dead through the polled watch call within a tick or two of Ray telling this
+replica is seen dead through its watch call within a tick or two of Ray telling this
 process, while its next probe is a minute away. No mocks; no time is asserted."""
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ async def _scenario(actors: list[ReplicaActor]) -> None:
     assert stats.waits <= stats.ticks  # one ray.wait per tick, however many calls are out
     assert stats.most_in_one_wait >= N
 
-    # A SIGKILL, while the next probe of every replica is a minute away: only the polled
-    # watch call can see it. ``told`` is a call of this test pending on the same actor, read
+    # A SIGKILL, while the next probe of every replica is a minute away: only the watch call
+    # can see it. ``told`` is a call of this test pending on the same actor, read
     # between the prober's ticks: the tick at which Ray had told this process.
     owner.period_s = 60.0
     slots = prober.schedule.slots.values()

@@ -17,7 +17,8 @@ def test_replicas_due_together_go_out_in_the_same_tick_and_one_probe_each() -> N
     assert schedule.probes_due(11.9) == []
     schedule.answered("a")
     assert schedule.probes_due(12.0) == []
-    schedule.again("a", 13.0)  # the period counts from the judgement, as the old loop slept
+    # Judged at 12.0 (the answer read a tick late): the period counts from the send.
+    schedule.again("a", 3.0, now=12.0)
     assert schedule.probes_due(12.99) == []
     assert schedule.probes_due(13.0) == ["a"]
 
@@ -32,7 +33,8 @@ def test_a_probe_past_its_timeout_is_reported_once_and_an_answered_one_never() -
     assert schedule.expired(0.99) == []
     assert schedule.expired(1.0) == ["slow"]
     assert schedule.expired(5.0) == []  # counted as answered: not timed out a second time
-    schedule.again("slow", 6.0)
+    schedule.again("slow", 1.0, now=5.0)  # after a timeout: a period from the judgement
+    assert schedule.probes_due(5.99) == []
     assert schedule.probes_due(6.0) == ["slow"]
 
 
@@ -44,7 +46,7 @@ def test_a_replica_added_before_its_start_is_watched_at_once_and_probed_only_lat
     assert schedule.watches_due(100.0) == []  # one watch call out at a time
     schedule.watch_again("r", None)  # the service said it stopped: watching is over
     assert schedule.watches_due(1e9) == []
-    schedule.again("r", 1.0)
+    schedule.again("r", 0.0, now=1.0)  # the first probe: from now
     assert schedule.probes_due(1.0) == ["r"]
 
 
@@ -52,7 +54,7 @@ def test_a_removed_replica_is_never_due_and_again_on_it_is_ignored() -> None:
     schedule = ProbeSchedule()
     schedule.add("gone", now=0.0)
     schedule.remove("gone")
-    schedule.again("gone", 0.0)
+    schedule.again("gone", 0.0, now=0.0)
     schedule.watch_again("gone", 0.0)
     assert "gone" not in schedule and schedule.probes_due(1.0) == []
     assert schedule.watches_due(1.0) == []
@@ -62,7 +64,7 @@ def test_again_while_a_probe_is_out_does_not_send_a_second() -> None:
     schedule = ProbeSchedule()
     schedule.add("r", now=0.0)
     schedule.sent("r", 0.0, timeout_s=5.0)
-    schedule.again("r", 0.0)
+    schedule.again("r", 0.0, now=1.0)
     assert schedule.probes_due(1.0) == []
 
 
