@@ -6,10 +6,11 @@ do, against the same N ``FaultyService`` actors (``num_cpus=0``, started as the 
 starts them), probing each every ``--period`` s:
 
 * batched: :class:`ray_enterprise.registry.prober.Prober`: one loop, each 50 ms tick sends the
-  probes due and polls every probe and watch call out with one ``ray.wait``;
-* per-replica (the peer, the registry's code before issue 20/25, re-created here): per replica
-  one asyncio task looping ``await asyncio.wait_for(handle._re_health.remote(), timeout)``
-  then ``asyncio.sleep(period)``, and one task keeping a watch call awaited.
+  probes due and polls every probe out with one ``ray.wait``; watch calls are handed to the
+  loop by their refs' completion callbacks;
+* per-replica (the peer, the registry's code before issues 20/25, re-created here): per
+  replica one asyncio task looping ``await asyncio.wait_for(handle._re_health.remote(),
+  timeout)`` then ``asyncio.sleep(period)``, and one task keeping a watch call awaited.
 
 Each answer goes through the same pure rule on both sides (``judge_check`` on a real
 ``ReplicaSet``); what the registry does beyond it (supervisor, routes) is the same on both
@@ -17,7 +18,9 @@ sides and not in the clock. The watch call polls every ``--watch-poll`` s on bot
 registry's is 30 s) so that the calls a side leaves pending when it stops are gone before
 long. Inside the clock: ``time.process_time()`` of the host process (every thread: the event
 loop and Ray's core worker) over ``--window`` s after ``--warmup`` s. An ``idle`` side (the
-same host, no probes) gives the floor. Rounds alternate which side runs first.
+same host, no probes) gives the floor. Rounds alternate which side runs first. Under load the
+per-replica loop's period stretches by each check's round trip (it sleeps a period after each
+answer), the prober's does not: CPU per check is printed beside CPU per service per second.
 
     nice -n 10 .venv/bin/python -m benchmarks.probe_cost --services 50 100 --rounds 3
 """
@@ -190,6 +193,14 @@ def main() -> None:
                 )
         ours, peer = statistics.median(per["batched"]), statistics.median(per["per_replica"])
         idle = per["idle"][0]
+        us = {  # CPU per check: the old loop's period stretches by each check's round trip
+            side: statistics.median(
+                r["cpu_s"] / r["checks"] * 1e6
+                for r in rows
+                if r["side"] == side and r["services"] == n
+            )
+            for side in SIDES
+        }
         line = {
             "services": n,
             "batched_ms": ours,
@@ -197,12 +208,16 @@ def main() -> None:
             "idle_ms": idle,
             "ratio": ours / peer,
             "ratio_above_idle": (ours - idle) / (peer - idle),
+            "batched_us_per_check": us["batched"],
+            "per_replica_us_per_check": us["per_replica"],
+            "ratio_per_check": us["batched"] / us["per_replica"],
         }
         summary.append(line)
         print(
             f"n={n}: batched {ours:.3f} vs per-replica {peer:.3f} ms CPU per service per s,"
             f" ratio {line['ratio']:.2f} (idle host {idle:.3f}; above idle"
-            f" {line['ratio_above_idle']:.2f})",
+            f" {line['ratio_above_idle']:.2f}); per check {us['batched']:.0f} vs"
+            f" {us['per_replica']:.0f} us, ratio {line['ratio_per_check']:.2f}",
             flush=True,
         )
         ray.kill(host)

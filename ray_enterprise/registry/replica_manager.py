@@ -2,19 +2,19 @@
 and publish the route table callers read. The registry's replica half.
 
 It holds the per-replica state (which replicas each service has, their actors, their tasks,
-the route tables, node placement) and runs each replica's life as asyncio tasks on the
-registry's loop. Every Ray call goes through :class:`ReplicaActor`; what a failure or a check
-means is :mod:`replica_rules`; what it means for the service, the supervisor's decision, is
-executed by the host (the RegistryActor).
+the route tables, node placement) and runs each replica's start and drain as asyncio tasks on
+the registry's loop; its health checks and watch call run in one loop for all replicas
+(:mod:`replica_checks`). Every Ray call goes through :class:`ReplicaActor`; what a failure or
+a check means is :mod:`replica_rules`; what it means for the service, the supervisor's
+decision, is executed by the host (the RegistryActor).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 import ray
@@ -22,33 +22,16 @@ import ray
 from ray_enterprise.errors import ServiceNotFoundError
 from ray_enterprise.registry.handle import publish_routes
 from ray_enterprise.registry.placement import Placement, node_with_room
-from ray_enterprise.registry.prober import Prober
-from ray_enterprise.registry.replica_rules import (
-    CheckVerdict,
-    FailureScope,
-    failure_scope,
-    judge_check,
-)
-from ray_enterprise.registry.replica_wrapper import Check, Probe, ReplicaActor, StartFailed
+from ray_enterprise.registry.replica_checks import ReplicaChecks
+from ray_enterprise.registry.replica_rules import FailureScope, failure_scope
+from ray_enterprise.registry.replica_wrapper import ReplicaActor, StartFailed
 from ray_enterprise.registry.replicas import Replica, ReplicaSet, parse_replica_id, replica_id
 from ray_enterprise.registry.routing import RouteTable
 from ray_enterprise.registry.supervision import LIVE_STATES, Action, NotifyDependency, Supervisor
-from ray_enterprise.spec import HealthSpec, ServiceSpec
+from ray_enterprise.spec import ServiceSpec
 
-_STARTING_PROBE_S = 0.05  # probe fast until the first healthy check: dependents wait on it
 _DRAIN_MARGIN_S = 0.2  # beyond the TTL: a call sent just before it expired is still on its way
 _PENDING_RETRY_S = 1.0  # a replica no node has room for looks again this often
-_UNREACHABLE_WATCH_S = 0.5  # a watch call that found the actor unreachable is sent again then
-
-
-@dataclass(eq=False)
-class _Probed:
-    """A replica the prober checks, and the settings of the probe out for it now."""
-
-    name: str
-    replica: Replica
-    spec: ServiceSpec  # what it was started with: its probe settings while not current
-    health: HealthSpec | None = None
 
 
 class _Rollouts(Protocol):
@@ -89,8 +72,7 @@ class ReplicaManager:
         self.routes: dict[str, RouteTable] = {}  # service -> the table callers read
         self.retiring: dict[str, asyncio.Task[None]] = {}  # replica id -> its drain
         self.monitors: dict[str, list[asyncio.Task[None]]] = {}  # replica id -> its tasks
-        self.probed: dict[str, _Probed] = {}  # replica id -> what its probes are for
-        self.prober = Prober(self)  # every replica's probes and watch call, in one loop
+        self.checks = ReplicaChecks(self, host)  # every replica's probes and watch call, one loop
         self.place = Placement()
         self.changed: set[str] = set()  # services whose replicas, routes or node changed
 
@@ -103,8 +85,7 @@ class ReplicaManager:
     def clear(self) -> None:
         for rid in list(self.monitors):
             self.cancel_monitors(rid)
-        self.prober.clear()
-        self.probed.clear()
+        self.checks.clear()
         self.replicas.clear()
         self.actors.clear()
         self.routes.clear()
@@ -182,8 +163,7 @@ class ReplicaManager:
             self.replica_failed(name, replica, f"could not create actor: {exc}", alive=False)
             return
         self.actors[replica.id] = actor
-        self.probed[replica.id] = _Probed(name, replica, spec)
-        self.prober.add(replica.id, actor)  # watched from now: a death during start() is seen
+        self.checks.watch(name, replica, spec, actor)  # a death during start() is seen too
         try:
             node = await actor.start(spec, replica.generation)
         except StartFailed as failed:
@@ -197,7 +177,7 @@ class ReplicaManager:
             why = self._host.supervisor.record(name).last_error
             self.place.note_move(name, replica.generation, node, why)
             self._host.supervisor.started(name, replica.generation)
-        self.prober.again(replica.id, 0.0)  # probed from the next tick until it leaves
+        self.checks.probe(replica.id)  # from the next tick until it leaves
 
     def replica_failed(
         self, name: str, replica: Replica, reason: str, *, alive: bool, health: bool = False
@@ -226,114 +206,6 @@ class ReplicaManager:
         elif scope is FailureScope.SERVICE:
             self._host.execute(self._host.supervisor.died(name, replica.generation, reason))
             self.kill(name, replica.generation)  # with any sibling still starting
-
-    # -- the prober's owner: what a probe or a watch call seen by the prober means ----------
-
-    def probe_timeout(self, rid: str) -> float | None:
-        """The timeout of the replica's next probe (the service's current spec's, or its own
-        while it is not of the current generation); None once it is no longer a member."""
-        probed = self.probed.get(rid)
-        if probed is None or not self.is_member(probed.name, probed.replica):
-            self._stop_probing(rid)
-            return None
-        if self.is_current(probed.name, probed.replica):
-            probed.health = self._host.supervisor.record(probed.name).spec.health
-        else:
-            probed.health = probed.spec.health
-        return probed.health.timeout_s
-
-    def checked(self, rid: str, check: Check) -> None:
-        probed = self.probed.get(rid)
-        if probed is None:
-            return
-        name, replica = probed.name, probed.replica
-        if check.outcome is Probe.DIED:
-            self.replica_failed(name, replica, check.detail, alive=False)
-            self._stop_probing(rid)
-            return
-        if check.outcome is Probe.UNREACHABLE:
-            self.place.suspect(name, replica.node)
-        if check.outcome in (Probe.UNREACHABLE, Probe.TIMED_OUT):
-            # A timeout proves nothing (a partition heals), a refused raylet does: looking
-            # takes a connection attempt, so it runs beside the prober, not inside its tick.
-            task = self._host.spawn(self._judge_after_node_check(probed, check))
-            monitors = self.monitors.get(rid)
-            if monitors is not None:
-                monitors.append(task)
-            return
-        self.judge(probed, check)
-
-    async def _judge_after_node_check(self, probed: _Probed, check: Check) -> None:
-        gone = await self.place.node_gone(probed.name, probed.replica.node)
-        if gone is not None:
-            self.replica_failed(probed.name, probed.replica, gone, alive=False)
-            self._stop_probing(probed.replica.id)
-            return
-        self.judge(probed, check)
-
-    def judge(self, probed: _Probed, check: Check) -> None:
-        """One probe's outcome, counted against the replica and its service; then the next
-        probe is scheduled: every 50 ms until the first healthy check, then each period_s."""
-        name, replica = probed.name, probed.replica
-        health = probed.health or probed.spec.health
-        if not self.is_member(name, replica):
-            self._stop_probing(replica.id)
-            return
-        current = self.is_current(name, replica)
-        serving = replica.serving
-        verdict = judge_check(
-            self.replicas[name],
-            replica,
-            check.ok,
-            ready=check.ready,
-            current=current,
-            threshold=health.failure_threshold,
-            success_threshold=health.success_threshold,
-            now=time.monotonic(),
-        )
-        if verdict is CheckVerdict.READY or replica.serving != serving:
-            self.publish(name)  # started, or readiness moved it in or out of the routes
-        if verdict in (CheckVerdict.READY, CheckVerdict.PASSED) and current:
-            before = self._host.supervisor.record(name).state
-            self._host.supervisor.health_passed(name, replica.generation)
-            if before is not self._host.supervisor.record(name).state:
-                self._host.wake()
-        elif verdict is CheckVerdict.SERVICE_CHECK:
-            self.replica_failed(name, replica, check.detail, alive=True, health=True)
-        elif verdict is CheckVerdict.REPLACE:
-            detail = f"health check failed {replica.failures} times in a row: {check.detail}"
-            self.replica_failed(name, replica, detail, alive=True)
-            self._stop_probing(replica.id)
-            return
-        starting = not replica.ready
-        self.prober.again(replica.id, _STARTING_PROBE_S if starting else health.period_s)
-
-    def watched(self, rid: str, outcome: str) -> None:
-        """The call always pending on the replica returned: it died, or the service ended."""
-        probed = self.probed.get(rid)
-        if probed is None:
-            return
-        name, replica = probed.name, probed.replica
-        if not self.is_member(name, replica):
-            self._stop_probing(rid)
-            return
-        if outcome.startswith("died: "):
-            self.replica_failed(name, replica, outcome[len("died: ") :], alive=False)
-            self._stop_probing(rid)
-            return
-        if outcome == "unreachable":  # unreachable for now; the health checks count it
-            self.prober.watch_again(rid, _UNREACHABLE_WATCH_S)
-            return
-        if outcome == "completed" and self.is_current(name, replica):
-            self._host.execute(self._host.supervisor.completed(name, replica.generation))
-        if outcome in ("stopped", "completed") or outcome.startswith("failed: "):
-            self.prober.watch_again(rid, None)  # nothing more to wait for; probes go on
-            return
-        self.prober.watch_again(rid, 0.0)  # the poll ran out: wait again
-
-    def _stop_probing(self, rid: str) -> None:
-        self.prober.remove(rid)
-        self.probed.pop(rid, None)
 
     def publish(self, name: str) -> None:
         """Tell callers which replicas take calls now, if that changed."""
@@ -389,7 +261,7 @@ class ReplicaManager:
         return timeout, spec.graceful_shutdown_wait_loop_s
 
     def cancel_monitors(self, rid: str) -> None:
-        self._stop_probing(rid)
+        self.checks.stop(rid)
         current = asyncio.current_task()
         for task in self.monitors.pop(rid, []):
             if task is not current:
