@@ -2,16 +2,16 @@
 and publish the route table callers read. The registry's replica half.
 
 It holds the per-replica state (which replicas each service has, their actors, their tasks,
-the route tables, node placement) and runs each replica's life as asyncio tasks on the
-registry's loop. Every Ray call goes through :class:`ReplicaActor`; what a failure or a check
-means is :mod:`replica_rules`; what it means for the service, the supervisor's decision, is
-executed by the host (the RegistryActor).
+the route tables, node placement) and runs each replica's start and drain as asyncio tasks on
+the registry's loop; its health checks and watch call run in one loop for all replicas
+(:mod:`replica_checks`). Every Ray call goes through :class:`ReplicaActor`; what a failure or
+a check means is :mod:`replica_rules`; what it means for the service, the supervisor's
+decision, is executed by the host (the RegistryActor).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import replace
@@ -22,20 +22,14 @@ import ray
 from ray_enterprise.errors import ServiceNotFoundError
 from ray_enterprise.registry.handle import publish_routes
 from ray_enterprise.registry.placement import Placement, node_with_room
-from ray_enterprise.registry.replica_rules import (
-    CheckVerdict,
-    FailureScope,
-    failure_scope,
-    judge_check,
-)
-from ray_enterprise.registry.replica_wrapper import Probe, ReplicaActor, StartFailed
+from ray_enterprise.registry.replica_checks import ReplicaChecks
+from ray_enterprise.registry.replica_rules import FailureScope, failure_scope
+from ray_enterprise.registry.replica_wrapper import ReplicaActor, StartFailed
 from ray_enterprise.registry.replicas import Replica, ReplicaSet, parse_replica_id, replica_id
 from ray_enterprise.registry.routing import RouteTable
 from ray_enterprise.registry.supervision import LIVE_STATES, Action, NotifyDependency, Supervisor
 from ray_enterprise.spec import ServiceSpec
 
-_WATCH_POLL_S = 30.0
-_STARTING_PROBE_S = 0.05  # probe fast until the first healthy check: dependents wait on it
 _DRAIN_MARGIN_S = 0.2  # beyond the TTL: a call sent just before it expired is still on its way
 _PENDING_RETRY_S = 1.0  # a replica no node has room for looks again this often
 
@@ -78,6 +72,7 @@ class ReplicaManager:
         self.routes: dict[str, RouteTable] = {}  # service -> the table callers read
         self.retiring: dict[str, asyncio.Task[None]] = {}  # replica id -> its drain
         self.monitors: dict[str, list[asyncio.Task[None]]] = {}  # replica id -> its tasks
+        self.checks = ReplicaChecks(self, host)  # every replica's probes and watch call, one loop
         self.place = Placement()
         self.changed: set[str] = set()  # services whose replicas, routes or node changed
 
@@ -90,6 +85,7 @@ class ReplicaManager:
     def clear(self) -> None:
         for rid in list(self.monitors):
             self.cancel_monitors(rid)
+        self.checks.clear()
         self.replicas.clear()
         self.actors.clear()
         self.routes.clear()
@@ -149,7 +145,8 @@ class ReplicaManager:
         return rec.generation == replica.generation and rec.state in LIVE_STATES
 
     async def run(self, name: str, replica: Replica, spec: ServiceSpec, *, created: bool) -> None:
-        """Create (or adopt), start and then health-check one replica until it leaves."""
+        """Create (or adopt) and start one replica, then hand it to the prober, which
+        health-checks and watches it until it leaves."""
         self.monitors[replica.id] = [asyncio.current_task()]  # type: ignore[list-item]
         try:
             actor = self._new_actor(spec, replica) if created else ReplicaActor.lookup(replica.id)
@@ -166,10 +163,7 @@ class ReplicaManager:
             self.replica_failed(name, replica, f"could not create actor: {exc}", alive=False)
             return
         self.actors[replica.id] = actor
-        self.monitors[replica.id] = [
-            asyncio.current_task(),  # type: ignore[list-item]
-            self._host.spawn(self._watch(name, replica, actor)),
-        ]
+        self.checks.watch(name, replica, spec, actor)  # a death during start() is seen too
         try:
             node = await actor.start(spec, replica.generation)
         except StartFailed as failed:
@@ -183,7 +177,7 @@ class ReplicaManager:
             why = self._host.supervisor.record(name).last_error
             self.place.note_move(name, replica.generation, node, why)
             self._host.supervisor.started(name, replica.generation)
-        await self._probe(name, replica, actor, spec)
+        self.checks.probe(replica.id)  # from the next tick until it leaves
 
     def replica_failed(
         self, name: str, replica: Replica, reason: str, *, alive: bool, health: bool = False
@@ -212,73 +206,6 @@ class ReplicaManager:
         elif scope is FailureScope.SERVICE:
             self._host.execute(self._host.supervisor.died(name, replica.generation, reason))
             self.kill(name, replica.generation)  # with any sibling still starting
-
-    async def _probe(
-        self, name: str, replica: Replica, actor: ReplicaActor, spec: ServiceSpec
-    ) -> None:
-        """Health checks for one replica, until it is no longer one of the service's."""
-        replicas = self.replicas[name]
-        while self.is_member(name, replica):
-            current = self.is_current(name, replica)
-            health = self._host.supervisor.record(name).spec.health if current else spec.health
-            check = await actor.check(health.timeout_s)
-            if check.outcome is Probe.DIED:
-                self.replica_failed(name, replica, check.detail, alive=False)
-                return
-            if check.outcome is Probe.UNREACHABLE:
-                self.place.suspect(name, replica.node)
-            if check.outcome in (Probe.UNREACHABLE, Probe.TIMED_OUT):
-                # A timeout proves nothing (a partition heals), a refused raylet does.
-                gone = await self.place.node_gone(name, replica.node)
-                if gone is not None:
-                    self.replica_failed(name, replica, gone, alive=False)
-                    return
-            ok, detail = check.ok, check.detail
-            if not self.is_member(name, replica):
-                return
-            current = self.is_current(name, replica)
-            serving = replica.serving
-            verdict = judge_check(
-                replicas,
-                replica,
-                ok,
-                ready=check.ready,
-                current=current,
-                threshold=health.failure_threshold,
-                success_threshold=health.success_threshold,
-                now=time.monotonic(),
-            )
-            if verdict is CheckVerdict.READY or replica.serving != serving:
-                self.publish(name)  # started, or readiness moved it in or out of the routes
-            if verdict in (CheckVerdict.READY, CheckVerdict.PASSED) and current:
-                before = self._host.supervisor.record(name).state
-                self._host.supervisor.health_passed(name, replica.generation)
-                if before is not self._host.supervisor.record(name).state:
-                    self._host.wake()
-            elif verdict is CheckVerdict.SERVICE_CHECK:
-                self.replica_failed(name, replica, detail, alive=True, health=True)
-            elif verdict is CheckVerdict.REPLACE:
-                detail = f"health check failed {replica.failures} times in a row: {detail}"
-                self.replica_failed(name, replica, detail, alive=True)
-                return
-            starting = not replica.ready
-            await asyncio.sleep(_STARTING_PROBE_S if starting else health.period_s)
-
-    async def _watch(self, name: str, replica: Replica, actor: ReplicaActor) -> None:
-        """A call that is always pending on the actor, so its death is seen at once."""
-        while self.is_member(name, replica):
-            outcome = await actor.watch(_WATCH_POLL_S)
-            if outcome.startswith("died: "):
-                self.replica_failed(name, replica, outcome[len("died: ") :], alive=False)
-                return
-            if outcome == "unreachable":
-                await asyncio.sleep(0.5)  # unreachable for now; health checks count it
-                continue
-            if outcome == "completed" and self.is_current(name, replica):
-                self._host.execute(self._host.supervisor.completed(name, replica.generation))
-                return
-            if outcome in ("stopped", "completed"):
-                return
 
     def publish(self, name: str) -> None:
         """Tell callers which replicas take calls now, if that changed."""
@@ -334,6 +261,7 @@ class ReplicaManager:
         return timeout, spec.graceful_shutdown_wait_loop_s
 
     def cancel_monitors(self, rid: str) -> None:
+        self.checks.stop(rid)
         current = asyncio.current_task()
         for task in self.monitors.pop(rid, []):
             if task is not current:

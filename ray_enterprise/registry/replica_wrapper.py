@@ -100,6 +100,71 @@ class Check:
         return self.outcome is Probe.PASSED
 
 
+def timed_out(timeout_s: float) -> Check:
+    return Check(Probe.TIMED_OUT, f"health check timed out after {timeout_s:g} s")
+
+
+def check_failed(exc: BaseException) -> Check:
+    """What a health check that raised means: dead, unreachable for now, or failed."""
+    if isinstance(exc, ActorDiedError):
+        return Check(Probe.DIED, death_reason(exc), error_text(exc))
+    if isinstance(exc, ActorUnavailableError):
+        return Check(Probe.UNREACHABLE, "actor unreachable", error_text(exc))
+    return Check(Probe.FAILED, f"check_health raised {error_text(exc)}", error_text(exc))
+
+
+def check_passed(answer: tuple[bool, str, bool, str]) -> Check:
+    """What the service answered: ``Service._re_health``'s (ok, detail, ready, ready_detail)."""
+    ok, detail, ready, ready_detail = answer
+    if not ok:
+        return Check(Probe.FAILED, detail)
+    if not ready:
+        why = f"not ready: {ready_detail}" if ready_detail else "not ready"
+        return Check(Probe.NOT_READY, why)
+    return Check(Probe.PASSED, detail)
+
+
+def _get_ready(ref: Any) -> Any:
+    """``ray.get`` of a ref known to be ready. Inside the registry (an async actor) Ray warns
+    once that a get blocks the loop; this one cannot block, so the warning is held back here
+    alone (Ray Serve's controller, polling the same way, turns it off for its whole process)."""
+    worker: Any = ray._private.worker
+    warned = worker.blocking_get_inside_async_warned
+    worker.blocking_get_inside_async_warned = True
+    try:
+        return ray.get(ref)
+    finally:
+        worker.blocking_get_inside_async_warned = warned
+
+
+def read_check(ref: Any) -> Check:
+    """The outcome of a health check whose ref is ready (``ray.wait`` said so): no wait."""
+    try:
+        answer = _get_ready(ref)
+    except Exception as exc:
+        return check_failed(exc)
+    return check_passed(answer)
+
+
+def watch_failed(exc: BaseException) -> str:
+    if isinstance(exc, ActorUnavailableError):
+        return "unreachable"
+    if isinstance(exc, ActorDiedError):
+        return f"died: {death_reason(exc)}"
+    return f"failed: {error_text(exc)}"  # the watch call itself broke: the probes still run
+
+
+def read_watch(ref: Any) -> str:
+    """The outcome of a watch call whose ref is ready: ``"died: <why>"``, ``"unreachable"``,
+    ``"failed: <why>"``, or what the service said (``"completed"``, ``"stopped"``,
+    ``"timeout"`` when the poll ran out)."""
+    try:
+        outcome: str = _get_ready(ref)
+    except Exception as exc:
+        return watch_failed(exc)
+    return outcome
+
+
 class StartFailed(Exception):
     """start() did not return: ``alive`` says whether the actor may still be running."""
 
@@ -115,6 +180,18 @@ class ReplicaActor:
     def __init__(self, rid: str, handle: Any) -> None:
         self.id = rid
         self.handle = handle
+        self._probe_calls: tuple[Any, Any] | None = None
+
+    def _quiet(self) -> tuple[Any, Any]:
+        """The probe and watch methods without Ray's task events: one per second per replica
+        would fill the dashboard's task list and cost a record on both sides of every call
+        (Ray Serve turns them off for its replicas' calls too). Bound once per handle."""
+        if self._probe_calls is None:
+            self._probe_calls = (
+                self.handle._re_health.options(enable_task_events=False),
+                self.handle._re_watch.options(enable_task_events=False),
+            )
+        return self._probe_calls
 
     @classmethod
     def create(cls, spec: ServiceSpec, rid: str, spread_to: str | None = None) -> ReplicaActor:
@@ -155,36 +232,24 @@ class ReplicaActor:
         return node
 
     async def check(self, timeout_s: float) -> Check:
-        """One health check, in the service's own concurrency group."""
+        """One health check now, awaited (outside the prober's schedule: :mod:`prober`)."""
         try:
             answer = await asyncio.wait_for(self.handle._re_health.remote(), timeout=timeout_s)
         except asyncio.TimeoutError:
-            return Check(Probe.TIMED_OUT, f"health check timed out after {timeout_s:g} s")
-        except ActorDiedError as exc:
-            return Check(Probe.DIED, death_reason(exc), error_text(exc))
-        except ActorUnavailableError as exc:
-            return Check(Probe.UNREACHABLE, "actor unreachable", error_text(exc))
+            return timed_out(timeout_s)
         except Exception as exc:
-            return Check(Probe.FAILED, f"check_health raised {error_text(exc)}", error_text(exc))
-        ok, detail, ready, ready_detail = answer
-        if not ok:
-            return Check(Probe.FAILED, detail)
-        if not ready:
-            why = f"not ready: {ready_detail}" if ready_detail else "not ready"
-            return Check(Probe.NOT_READY, why)
-        return Check(Probe.PASSED, detail)
+            return check_failed(exc)
+        return check_passed(answer)
 
-    async def watch(self, poll_s: float) -> str:
-        """Wait on the call that is always pending on the actor, so a death is seen at once:
-        ``"died: <why>"``, ``"unreachable"``, or what the service said (``"completed"``,
-        ``"stopped"``, or none of them when the poll ran out)."""
-        try:
-            outcome: str = await self.handle._re_watch.remote(poll_s)
-        except ActorDiedError as exc:
-            return f"died: {death_reason(exc)}"
-        except ActorUnavailableError:
-            return "unreachable"
-        return outcome
+    def send_check(self) -> Any:
+        """Send one health check, in the service's own concurrency group; its ObjectRef is
+        polled by the prober with every other one out (:func:`read_check` reads it)."""
+        return self._quiet()[0].remote()
+
+    def send_watch(self, poll_s: float) -> Any:
+        """The call that is always pending on the actor, so its death is seen at once; it
+        returns after ``poll_s`` at the latest (:func:`read_watch` reads it)."""
+        return self._quiet()[1].remote(poll_s)
 
     async def stats(self, timeout_s: float = 2.0) -> dict[str, Any]:
         """The call counters kept inside the replica (raises when it does not answer)."""
