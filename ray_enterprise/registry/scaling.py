@@ -50,7 +50,10 @@ class Scaler:
         return self._scaled_to.get(rec.spec.name, rec.spec.replicas)
 
     async def autoscale_forever(self) -> None:
-        """Sample the calls in flight of every autoscaled service and set its count."""
+        """Sample the calls in flight of every autoscaled service and set its count.
+
+        It visits only the services with ``autoscale`` (the supervisor keeps that list with
+        the specs), so a fleet of fixed-size services costs it nothing per step."""
         while True:
             try:
                 await self._autoscale_once(time.monotonic())
@@ -60,7 +63,11 @@ class Scaler:
 
     async def _autoscale_once(self, now: float) -> None:
         reg = self._reg
-        for rec in reg.supervisor.records():
+        autoscaled = reg.supervisor.autoscaled()
+        names = {rec.spec.name for rec in autoscaled}
+        for gone in [name for name in self._scalers if name not in names]:
+            del self._scalers[gone]  # unregistered, or its spec no longer autoscales
+        for rec in autoscaled:
             name, scale = rec.spec.name, rec.spec.autoscale
             if scale is None or rec.state not in UP_STATES or self._deployer.busy(name):
                 self._scalers.pop(name, None)

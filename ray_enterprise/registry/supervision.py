@@ -159,6 +159,7 @@ class Supervisor:
         # cost a walk over every service, nor auto_shutdown one per tick.
         self._groups: dict[str, tuple[str, ...]] | None = None
         self._significant: tuple[ServiceRecord, ...] | None = None
+        self._autoscaled: tuple[ServiceRecord, ...] | None = None
 
     @property
     def running(self) -> bool:
@@ -206,6 +207,7 @@ class Supervisor:
         self._graph = DependencyGraph(deps)
         self._groups = None
         self._significant = None
+        self._autoscaled = None
 
     def _reorder(self) -> None:
         order = [n for level in self._graph.levels() for n in level]
@@ -234,6 +236,13 @@ class Supervisor:
     def records(self) -> list[ServiceRecord]:
         """All records in start order."""
         return list(self._ordered)
+
+    def autoscaled(self) -> tuple[ServiceRecord, ...]:
+        """Records whose spec has ``autoscale``, in start order: the autoscaler's only visits,
+        so that it costs the autoscaled services, not the fleet, four times a second."""
+        if self._autoscaled is None:
+            self._autoscaled = tuple(r for r in self._ordered if r.spec.autoscale is not None)
+        return self._autoscaled
 
     def take_touched(self) -> set[str]:
         """Names whose record changed since the last call (state, counters, spec, error), or
