@@ -260,15 +260,16 @@ class AlertManager:
         if not signal.firing:
             return None if current is None else self._resolve(current, now)
         if current is None:
+            start = now if signal.starts_at is None else min(signal.starts_at, now)
             alert = Alert(
-                id=alert_id(fp, now),
+                id=alert_id(fp, start),
                 fingerprint=fp,
                 labels=dict(signal.labels),
                 severity=signal.severity,
                 annotations=dict(signal.annotations),
                 source=signal.source,
                 status=AlertStatus.FIRING,
-                starts_at=now,
+                starts_at=start,
                 updated_at=now,
                 expires_at=expires,
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ray_enterprise.alerts.errors import AlertNotFoundError, SilenceNotFoundError
@@ -315,3 +317,14 @@ def test_an_escalation_that_raises_to_critical_inhibits_the_services_other_alert
     am.tick(t0 + 5 * M)
     assert am.get(page.id).severity is Severity.CRITICAL
     assert am.get(other.id).inhibited_by == (page.id,)
+
+
+def test_a_signal_delivered_late_is_dated_when_its_source_saw_it_begin() -> None:
+    clock = FakeClock(1_700_000_000_000)
+    am = manager(clock)
+    seen = clock.now - 40 * S  # a collector held it while the head was away
+    am.ingest(replace(signal(), starts_at=seen))
+    [alert] = am.alerts()
+    assert alert.starts_at == seen and alert.updated_at == clock.now
+    am.ingest(replace(signal(name="Later"), starts_at=clock.now + M))  # never in the future
+    assert {a.name: a.starts_at for a in am.alerts()}["Later"] == clock.now
