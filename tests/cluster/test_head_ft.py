@@ -189,12 +189,14 @@ def test_services_callers_and_state_ride_through_a_gcs_restart_and_a_head_loss(
                 )
 
             wait_for(reconnected, timeout=180, interval=1.0, what="the worker node on the new head")
+            rejoined = time.time()
             # The worker node rode through: its raylet is the same process, not a new node.
             assert worker.raylet() == raylet
             back = wait_for(lambda: healthy(env, head.address), timeout=240, interval=1.0,
                             what="healthy after the head's loss")  # fmt: skip
             serving = time.time()
-            print(f"all healthy {serving - lost:.1f} s after the head's loss")
+            print(f"the worker node alive on the new head (the old head dead) {rejoined - lost:.1f}"
+                  f" s and all healthy {serving - lost:.1f} s after the head's loss")  # fmt: skip
             # Nothing was started twice: Ray kept the service actors on the worker node, and the
             # registry Ray restarted on the new head adopted them.
             assert all(s["restarts"] == 0 for s in back["services"]), back

@@ -328,3 +328,19 @@ def test_a_signal_delivered_late_is_dated_when_its_source_saw_it_begin() -> None
     assert alert.starts_at == seen and alert.updated_at == clock.now
     am.ingest(replace(signal(name="Later"), starts_at=clock.now + M))  # never in the future
     assert {a.name: a.starts_at for a in am.alerts()}["Later"] == clock.now
+
+
+def test_a_late_signal_of_an_episode_already_resolved_is_not_a_new_alert() -> None:
+    clock = FakeClock(1_700_000_000_000)
+    am = manager(clock)
+    began = clock.now
+    am.ingest(replace(signal(), starts_at=began))  # the central actor tells the outage
+    clock.advance(10 * S)
+    am.ingest(signal(firing=False))
+    clock.advance(S)  # a collector tells the same outage once an alert actor answers it
+    am.ingest(replace(signal(), starts_at=began + S))
+    am.ingest(signal(firing=False))
+    assert am.alerts() == []
+    assert [c.kind for c in am.take_changes()] == [ChangeKind.FIRED, ChangeKind.RESOLVED]
+    am.ingest(replace(signal(), starts_at=clock.now))  # a new outage after it is a new alert
+    assert len(am.alerts()) == 1
