@@ -382,14 +382,20 @@ class RayWorker(_RayNodeProcess):
             self.command += [flag, str(_free_port())]
 
     def start(self, timeout_s: float = 90.0) -> RayWorker:
+        """Join the head, trying again while it is still coming up: a head whose GCS listens
+        may not have registered its own node yet, and ``ray start --address`` then fails."""
         process = self._launch()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if process.poll() is not None:  # `ray start` returns once the node has joined
-                if process.returncode != 0:
-                    raise self._failed("ray start --address")
-                if any(p.name() == "raylet" for p in self.processes()):
+                if process.returncode == 0 and any(p.name() == "raylet" for p in self.processes()):
                     return self
+                if process.returncode != 0:
+                    if time.monotonic() + 5.0 > deadline:
+                        raise self._failed("ray start --address")
+                    self.kill()
+                    time.sleep(1.0)
+                    process = self._launch()
             time.sleep(0.3)
         self.stop()
         raise TimeoutError(f"the Ray worker node did not come up within {timeout_s} s")

@@ -177,6 +177,9 @@ def test_services_callers_and_state_ride_through_a_gcs_restart_and_a_head_loss(
             up.wait()
             lost = time.time()
             killed = head.kill()
+            # The outage itself, as long as the GCS phase's: a head pod is rarely back sooner,
+            # and ControlPlaneUnreachable holds 3 s (a new head here listens after ~3 s).
+            time.sleep(8)
             head.start()
             restarted = time.time()
             print(f"head lost: {killed} processes killed; a new head ran {restarted - lost:.1f} s"
@@ -200,11 +203,12 @@ def test_services_callers_and_state_ride_through_a_gcs_restart_and_a_head_loss(
             # Nothing was started twice: Ray kept the service actors on the worker node, and the
             # registry Ray restarted on the new head adopted them.
             assert all(s["restarts"] == 0 for s in back["services"]), back
-            after = wait_for(
-                lambda: (r := driver(env, head.address, "report"))
-                and any(int(s) > serving for s in r["ok"]) and r,
-                timeout=60, what="calls after the head's return",
-            )  # fmt: skip
+
+            def called_since() -> dict[str, Any]:
+                report: dict[str, Any] = driver(env, head.address, "report")
+                return report if any(int(s) > serving for s in report["ok"]) else {}
+
+            after = wait_for(called_since, timeout=60, what="calls after the head's return")
             assert after["actors"] == before
             system_after = driver(env, head.address, "system")
             for name in ("registry", "config", "alertmanager"):
