@@ -20,11 +20,24 @@ head with an empty store. Both clocks run from the launch of ``up`` until the re
 every service healthy and a call through a ``ServiceHandle`` returns; the head's own start is
 outside both. The side that goes first alternates from round to round.
 
+(c) Head loss. The same application runs on a worker node (an ``app`` resource the head does
+not have) beside a head on Redis; a detached bare actor is pinned to the head with
+``max_restarts=-1``. Each round SIGKILLs every Ray process of the head and starts a head again
+on the same address and Redis. A stopwatch actor on the worker node (it outlives the head)
+times from the kill, in threads started in a rotating order:
+
+* ours: the registry, restarted by Ray on the new head, reports every service healthy and a
+  call through the ``ServiceHandle`` held before returns;
+* ray-nodes: ``ray.nodes()`` shows the worker node alive beside a new head and the old head
+  dead (Ray's own reconnection and failure detection);
+* ray-actor: the bare actor, restarted by Ray on the new head, answers a call.
+
 A probe process (this script with ``--probe``) joins each cluster before its clock starts, so
 neither side pays for a driver's start. Everything runs on loopback with free ports; only the
 processes this script starts are ever killed.
 
     RAY_TMPDIR=/tmp/rbench nice -n 10 .venv/bin/python -m benchmarks.head_recovery --rounds 3
+    RAY_TMPDIR=/tmp/rbench nice -n 10 .venv/bin/python -m benchmarks.head_recovery --part head
 """
 
 from __future__ import annotations
@@ -67,6 +80,13 @@ services:
 """
 
 
+APP_OFF_HEAD = APP.replace(
+    "failure_threshold: 3}\n", "failure_threshold: 3}\n    actor: {resources: {app: 0.01}}\n"
+)
+ON_WORKER = {"resources": {"app": 0.01}, "num_cpus": 0}
+ON_HEAD = {"resources": {"node:__internal_head__": 0.001}, "num_cpus": 0}
+
+
 # -- the probe: a driver joined to the cluster, measuring on command --------------------------
 
 
@@ -85,25 +105,50 @@ class Probe:
 
         from ray_enterprise.runtime import init_ray
 
-        # A GCS just started on a loaded machine can miss the driver's connect timeout.
-        for attempt in range(5):
+        # A GCS just started on a loaded machine can miss the driver's connect timeout, and
+        # a new head's GCS lists the lost head until it declares it dead (~30 s).
+        for attempt in range(40):
             try:
                 init_ray(address, log_to_driver=False)
                 break
-            except ConnectionError:
+            except Exception:
                 ray.shutdown()
-                if attempt == 4:
+                if attempt == 39:
                     raise
                 time.sleep(2.0)
         self._registry: Any = None
         self._handle: Any = None
 
-    def bare(self) -> dict[str, Any]:
+    def bare(self, on_head: bool = False) -> dict[str, Any]:
         import ray
 
-        actor: Any = ray.remote(Bare).options(name=BARE, lifetime="detached", num_cpus=0)
-        actor = actor.remote()
+        options: dict[str, Any] = {"name": BARE, "lifetime": "detached", "num_cpus": 0}
+        if on_head:  # restarted by Ray on a new head, as the system actors are
+            options.update(ON_HEAD, max_restarts=-1, max_task_retries=-1)
+        actor: Any = ray.remote(Bare).options(**options).remote()
         return {"bare": ray.get(actor.ping.remote(), timeout=60)}
+
+    def stopwatch(self) -> dict[str, Any]:
+        """The stopwatch actor on the worker node, made once; it holds a ServiceHandle."""
+        import ray
+
+        actor: Any = ray.remote(Stopwatch).options(
+            name=STOPWATCH, lifetime="detached", get_if_exists=True, max_concurrency=8,
+            **ON_WORKER,
+        ).remote()  # fmt: skip
+        return {"ready": ray.get(actor.ready.remote(), timeout=120)}
+
+    def start_watch(self, t0: float, sides: list[str]) -> dict[str, Any]:
+        import ray
+
+        actor = ray.get_actor(STOPWATCH)
+        return {"started": ray.get(actor.start.remote(t0, sides), timeout=60)}
+
+    def read_watch(self) -> dict[str, Any]:
+        import ray
+
+        actor = ray.get_actor(STOPWATCH)
+        return dict(ray.get(actor.result.remote(), timeout=MEASURE_TIMEOUT_S + 60))
 
     def ours(self) -> bool:
         """Every service healthy by the registry, then a call through the handle returns."""
@@ -163,6 +208,59 @@ class Probe:
         return {"seconds": done, "last_errors": errors}
 
 
+STOPWATCH = "bench-stopwatch"
+KILL_GRACE_S = 3.0  # the head's kill ends within this (a new head takes longer to start)
+
+
+def _is_head(node: dict[str, Any]) -> bool:
+    return "node:__internal_head__" in node["Resources"]
+
+
+class Stopwatch(Probe):
+    """A :class:`Probe` inside an actor on the worker node: it lives through the head's loss
+    and times the recovery from the kill, where a driver (joined to the head's raylet) dies."""
+
+    def __init__(self) -> None:  # already inside Ray: no driver to start
+        self._registry: Any = None
+        self._handle: Any = None
+        self._old_heads: set[str] = set()
+        self._answer: dict[str, Any] | None = None
+        self._done = threading.Event()
+
+    def ready(self) -> bool:
+        """Held before the loss: the registry's handle and the ServiceHandle of the cache."""
+        return self.ours()
+
+    def start(self, t0: float, sides: list[str]) -> bool:
+        """Time from ``t0``, when the bench kills the head; polling begins KILL_GRACE_S later,
+        once the head is surely gone (the sides answer until then)."""
+        import ray
+
+        self._old_heads = {n["NodeID"] for n in ray.nodes() if n["Alive"] and _is_head(n)}
+        self._answer = None
+        self._done.clear()
+
+        def run() -> None:
+            time.sleep(max(0.0, t0 + KILL_GRACE_S - time.time()))
+            self._answer = self.measure(t0, sides)
+            self._done.set()
+
+        threading.Thread(target=run, daemon=True).start()
+        return True
+
+    def ray_nodes(self) -> bool:
+        import ray
+
+        alive = [n for n in ray.nodes() if n["Alive"]]
+        heads = {n["NodeID"] for n in alive if _is_head(n)}
+        worker = any("app" in n["Resources"] for n in alive)
+        return bool(heads) and not heads & self._old_heads and worker
+
+    def result(self) -> dict[str, Any]:
+        self._done.wait(MEASURE_TIMEOUT_S + 30)
+        return self._answer or {"seconds": {}, "last_errors": {"stopwatch": "no answer"}}
+
+
 def probe_main(address: str) -> None:
     probe = Probe(address)
     print(json.dumps({"ready": True}), flush=True)
@@ -171,7 +269,13 @@ def probe_main(address: str) -> None:
         if command["do"] == "quit":
             break
         if command["do"] == "bare":
-            answer = probe.bare()
+            answer = probe.bare(bool(command.get("on_head")))
+        elif command["do"] == "stopwatch":
+            answer = probe.stopwatch()
+        elif command["do"] == "start_watch":
+            answer = probe.start_watch(float(command["t0"]), list(command["sides"]))
+        elif command["do"] == "read_watch":
+            answer = probe.read_watch()
         else:
             answer = probe.measure(float(command["t0"]), list(command["sides"]))
         print(json.dumps(answer), flush=True)
@@ -303,6 +407,63 @@ def gcs_restart(rounds: int, outage: float, work: Path) -> dict[str, Any]:
     return {"outage_s": outage, "seconds": times}
 
 
+def head_loss(rounds: int, work: Path) -> dict[str, Any]:
+    from ray_enterprise.testing import RayHead, RayWorker, RedisServer
+
+    env = bench_env(work / "head-home")
+    (work / "app-off-head.yaml").write_text(APP_OFF_HEAD)
+    log = work / "head-up.log"
+    sides = ["ours", "ray_nodes", "ray_actor"]
+    times: dict[str, list[float]] = {side: [] for side in sides}
+    with RedisServer(str(work / "redis-head")) as redis:
+        head = RayHead(num_cpus=1, env=env, redis_address=redis.address, include_dashboard=False)
+        worker = RayWorker(
+            head.address, num_cpus=1, env=env, resources={"app": 1}, gcs_reconnect_timeout_s=300
+        )
+        up: subprocess.Popen[bytes] | None = None
+        probe: ProbeProcess | None = None
+        try:
+            head.start()
+            worker.start()
+            up = launch_up(env, log, str(work / "app-off-head.yaml"), "--address", head.address)
+            probe = ProbeProcess(head.address, env)
+            probe.ask(do="bare", on_head=True)
+            seconds(probe.ask(do="measure", t0=time.time(), sides=["ours"]), "ours", log)
+            probe.ask(do="stopwatch")
+            for index in range(rounds):
+                order = sides[index % 3 :] + sides[: index % 3]
+                t0 = time.time() + 3.0  # when the head is killed
+                probe.ask(do="start_watch", t0=t0, sides=order)
+                probe.process.kill()  # a driver on the head: it goes with it, as `up` does
+                probe.process.wait()
+                probe = None
+                end(up, kill=True)
+                time.sleep(max(0.0, t0 - time.time()))
+                head.kill()
+                if time.time() > t0 + KILL_GRACE_S:
+                    raise RuntimeError("the head's kill took longer than the stopwatch waits")
+                head.start()
+                probe = ProbeProcess(head.address, env)  # joins the new head; off the clock
+                answer = probe.ask(do="read_watch")
+                row = {side: seconds(answer, side, log) for side in sides}
+                for side in sides:
+                    times[side].append(row[side])
+                print(
+                    f"  head round {index + 1}/{rounds} (order {', '.join(order)}): "
+                    + "  ".join(f"{side} {row[side]:.2f} s" for side in sides),
+                    flush=True,
+                )
+                up = None
+                time.sleep(2.0)
+        finally:
+            if probe is not None:
+                probe.close()
+            end(up)
+            worker.stop()
+            head.stop()
+    return {"seconds": times}
+
+
 def full_restart(rounds: int, work: Path) -> dict[str, Any]:
     from ray_enterprise.testing import RayHead
 
@@ -383,7 +544,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each part")
     parser.add_argument("--outage", type=float, default=5.0, help="seconds the GCS stays down")
-    parser.add_argument("--part", choices=["gcs", "full", "both"], default="both")
+    parser.add_argument("--part", choices=["gcs", "full", "head", "both"], default="both")
     parser.add_argument("--probe", metavar="ADDRESS", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
@@ -405,6 +566,17 @@ def main() -> None:
             gcs["ratio_ours_vs_ray_actor"] = report("ours", s["ours"], s["ray_actor"], "bare actor")
             result["gcs_restart"] = gcs
             write_result("head_recovery", result)  # kept should the second part fail
+        if args.part == "head":
+            print(f"(c) head loss, load {os.getloadavg()[0]:.1f}", flush=True)
+            lost = head_loss(args.rounds, work)
+            s = lost["seconds"]
+            lost["ratio_ours_vs_ray_nodes"] = report(
+                "ours", s["ours"], s["ray_nodes"], "ray.nodes()"
+            )
+            lost["ratio_ours_vs_ray_actor"] = report(
+                "ours", s["ours"], s["ray_actor"], "bare actor"
+            )
+            result["head_loss"] = lost
         if args.part in ("full", "both"):
             print(f"(b) full restart, load {os.getloadavg()[0]:.1f}", flush=True)
             full = full_restart(args.rounds, work)

@@ -2,7 +2,8 @@
 
 They share one life: named in the ``ray_enterprise`` namespace, detached (owned by no driver),
 restarted by Ray forever with callers' calls retried across the restart, placed on the head
-node (which goes down only with the whole cluster), and rebuilding their state in their
+node (which goes down only with the whole cluster, or, with GCS fault tolerance, until a new
+head on the same Redis starts, where Ray restarts them), and rebuilding their state in their
 constructors. One function keeps those choices in one place, and every system actor's name
 is spelled here once: the modules that create, find or kill one import its name from here.
 """

@@ -9,6 +9,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -129,15 +131,25 @@ class _RayNodeProcess:
         self.extra: list[subprocess.Popen[bytes]] = []  # started later, in sessions of their own
 
     def _launch(self) -> subprocess.Popen[str]:
+        # What `ray start` printed, for the error when it fails (a file: its children keep
+        # the descriptor open long after it returned, so a pipe would never end).
+        self._output = tempfile.TemporaryFile()  # noqa: SIM115 (kept until the next launch)
         self.process = subprocess.Popen(
             self.command,
             env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
         )
         return self.process
+
+    def _failed(self, what: str) -> RuntimeError:
+        assert self.process is not None
+        self._output.seek(0)
+        said = self._output.read().decode(errors="replace")[-2000:]
+        return RuntimeError(f"{what} exited with {self.process.returncode}:\n{said}")
 
     def processes(self) -> list[psutil.Process]:
         """Every live process of this node (the ``--block`` process's session)."""
@@ -245,7 +257,7 @@ class RayHead(_RayNodeProcess):
         while time.monotonic() < deadline:
             # Without --block, `ray start` returns once the node runs; its processes stay.
             if process.poll() is not None and (self.block or process.returncode != 0):
-                raise RuntimeError(f"ray start exited with {process.returncode}")
+                raise self._failed("ray start --head")
             if self._ready():
                 return self
             time.sleep(0.3)
@@ -266,6 +278,23 @@ class RayHead(_RayNodeProcess):
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.gcs_port)):
             return True
         return False
+
+    def kill(self) -> int:
+        """SIGKILL every process of this head; like ``ray stop``, it also drops this head from
+        the machine's current-cluster file. ``ray start --head`` on this address again would
+        otherwise refuse: it takes a worker node on this machine, whose processes name the
+        address, for a head still running there."""
+        killed = super().kill()
+        env = self.env
+        root = env.get("RAY_TMPDIR") or env.get("TMPDIR") or "/tmp"
+        address_file = os.path.join(root, "ray", "ray_current_cluster")
+        known = ""
+        with contextlib.suppress(OSError), open(address_file) as f:
+            known = f.read().strip()
+        if known == self.address:
+            with contextlib.suppress(OSError):
+                os.remove(address_file)
+        return killed
 
     def gcs_process(self) -> psutil.Process | None:
         return next((p for p in self.processes() if p.name() == "gcs_server"), None)
@@ -293,6 +322,88 @@ class RayHead(_RayNodeProcess):
         )  # fmt: skip
 
     def __enter__(self) -> RayHead:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# `ray start` of a worker node that stays on 127.0.0.1 like the head. With Ray's cluster switch
+# off (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, what keeps a head on loopback) `ray start --address`
+# refuses to run; with it on, Ray rewrites the head's 127.0.0.1 into this machine's outward
+# address, where a head on loopback does not listen. So the switch is on for the check alone
+# and every address of this machine is its loopback.
+_LOOPBACK_RAY_START = """
+import sys
+from ray._private import ray_constants, services
+ray_constants.ENABLE_RAY_CLUSTER = True
+services.get_node_ip_address = lambda address=None: services.get_localhost_ip()
+from ray.scripts.scripts import main
+sys.argv[0] = "ray"
+sys.exit(main())
+"""
+
+
+class RayWorker(_RayNodeProcess):
+    """``ray start --address HEAD`` on loopback with free ports: a second node of a
+    :class:`RayHead`'s cluster, stopped or killed by this object alone.
+
+    It runs without ``--block``, so that its raylet and actors outlive the head's loss and
+    reconnect to a head started again on the same address (Ray's GCS fault tolerance). Ray
+    gives a raylet ``gcs_reconnect_timeout_s`` (``RAY_gcs_rpc_server_reconnect_timeout_s``,
+    60 s by default) to find the GCS again before it exits; its workers read the same setting.
+    """
+
+    def __init__(
+        self,
+        head_address: str,
+        *,
+        num_cpus: int = 1,
+        env: dict[str, str] | None = None,
+        resources: dict[str, float] | None = None,
+        gcs_reconnect_timeout_s: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.env = dict(os.environ if env is None else env)
+        self.env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # its processes stay on loopback
+        self.env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        self.env.pop("RAY_REDIS_ADDRESS", None)  # a worker node reads the GCS, never Redis
+        if gcs_reconnect_timeout_s is not None:
+            self.env["RAY_gcs_rpc_server_reconnect_timeout_s"] = str(int(gcs_reconnect_timeout_s))
+        self.command = [sys.executable, "-c", _LOOPBACK_RAY_START, "start"]
+        self.command += ["--address", head_address, "--disable-usage-stats"]
+        self.command += ["--node-ip-address", "127.0.0.1", "--num-cpus", str(num_cpus)]
+        if resources:
+            self.command += ["--resources", json.dumps(resources)]
+        for flag in (
+            "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--node-manager-port",
+            "--object-manager-port", "--metrics-export-port", "--runtime-env-agent-port",
+        ):  # fmt: skip
+            self.command += [flag, str(_free_port())]
+
+    def start(self, timeout_s: float = 90.0) -> RayWorker:
+        """Join the head, trying again while it is still coming up: a head whose GCS listens
+        may not have registered its own node yet, and ``ray start --address`` then fails."""
+        process = self._launch()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:  # `ray start` returns once the node has joined
+                if process.returncode == 0 and any(p.name() == "raylet" for p in self.processes()):
+                    return self
+                if process.returncode != 0:
+                    if time.monotonic() + 5.0 > deadline:
+                        raise self._failed("ray start --address")
+                    self.kill()
+                    time.sleep(1.0)
+                    process = self._launch()
+            time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"the Ray worker node did not come up within {timeout_s} s")
+
+    def raylet(self) -> psutil.Process | None:
+        return next((p for p in self.processes() if p.name() == "raylet"), None)
+
+    def __enter__(self) -> RayWorker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -127,6 +127,7 @@ class ControlPlaneInput:
     down_s: float
     detail: str = ""
     severity: Severity = Severity.CRITICAL
+    since: float | None = None  # wall-clock seconds the reads began failing (when firing)
 
     def to_signals(self) -> tuple[AlertSignal, ...]:
         if self.reachable:
@@ -140,5 +141,6 @@ class ControlPlaneInput:
                 firing=not self.reachable,
                 annotations={"summary": summary},
                 source="cluster",
+                starts_at=None if self.since is None else int(self.since * 1000),
             ),
         )

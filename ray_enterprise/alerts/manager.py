@@ -67,6 +67,9 @@ class AlertManager:
         self._policy = policy or AlertPolicy()
         self._clock = clock
         self._alerts: dict[str, Alert] = {}  # open (firing) alerts by fingerprint
+        # When each fingerprint last resolved: a late signal of an episode that began before
+        # then (several collectors each telling one outage after it) is not a new episode.
+        self._resolved_at: dict[str, int] = {}
         # fingerprint -> (route, group key) it joined; kept so a severity change cannot lose it
         self._routes: dict[str, list[tuple[Route, str]]] = {}
         self._groups: dict[str, AlertGroup] = {}
@@ -260,15 +263,18 @@ class AlertManager:
         if not signal.firing:
             return None if current is None else self._resolve(current, now)
         if current is None:
+            start = now if signal.starts_at is None else min(signal.starts_at, now)
+            if signal.starts_at is not None and start <= self._resolved_at.get(fp, -1):
+                return None  # told and resolved already
             alert = Alert(
-                id=alert_id(fp, now),
+                id=alert_id(fp, start),
                 fingerprint=fp,
                 labels=dict(signal.labels),
                 severity=signal.severity,
                 annotations=dict(signal.annotations),
                 source=signal.source,
                 status=AlertStatus.FIRING,
-                starts_at=now,
+                starts_at=start,
                 updated_at=now,
                 expires_at=expires,
             )
@@ -297,6 +303,7 @@ class AlertManager:
             alert, status=AlertStatus.RESOLVED, ends_at=now, updated_at=now, escalation_due_at=None
         )
         del self._alerts[alert.fingerprint]
+        self._resolved_at[alert.fingerprint] = now
         self._revision += 1
         for _, key in self._routes.pop(alert.fingerprint, []):
             if key in self._groups:

@@ -92,6 +92,9 @@ class AlertSignal:
     annotations: dict[str, str] = field(default_factory=dict)
     source: str = "manual"
     expires_after_ms: int | None = None
+    #: When the source first saw the problem (ms), for a signal delivered late: a collector
+    #: that saw a lost head tells it once an alert actor runs again, dated when it began.
+    starts_at: int | None = None
 
     def __post_init__(self) -> None:
         # Every summary and label reaches history, handlers and webhooks: redact them here,

@@ -35,6 +35,7 @@ from ray_enterprise.observability.collector import (
     collector_name,
     collector_options,
 )
+from ray_enterprise.observability.control_plane import GCS_READ_TIMEOUT_S, probe_forever
 from ray_enterprise.observability.fault_watch import ControlPlaneWatch, NodeWatch, RefusalWatch
 from ray_enterprise.observability.health import HealthReport, health_score
 from ray_enterprise.observability.metric_batch import Labels, MetricBatch
@@ -55,8 +56,6 @@ logger = logging.getLogger("ray_enterprise.observability")
 
 _PORT_KEY = "observability/prometheus"
 _CHECKPOINT_KEY = "observability/checkpoint"
-_GCS_READ_TIMEOUT_S = 2.0  # a GCS read slower than this (or the period) counts as failed
-_CONTROL_PLANE_PERIOD_S = 1.0  # how often the GCS is probed for ControlPlaneUnreachable
 _NODES_KEY = "observability/nodes"  # the NodeWatch: alive nodes and open losses
 _SHARD_QUEUE = 1000  # batches waiting for the anomaly shards
 _REGISTRY_TIMEOUT_S = 5.0
@@ -435,7 +434,7 @@ class ObservabilityActor:
         hanging from an earlier period counts as failed again instead of starting another."""
         if self._nodes_read is None or self._nodes_read.done():
             self._nodes_read = asyncio.ensure_future(asyncio.to_thread(_alive_nodes))
-        timeout = max(self._health_period_s, _GCS_READ_TIMEOUT_S)
+        timeout = max(self._health_period_s, GCS_READ_TIMEOUT_S)
         done, _ = await asyncio.wait({self._nodes_read}, timeout=timeout)
         if not done:
             raise TimeoutError(f"no answer within {timeout:.1f} s")
@@ -450,33 +449,15 @@ class ObservabilityActor:
                 # The outage began when the read that never answered was sent, not when the
                 # wait for it ended: the first observation is dated then.
                 items += self._control_plane.observe(False, since, detail)
-            items += self._control_plane.observe(ok, time.monotonic(), detail)
+            items += self._control_plane.observe(ok, time.time(), detail)
             for item in items:
                 report_input(item)
 
     async def _probe_control_plane_forever(self) -> None:
-        """One cheap GCS read (a key-value lookup) per second, apart from the health refresh
-        (every ``health_period_s``, 5 s by default): with the refresh alone an outage was seen
-        after two or three periods, so an 8 s GCS restart never raised ControlPlaneUnreachable.
-        A read still hanging from before is not sent again; it counts as failing since it was
-        sent."""
-        pending: asyncio.Future[Any] | None = None
-        sent = 0.0
-        while True:
-            if pending is None or pending.done():
-                pending = asyncio.ensure_future(asyncio.to_thread(_kv.get, _NODES_KEY))
-                sent = time.monotonic()
-            done, _ = await asyncio.wait({pending}, timeout=_GCS_READ_TIMEOUT_S)
-            if done and pending.exception() is None:
-                self._watch_control_plane(True)
-            elif done:
-                exc = pending.exception()
-                self._watch_control_plane(False, f"{type(exc).__name__}: {exc}"[:200], sent)
-            else:
-                self._watch_control_plane(
-                    False, f"no answer within {_GCS_READ_TIMEOUT_S:.0f} s", sent
-                )
-            await asyncio.sleep(_CONTROL_PLANE_PERIOD_S)
+        """One cheap GCS read per second, apart from the health refresh (every
+        ``health_period_s``, 5 s by default): with the refresh alone an outage was seen after
+        two or three periods, so an 8 s GCS restart never raised ControlPlaneUnreachable."""
+        await probe_forever(_NODES_KEY, self._watch_control_plane)
 
     async def _refresh_forever(self) -> None:
         while True:

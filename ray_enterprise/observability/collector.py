@@ -8,6 +8,9 @@ at a high rate the timer would only add its wait to every point and let the buff
 :data:`MAX_HELD_POINTS`, while the calls to the central actor stay one per that many points.
 It is detached, pinned to its node and restarted by Ray forever; a SIGKILL loses at most what
 it held since its last forward.
+
+Off the head it also watches the GCS (ControlPlaneUnreachable): it outlives the head's loss,
+which takes the central actor and the alert actor with it (see :mod:`.control_plane`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ray_enterprise import system_actors
 from ray_enterprise.alerts.client import RestartAlert
+from ray_enterprise.observability.control_plane import PERIOD_S, HeldAlerts, probe_forever
+from ray_enterprise.observability.fault_watch import ControlPlaneWatch
 from ray_enterprise.observability.metric_batch import MetricBatch, merge_batches
 from ray_enterprise.system_actors import NAMESPACE, system_actor_options
 
@@ -38,6 +43,8 @@ MAX_HELD_SPANS = 200_000
 #: Held points that make the collector forward before its interval is up (one recorder flush's
 #: bound: a busy process's every flush goes straight on, small ones are still merged).
 FORWARD_AT_POINTS = 100_000
+_HEAD = "node:__internal_head__"
+_PROBE_KEY = "observability/nodes"  # any key does: the read is what is timed
 
 
 def collector_name(node_id: str) -> str:
@@ -68,7 +75,12 @@ class CollectorActor:
         self._forwarded_points = 0
         self._forward_failed = False
         self._lock = asyncio.Lock()
-        self._task = asyncio.get_event_loop().create_task(self._forward_forever())
+        self._node = node
+        self._control_plane = ControlPlaneWatch()
+        self._held = HeldAlerts()
+        loop = asyncio.get_event_loop()
+        self._task = loop.create_task(self._forward_forever())
+        self._watch_task = loop.create_task(self._watch_control_plane_forever())
         restart_alert.recovered()  # nothing to restore: what it held died with it
 
     async def ping(self) -> str:
@@ -141,6 +153,31 @@ class CollectorActor:
             "held_spans": len(self._spans),
             "forwarded_points": self._forwarded_points,
         }
+
+    async def _watch_control_plane_forever(self) -> None:
+        """Probe the GCS as the central actor does, unless this is the head's collector: the
+        central actor there tells every outage this node would see."""
+        try:
+            nodes = await asyncio.to_thread(ray.nodes)
+        except Exception:
+            logger.exception("collector could not read its node: it does not watch the GCS")
+            return
+        if any(n["NodeID"] == self._node and _HEAD in n["Resources"] for n in nodes):
+            return
+        await asyncio.gather(
+            probe_forever(_PROBE_KEY, self._watch_control_plane), self._deliver_forever()
+        )
+
+    async def _deliver_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PERIOD_S)
+            if self._held.held:
+                await self._held.deliver()
+
+    def _watch_control_plane(self, ok: bool, detail: str, since: float | None) -> None:
+        if not ok and since is not None:
+            self._held.add(self._control_plane.observe(False, since, detail))
+        self._held.add(self._control_plane.observe(ok, time.time(), detail))
 
     def _central_handle(self) -> Any:
         if self._central is None:

@@ -106,7 +106,9 @@ class ControlPlaneWatch:
     """ControlPlaneUnreachable once GCS reads have failed for ``after_s`` (one slow answer on a
     busy head is not an outage); resolved by the first read that succeeds after it fired.
 
-    ``observe(ok, now)`` takes each read's outcome and the time it was made.
+    ``observe(ok, now)`` takes each read's outcome and the time it was made, in wall-clock
+    seconds: the firing input carries when the failures began (``since``), which dates the
+    alert even when it is delivered late.
 
     Example::
 
@@ -140,5 +142,6 @@ class ControlPlaneWatch:
         down = now - self._failing_since
         if not self._fired and down >= self.after_s:
             self._fired = True
-            return [ControlPlaneInput(reachable=False, down_s=down, detail=detail)]
+            since = self._failing_since
+            return [ControlPlaneInput(reachable=False, down_s=down, detail=detail, since=since)]
         return []

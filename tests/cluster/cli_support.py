@@ -27,7 +27,12 @@ def status(env: dict[str, str], address: str) -> dict[str, Any]:
         run = cli(env, "status", "--json", "--address", address, timeout=60)
     except subprocess.TimeoutExpired:
         return {}
-    return dict(json.loads(run.stdout)) if run.returncode == 0 else {}
+    if run.returncode != 0:
+        return {}
+    try:
+        return dict(json.loads(run.stdout))
+    except json.JSONDecodeError:  # a loaded machine: a registry that answers with nothing yet
+        return {}
 
 
 def healthy(env: dict[str, str], address: str) -> dict[str, Any]:

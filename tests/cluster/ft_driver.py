@@ -4,6 +4,8 @@ process never joins the cluster whose head it kills.
     python ft_driver.py ADDRESS start-caller SERVICE   # a detached caller on the app node
     python ft_driver.py ADDRESS report                 # the caller's counts and the actors
     python ft_driver.py ADDRESS specs NAME...          # the registry's running specs
+    python ft_driver.py ADDRESS nodes                  # the nodes the GCS knows, alive or not
+    python ft_driver.py ADDRESS system                 # the system actors' ids and nodes
 """
 
 from __future__ import annotations
@@ -68,6 +70,33 @@ def service_actors() -> dict[str, str]:
     return out
 
 
+def nodes() -> list[dict[str, Any]]:
+    return [
+        {"id": n["NodeID"], "alive": n["Alive"], "head": "node:__internal_head__" in n["Resources"]
+         or "node:__internal_head__" in n.get("Labels", {}), "app": "app" in n["Resources"]}
+        for n in ray.nodes()
+    ]  # fmt: skip
+
+
+def system_actors() -> dict[str, dict[str, Any]]:
+    """Each live named system actor -> its actor id, node and how often Ray restarted it: the
+    same id with more restarts means Ray restarted that actor (detached, max_restarts=-1).
+    Read from the GCS's actor table (this head runs no dashboard, so no state API)."""
+    from ray._private.state import actors
+
+    from ray_enterprise.registry.replicas import parse_replica_id
+
+    out = {}
+    for info in actors().values():
+        name = info["Name"]
+        if info["State"] == "ALIVE" and name and name != CALLER and not parse_replica_id(name):
+            out[name] = {
+                "id": info["ActorID"], "node": info["Address"]["NodeID"],
+                "restarts": info["NumRestarts"],
+            }  # fmt: skip
+    return out
+
+
 def main() -> None:
     address, command = sys.argv[1], sys.argv[2]
     from ray_enterprise.runtime import init_ray
@@ -90,6 +119,10 @@ def main() -> None:
 
         specs = ray.get(registry_actor().get_specs.remote(sys.argv[3:]), timeout=60)
         print(json.dumps({s["name"]: s for s in specs}))
+    elif command == "nodes":
+        print(json.dumps(nodes()))
+    elif command == "system":
+        print(json.dumps(system_actors()))
     else:
         raise SystemExit(f"unknown command {command!r}")
 

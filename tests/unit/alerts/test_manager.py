@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ray_enterprise.alerts.errors import AlertNotFoundError, SilenceNotFoundError
@@ -315,3 +317,30 @@ def test_an_escalation_that_raises_to_critical_inhibits_the_services_other_alert
     am.tick(t0 + 5 * M)
     assert am.get(page.id).severity is Severity.CRITICAL
     assert am.get(other.id).inhibited_by == (page.id,)
+
+
+def test_a_signal_delivered_late_is_dated_when_its_source_saw_it_begin() -> None:
+    clock = FakeClock(1_700_000_000_000)
+    am = manager(clock)
+    seen = clock.now - 40 * S  # a collector held it while the head was away
+    am.ingest(replace(signal(), starts_at=seen))
+    [alert] = am.alerts()
+    assert alert.starts_at == seen and alert.updated_at == clock.now
+    am.ingest(replace(signal(name="Later"), starts_at=clock.now + M))  # never in the future
+    assert {a.name: a.starts_at for a in am.alerts()}["Later"] == clock.now
+
+
+def test_a_late_signal_of_an_episode_already_resolved_is_not_a_new_alert() -> None:
+    clock = FakeClock(1_700_000_000_000)
+    am = manager(clock)
+    began = clock.now
+    am.ingest(replace(signal(), starts_at=began))  # the central actor tells the outage
+    clock.advance(10 * S)
+    am.ingest(signal(firing=False))
+    clock.advance(S)  # a collector tells the same outage once an alert actor answers it
+    am.ingest(replace(signal(), starts_at=began + S))
+    am.ingest(signal(firing=False))
+    assert am.alerts() == []
+    assert [c.kind for c in am.take_changes()] == [ChangeKind.FIRED, ChangeKind.RESOLVED]
+    am.ingest(replace(signal(), starts_at=clock.now))  # a new outage after it is a new alert
+    assert len(am.alerts()) == 1

@@ -33,3 +33,11 @@ def test_a_second_outage_fires_again() -> None:
     watch.observe(True, now=2.0)
     assert watch.observe(False, now=10.0) == []
     assert [i.reachable for i in watch.observe(False, now=11.0)] == [False]
+
+
+def test_the_alert_is_dated_when_the_failing_reads_began() -> None:
+    watch = ControlPlaneWatch(after_s=3.0)
+    watch.observe(False, now=1_700_000_000.0)
+    (fired,) = watch.observe(False, now=1_700_000_004.0)
+    assert fired.since == 1_700_000_000.0
+    assert fired.to_signals()[0].starts_at == 1_700_000_000_000
