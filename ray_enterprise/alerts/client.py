@@ -177,6 +177,10 @@ def report_input(item: AlertInput) -> bool:
 
 def was_restarted() -> bool:
     """True inside an actor that Ray restarted after its process died."""
+    if not ray.is_initialized():
+        # Not an actor; and reading the runtime context here would start a Ray of its own in
+        # this process (auto-init), which a later ray.init(namespace=...) then silently joins.
+        return False
     try:
         with warnings.catch_warnings():  # Ray 2.60 reads its own deprecated actor_id in there
             warnings.simplefilter("ignore", DeprecationWarning)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from ray_enterprise.alerts.client import RestartAlert
 from ray_enterprise.alerts.faults import (
     DEFAULT_REFUSED_QUIET_MS,
@@ -108,3 +111,19 @@ def test_restart_alert_fires_only_for_a_restarted_actor_and_resolves_once() -> N
         ("anomaly-shard:0", False),
     ]
     assert "0.250 s" in sent[1].detail  # type: ignore[attr-defined]
+
+
+def test_asking_whether_restarted_outside_ray_starts_no_ray() -> None:
+    """Reading Ray's runtime context outside an actor starts a Ray of its own (auto-init); a
+    later ``ray.init(namespace=...)`` then joins that one, and named actors vanish from view.
+    Run in a fresh interpreter: this test process may already hold a Ray session."""
+    code = (
+        "import ray\n"
+        "from ray_enterprise.alerts.client import RestartAlert\n"
+        "alert = RestartAlert('registry', report=print)\n"
+        "alert.recovered()\n"
+        "assert not alert.restarted\n"
+        "assert not ray.is_initialized(), 'a Ray was started'\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
