@@ -21,7 +21,10 @@ LEVELS: list[tuple[str, ...]] = [
      "alerts.matchers", "observability.metrics", "observability.recorder",
      "observability.metric_batch", "observability.metric_names", "observability.metric_handles",
      "observability.tracing", "observability.trace_context", "observability.collector",
-     "observability.process_settings", "observability.otlp"),
+     "observability.process_settings", "observability.otlp",
+     # The collector watches the GCS off the head (ControlPlaneUnreachable): the probe and its
+     # pure rules sit with it, below the observability actors.
+     "observability.control_plane", "observability.fault_watch"),
     ("security", "config", "anomaly"),
     ("alerts", "observability"),
     ("service", "serve"),
